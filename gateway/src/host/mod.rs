@@ -1,0 +1,493 @@
+//! The wasmtime host: compiling plugin components (with an on-disk cache),
+//! instantiating them cheaply from an `InstancePre`, and calling them under a
+//! deadline and a memory cap.
+//!
+//! This is the only module that knows the WIT-generated types; the rest of the
+//! gateway sees [`PluginRuntime::process`] taking and returning plain Rust values.
+
+mod state;
+
+use crate::telemetry::{FaultLabels, FaultReason, Metrics, PluginLabel, RecycleLabels, RecycleReason};
+use sha2::{Digest, Sha256};
+use state::HostState;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap};
+
+pub use wraith_event::flat::FlatBatch;
+
+wasmtime::component::bindgen!({
+    world: "wraith-plugin",
+    path: "../wit",
+});
+
+use wraith::plugin::types;
+
+/// A batch encoded once and handed, unchanged, to as many plugins as need it.
+pub struct EncodedBatch(types::Batch);
+
+impl From<FlatBatch> for EncodedBatch {
+    fn from(b: FlatBatch) -> Self {
+        EncodedBatch(types::Batch {
+            data: b.data,
+            leaves: b.leaves,
+            events: b.events,
+        })
+    }
+}
+
+impl EncodedBatch {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.0.events.len() / wraith_event::flat::EVENT_WORDS
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.events.is_empty()
+    }
+}
+
+/// How often the epoch ticks; call deadlines are rounded up to this.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid WebAssembly component: {message}")]
+    Compile { path: PathBuf, message: String },
+    #[error(
+        "{path} does not implement the wraith:plugin@0.1.0 world ({message}); rebuild it against this gateway's wit/ (wraith-plugin SDK 0.1)"
+    )]
+    Contract { path: PathBuf, message: String },
+    #[error("plugin `{plugin}` refused its config: {}", if field.is_empty() { message.clone() } else { format!("field `{field}`: {message}") })]
+    Config {
+        plugin: String,
+        field: String,
+        message: String,
+    },
+    #[error("plugin `{plugin}` failed during init: {message}")]
+    InitFault { plugin: String, message: String },
+}
+
+/// Limits applied to every plugin instance.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub call_timeout: Duration,
+    pub memory_limit: usize,
+    pub memory_high_water: usize,
+    pub max_calls_per_instance: u64,
+    pub quarantine_after: u32,
+}
+
+impl Limits {
+    pub fn from_config(c: &crate::config::PluginsConfig) -> Self {
+        Limits {
+            call_timeout: c.call_timeout,
+            memory_limit: c.memory_limit.as_u64() as usize,
+            memory_high_water: c.memory_high_water.as_u64() as usize,
+            max_calls_per_instance: c.max_calls_per_instance,
+            quarantine_after: c.quarantine_after,
+        }
+    }
+}
+
+/// The shared wasmtime engine, its linker, the epoch ticker and the
+/// compiled-artifact cache.
+pub struct Host {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: Option<PathBuf>,
+    metrics: Arc<Metrics>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Host {
+    /// Build the engine. `cache_dir` keeps compiled components across restarts.
+    pub fn new(cache_dir: Option<PathBuf>, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Host>> {
+        let mut cfg = wasmtime::Config::new();
+        cfg.wasm_component_model(true);
+        cfg.epoch_interruption(true);
+        let engine = Engine::new(&cfg)?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        WraithPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        if let Some(dir) = &cache_dir {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.weak();
+        let stop = stop_ticker.clone();
+        std::thread::Builder::new()
+            .name("wraith-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match ticker_engine.upgrade() {
+                        Some(e) => e.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })?;
+        Ok(Arc::new(Host {
+            engine,
+            linker,
+            cache_dir,
+            metrics,
+            stop_ticker,
+        }))
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Compile (or load from the cache) a component from its bytes.
+    fn component(&self, path: &Path, bytes: &[u8], sha256: &str) -> Result<Component, LoadError> {
+        let cached = self.cache_dir.as_ref().map(|d| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.engine.precompile_compatibility_hash().hash(&mut h);
+            d.join(format!("{sha256}-{:016x}.cwasm", h.finish()))
+        });
+        if let Some(c) = &cached
+            && c.is_file()
+        {
+            // SAFETY: the file was written by `Component::serialize` of this
+            // same engine configuration (the name carries its compatibility
+            // hash) into a folder only the gateway writes; wasmtime still
+            // checks the header and version before using it.
+            match unsafe { Component::deserialize_file(&self.engine, c) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::warn!(cache = %c.display(), error = %e, "ignoring unusable compiled-plugin cache entry"),
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        })?;
+        if let Some(c) = &cached
+            && let Ok(bytes) = component.serialize()
+        {
+            let tmp = c.with_extension("tmp");
+            if std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, c)).is_err() {
+                tracing::warn!(cache = %c.display(), "could not write compiled-plugin cache entry");
+            }
+        }
+        Ok(component)
+    }
+
+    /// Load a plugin file: compile, link, build one instance and run `init`
+    /// with `config_json`. Runs on the calling thread; call it off the
+    /// request path.
+    pub fn load(
+        self: &Arc<Self>,
+        name: &str,
+        path: &Path,
+        config_json: String,
+        limits: Limits,
+    ) -> Result<Arc<PluginRuntime>, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        let started = Instant::now();
+        let component = self.component(path, &bytes, &sha256)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(WraithPluginPre::new)
+            .map_err(|e| LoadError::Contract {
+                path: path.to_path_buf(),
+                message: contract_mismatch(&component, &self.engine, &e),
+            })?;
+        let runtime = Arc::new(PluginRuntime {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            sha256,
+            config_json,
+            limits,
+            pre,
+            pool: Mutex::new(Vec::new()),
+            host: self.clone(),
+            stats: PluginStats::default(),
+            counter_names: Arc::new(Mutex::new(Default::default())),
+        });
+        let first = runtime.instantiate().map_err(|e| match e {
+            InstantiateError::Config { field, message } => LoadError::Config {
+                plugin: name.to_string(),
+                field,
+                message,
+            },
+            InstantiateError::Fault(message) => LoadError::InitFault {
+                plugin: name.to_string(),
+                message,
+            },
+        })?;
+        runtime.pool.lock().expect("pool lock").push(first);
+        tracing::debug!(plugin = name, ms = started.elapsed().as_millis() as u64, "plugin compiled and initialised");
+        Ok(runtime)
+    }
+}
+
+fn contract_mismatch(component: &Component, engine: &Engine, e: &wasmtime::Error) -> String {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    let ours: Vec<&String> = exports.iter().filter(|n| n.starts_with("wraith:plugin/")).collect();
+    if ours.is_empty() {
+        format!("it exports no wraith:plugin interface (exports: {})", exports.join(", "))
+    } else {
+        format!("it exports {}; {e:#}", ours.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Counters about one loaded plugin, shown in `/v1/plugins`.
+#[derive(Default, Debug)]
+pub struct PluginStats {
+    pub events_in: AtomicU64,
+    pub kept: AtomicU64,
+    pub dropped: AtomicU64,
+    pub rejected: AtomicU64,
+    pub faulted: AtomicU64,
+    pub calls: AtomicU64,
+    pub faults: AtomicU64,
+    pub consecutive_faults: AtomicU32,
+    pub quarantined: AtomicBool,
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// A plugin call that failed; the batch must not continue unprocessed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct Fault {
+    pub reason: FaultReason,
+    pub message: String,
+}
+
+enum InstantiateError {
+    Config { field: String, message: String },
+    Fault(String),
+}
+
+struct Instance {
+    store: Store<HostState>,
+    bindings: WraithPlugin,
+    calls: u64,
+}
+
+/// What a plugin answered for one batch, in plain types.
+#[derive(Debug, Default)]
+pub struct PluginAnswer {
+    pub outcomes: Vec<(u32, Verdict)>,
+    pub edits: Vec<u32>,
+    pub edit_data: Vec<u8>,
+}
+
+/// A plugin's verdict on one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Drop(String),
+    Reject(String),
+    Route(String),
+}
+
+/// A loaded plugin: its compiled form, a pool of ready instances and its stats.
+pub struct PluginRuntime {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub config_json: String,
+    pub limits: Limits,
+    pre: WraithPluginPre<HostState>,
+    pool: Mutex<Vec<Instance>>,
+    host: Arc<Host>,
+    pub stats: PluginStats,
+    counter_names: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+impl PluginRuntime {
+    fn instantiate(&self) -> Result<Instance, InstantiateError> {
+        let state = HostState::new(
+            self.name.clone(),
+            self.limits.memory_limit,
+            self.host.metrics.clone(),
+            self.counter_names.clone(),
+        );
+        let mut store = Store::new(&self.host.engine, state);
+        store.limiter(|s| s);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.deadline_ticks());
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| InstantiateError::Fault(describe_trap(&store, &e, &self.limits)))?;
+        store.set_epoch_deadline(self.deadline_ticks());
+        match bindings.wraith_plugin_plugin().call_init(&mut store, &self.config_json) {
+            Ok(Ok(())) => Ok(Instance {
+                store,
+                bindings,
+                calls: 0,
+            }),
+            Ok(Err(types::ConfigError { field, message })) => Err(InstantiateError::Config { field, message }),
+            Err(e) => Err(InstantiateError::Fault(describe_trap(&store, &e, &self.limits))),
+        }
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        let tick = EPOCH_TICK.as_micros() as u64;
+        (self.limits.call_timeout.as_micros() as u64).div_ceil(tick).max(1) + 1
+    }
+
+    /// Run the plugin on one batch. On a fault the instance is discarded, so
+    /// the next call starts from a fresh one.
+    pub fn process(&self, batch: &EncodedBatch) -> Result<PluginAnswer, Fault> {
+        let pooled = self.pool.lock().expect("pool lock").pop();
+        let mut inst = match pooled {
+            Some(i) => i,
+            None => self.instantiate().map_err(|e| Fault {
+                reason: FaultReason::instantiate,
+                message: match e {
+                    InstantiateError::Config { field, message } => {
+                        format!("init refused its config on a fresh instance: {field}: {message}")
+                    }
+                    InstantiateError::Fault(m) => format!("could not build a fresh instance: {m}"),
+                },
+            })?,
+        };
+        inst.store.set_epoch_deadline(self.deadline_ticks());
+        inst.store.data_mut().reset_call();
+        let started = Instant::now();
+        let result = inst.bindings.wraith_plugin_plugin().call_process(&mut inst.store, &batch.0);
+        self.host
+            .metrics
+            .plugin_call_seconds
+            .get_or_create(&PluginLabel { plugin: self.name.clone() })
+            .observe(started.elapsed().as_secs_f64());
+        self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(answer) => {
+                inst.calls += 1;
+                let memory = inst.store.data().memory_bytes();
+                let recycle = if inst.calls >= self.limits.max_calls_per_instance {
+                    Some(RecycleReason::calls)
+                } else if memory >= self.limits.memory_high_water {
+                    Some(RecycleReason::memory)
+                } else {
+                    None
+                };
+                match recycle {
+                    Some(reason) => {
+                        self.host
+                            .metrics
+                            .plugin_recycled
+                            .get_or_create(&RecycleLabels { plugin: self.name.clone(), reason })
+                            .inc();
+                        tracing::debug!(plugin = %self.name, ?reason, memory, "recycling plugin instance");
+                    }
+                    None => self.pool.lock().expect("pool lock").push(inst),
+                }
+                Ok(PluginAnswer {
+                    outcomes: answer
+                        .outcomes
+                        .into_iter()
+                        .map(|o| {
+                            let v = match o.verdict {
+                                types::Verdict::Drop(r) => Verdict::Drop(r),
+                                types::Verdict::Reject(r) => Verdict::Reject(r),
+                                types::Verdict::Route(r) => Verdict::Route(r),
+                            };
+                            (o.index, v)
+                        })
+                        .collect(),
+                    edits: answer.edits,
+                    edit_data: answer.edit_data,
+                })
+            }
+            Err(e) => {
+                let message = describe_trap(&inst.store, &e, &self.limits);
+                let reason = if inst.store.data().memory_exceeded() {
+                    FaultReason::memory
+                } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                    FaultReason::timeout
+                } else {
+                    FaultReason::trap
+                };
+                Err(Fault { reason, message })
+            }
+        }
+    }
+
+    /// Record a fault: counters, last error, and quarantine after too many in a row.
+    pub fn record_fault(&self, fault: &Fault) {
+        let m = &self.host.metrics;
+        m.plugin_faults
+            .get_or_create(&FaultLabels { plugin: self.name.clone(), reason: fault.reason })
+            .inc();
+        self.stats.faults.fetch_add(1, Ordering::Relaxed);
+        *self.stats.last_error.lock().expect("stats lock") = Some(fault.message.clone());
+        let n = self.stats.consecutive_faults.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= self.limits.quarantine_after && !self.stats.quarantined.swap(true, Ordering::Relaxed) {
+            m.plugin_quarantined
+                .get_or_create(&PluginLabel { plugin: self.name.clone() })
+                .set(1);
+            tracing::error!(plugin = %self.name, faults = n, "plugin quarantined after repeated faults; replace its file to load it again");
+        }
+    }
+
+    /// Record a successful call.
+    pub fn record_success(&self) {
+        self.stats.consecutive_faults.store(0, Ordering::Relaxed);
+    }
+
+    pub fn is_quarantined(&self) -> bool {
+        self.stats.quarantined.load(Ordering::Relaxed)
+    }
+
+    /// Forget the quarantine gauge when the plugin leaves the chain.
+    pub fn retire(&self) {
+        self.host
+            .metrics
+            .plugin_quarantined
+            .get_or_create(&PluginLabel { plugin: self.name.clone() })
+            .set(0);
+    }
+}
+
+fn describe_trap(store: &Store<HostState>, e: &wasmtime::Error, limits: &Limits) -> String {
+    let state = store.data();
+    if state.memory_exceeded() {
+        return format!(
+            "memory limit exceeded: the instance tried to grow past {} bytes",
+            limits.memory_limit
+        );
+    }
+    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return format!("timed out: the call ran past its {:?} deadline", limits.call_timeout);
+    }
+    let trap = e
+        .downcast_ref::<Trap>()
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| format!("{e:#}").lines().next().unwrap_or("").to_string());
+    match state.stderr_tail() {
+        Some(tail) => format!("trapped: {trap} ({tail})"),
+        None => format!("trapped: {trap}"),
+    }
+}

@@ -1,0 +1,124 @@
+//! Turning request bodies into candidate events.
+
+use super::ApiError;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, header};
+use serde_json::Value;
+
+/// An event refused before validation (an unparseable NDJSON line) or by it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub field: String,
+    pub message: String,
+}
+
+/// Read the (already decompressed) body, refusing more than `limit` bytes.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    match axum::body::to_bytes(body, limit).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let is_limit = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                .any(|e| e.is::<http_body_util::LengthLimitError>());
+            if is_limit {
+                Err(ApiError::too_large(format!(
+                    "the request body is larger than {limit} bytes (after decompression)"
+                )))
+            } else {
+                Err(ApiError::bad_request(
+                    "unreadable_body",
+                    format!("could not read the request body (is the gzip stream valid?): {e}"),
+                ))
+            }
+        }
+    }
+}
+
+enum Format {
+    Json,
+    Ndjson,
+}
+
+fn format(headers: &HeaderMap) -> Result<Format, ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(Format::Json);
+    };
+    let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    match mime {
+        "application/json" | "text/json" | "" => Ok(Format::Json),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" | "application/jsonlines" => {
+            Ok(Format::Ndjson)
+        }
+        other => Err(ApiError::unsupported(format!(
+            "content type {other:?} is not accepted; send application/json (an array, {{\"events\": [...]}} or one event) or application/x-ndjson (one event per line)"
+        ))),
+    }
+}
+
+/// Parse a batch body: a JSON array, `{"events": [...]}`, one JSON object, or NDJSON.
+pub fn parse_batch(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Result<Value, Refused>>, ApiError> {
+    match format(headers)? {
+        Format::Json => {
+            let v: Value = parse_json(body)?;
+            match v {
+                Value::Array(items) => Ok(items.into_iter().map(Ok).collect()),
+                Value::Object(mut m) if m.contains_key("events") => match m.remove("events") {
+                    Some(Value::Array(items)) => Ok(items.into_iter().map(Ok).collect()),
+                    _ => Err(ApiError::bad_request("bad_body", "field `events` must be an array of events")),
+                },
+                v @ Value::Object(_) => Ok(vec![Ok(v)]),
+                _ => Err(ApiError::bad_request(
+                    "bad_body",
+                    "the body must be a JSON array of events, {\"events\": [...]}, or one event object",
+                )),
+            }
+        }
+        Format::Ndjson => {
+            let text = std::str::from_utf8(body)
+                .map_err(|e| ApiError::bad_request("bad_body", format!("the body is not UTF-8: {e}")))?;
+            let items: Vec<_> = text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(n, line)| {
+                    serde_json::from_str::<Value>(line).map_err(|e| Refused {
+                        field: String::new(),
+                        message: format!("line {} is not valid JSON: {e}", n + 1),
+                    })
+                })
+                .collect();
+            if !items.is_empty() && items.iter().all(|i| i.is_err()) {
+                let first = items[0].as_ref().err().map(|r| r.message.clone()).unwrap_or_default();
+                return Err(ApiError::bad_request(
+                    "bad_body",
+                    format!("no line of the NDJSON body is valid JSON ({first})"),
+                ));
+            }
+            Ok(items)
+        }
+    }
+}
+
+/// Parse a single-event body (`POST /event`).
+pub fn parse_single(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Result<Value, Refused>>, ApiError> {
+    match format(headers)? {
+        Format::Json => match parse_json(body)? {
+            v @ Value::Object(_) => Ok(vec![Ok(v)]),
+            _ => Err(ApiError::bad_request(
+                "bad_body",
+                "POST /event takes one event object; send batches to POST /v1/events",
+            )),
+        },
+        Format::Ndjson => Err(ApiError::unsupported(
+            "POST /event takes one JSON object (application/json); send NDJSON to POST /v1/events",
+        )),
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ApiError::bad_request("empty_body", "the request body is empty"));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))
+}

@@ -1,0 +1,209 @@
+//! HTTP ingest: routes, body limits and decoding, per-event validation, and
+//! the JSON answers. Knows nothing of wasmtime or sink clients: it hands
+//! validated events to [`Gateway::submit`].
+
+mod decode;
+mod error;
+
+use crate::gateway::{Gateway, SubmitError};
+use crate::telemetry::HttpLabels;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+pub use error::ApiError;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower_http::decompression::RequestDecompressionLayer;
+
+/// Limits applied to requests.
+#[derive(Debug, Clone)]
+pub struct IngestLimits {
+    pub max_body_bytes: usize,
+    pub max_events: usize,
+}
+
+/// Shared state of the routes.
+pub struct AppState {
+    pub gateway: Arc<Gateway>,
+    pub limits: IngestLimits,
+}
+
+/// The gateway's HTTP API.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/events", post(post_events))
+        .route("/event", post(post_event))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/v1/plugins", get(plugins))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(RequestDecompressionLayer::new())
+        .with_state(state)
+}
+
+async fn count_requests(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let resp = next.run(req).await;
+    state
+        .gateway
+        .metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            route,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    resp
+}
+
+/// One refused event.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct EventErrorBody {
+    pub index: usize,
+    /// The offending field, empty when the event as a whole is wrong.
+    pub field: String,
+    pub message: String,
+}
+
+/// The answer to a batch.
+#[derive(Debug, Serialize)]
+pub struct BatchAnswer {
+    /// Events stored (at the default or a routed destination).
+    pub accepted: usize,
+    /// Events a plugin dropped on purpose.
+    pub dropped: usize,
+    /// Events written to the dead-letter queue by a plugin's verdict or fault.
+    pub dead_lettered: usize,
+    /// Events refused as invalid (see `errors`); they were not stored.
+    pub invalid: usize,
+    /// The `event_id` of every event by position (`null` for invalid ones).
+    pub event_ids: Vec<Option<String>>,
+    pub errors: Vec<EventErrorBody>,
+}
+
+async fn post_events(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let bytes = decode::read_body(body, state.limits.max_body_bytes).await?;
+    let parsed = decode::parse_batch(&headers, &bytes)?;
+    ingest(&state, parsed).await
+}
+
+async fn post_event(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let bytes = decode::read_body(body, state.limits.max_body_bytes).await?;
+    let parsed = decode::parse_single(&headers, &bytes)?;
+    ingest(&state, parsed).await
+}
+
+async fn ingest(state: &AppState, parsed: Vec<Result<Value, decode::Refused>>) -> Result<Response, ApiError> {
+    if parsed.is_empty() {
+        return Err(ApiError::bad_request("empty_batch", "the request holds no events"));
+    }
+    if parsed.len() > state.limits.max_events {
+        return Err(ApiError::too_large(format!(
+            "the request holds {} events; at most {} are accepted in one request",
+            parsed.len(),
+            state.limits.max_events
+        )));
+    }
+    let metrics = &state.gateway.metrics;
+    metrics.events_received.inc_by(parsed.len() as u64);
+    let now = time::OffsetDateTime::now_utc();
+    let mut valid = Vec::with_capacity(parsed.len());
+    let mut event_ids = Vec::with_capacity(parsed.len());
+    let mut errors = Vec::new();
+    for (index, item) in parsed.into_iter().enumerate() {
+        let checked = item.and_then(|v| {
+            wraith_event::validate::normalize(v, now).map_err(|e| decode::Refused {
+                field: e.field.to_string(),
+                message: e.message,
+            })
+        });
+        match checked {
+            Ok(event) => {
+                event_ids.push(event.get("event_id").and_then(|v| v.as_str()).map(str::to_string));
+                valid.push(event);
+            }
+            Err(r) => {
+                event_ids.push(None);
+                errors.push(EventErrorBody {
+                    index,
+                    field: r.field,
+                    message: r.message,
+                });
+            }
+        }
+    }
+    metrics.events_invalid.inc_by(errors.len() as u64);
+    let submitted = if valid.is_empty() {
+        Default::default()
+    } else {
+        state.gateway.submit(valid).await.map_err(|e| match e {
+            SubmitError::Sink(e) => ApiError::unavailable(e.to_string()),
+            SubmitError::Internal(m) => ApiError::internal(m),
+        })?
+    };
+    let all_invalid = submitted == Default::default() && !errors.is_empty() && errors.len() == event_ids.len();
+    let answer = BatchAnswer {
+        accepted: submitted.accepted,
+        dropped: submitted.dropped,
+        dead_lettered: submitted.dead_lettered,
+        invalid: errors.len(),
+        event_ids,
+        errors,
+    };
+    let status = if all_invalid { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    Ok((status, Json(answer)).into_response())
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let chain = state.gateway.registry.chain();
+    if chain.generation == 0 {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "loading plugins"}))).into_response();
+    }
+    Json(json!({"status": "ready", "generation": chain.generation, "plugins": chain.links.len()})).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.gateway.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn plugins(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let (generation, plugins, manifest_error) = state.gateway.registry.status();
+    Json(json!({
+        "generation": generation,
+        "dir": state.gateway.registry.dir().display().to_string(),
+        "manifest_error": manifest_error,
+        "plugins": plugins,
+    }))
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no route for {} {}; events go to POST /v1/events",
+            req.method(),
+            req.uri().path()
+        ),
+    )
+}

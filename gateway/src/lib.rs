@@ -1,0 +1,33 @@
+//! # The Wraith gateway
+//!
+//! Tools send telemetry events over HTTP; the gateway checks them, runs every
+//! batch through a chain of sandboxed WebAssembly plugins chosen by the
+//! operator (scrubbing, validation, enrichment, routing) and stores what
+//! survives. One event's way through:
+//!
+//! ```text
+//! POST /v1/events ─▶ ingest ──────────▶ gateway::submit ──▶ pipeline::Chain::run ──▶ sinks::file
+//!  (gzip, limits)    (parse, validate,   (one blocking task   (plugin 1 … plugin n,    (group commit,
+//!                     assign ids)         per batch)           host: deadline, memory)   fsync, then 2xx)
+//! ```
+//!
+//! The main trade-off is when to answer the client: only after the sink has
+//! made the events durable. A 2xx therefore means "stored" (or deliberately
+//! dropped, or dead-lettered with a reason), never "queued in memory".
+//!
+//! Modules: [`config`] (the typed TOML tree), [`ingest`] (HTTP), [`pipeline`]
+//! (chain, manifest, reload), [`host`] (wasmtime; the only module that knows
+//! WIT types), [`sinks`], [`telemetry`] (logs and metrics), [`server`]
+//! (startup and shutdown), [`check`] (`gateway check`).
+
+pub mod check;
+pub mod config;
+pub mod gateway;
+pub mod host;
+pub mod ingest;
+pub mod pipeline;
+pub mod server;
+pub mod sinks;
+pub mod telemetry;
+
+pub use server::run;

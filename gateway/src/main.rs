@@ -1,0 +1,130 @@
+//! The `gateway` binary: command line → [`Config`] → [`wraith_gateway::run`].
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wraith_gateway::config::Config;
+
+/// Wraith: a telemetry gateway extended with WebAssembly plugins.
+///
+/// Receives events over HTTP, runs every batch through the `.wasm` plugins in
+/// the plugins folder (reloaded when files change) and writes what survives as
+/// JSON Lines under the data folder. `gateway --plugins DIR` is short for
+/// `gateway serve --plugins DIR`.
+#[derive(Parser)]
+#[command(name = "gateway", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default command).
+    Serve(ServeArgs),
+    /// Load every plugin of a folder, report what fails and why, and with
+    /// --sample show each event before and after the chain. Starts no server;
+    /// exits with status 1 if a plugin does not load.
+    Check(CheckArgs),
+    /// Print the version.
+    Version,
+    /// Print an example config file with every setting at its default.
+    Config,
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Folder of `.wasm` plugins (and an optional plugins.toml) [default: plugins]
+    #[arg(long, value_name = "DIR", env = "WRAITH_PLUGINS")]
+    plugins: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR", env = "WRAITH_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Folder for the JSON Lines output and the compiled-plugin cache [default: ./data]
+    #[arg(long, value_name = "DIR", env = "WRAITH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// TOML config file; flags override its settings (`gateway config` prints an example)
+    #[arg(long, value_name = "FILE", env = "WRAITH_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Folder of `.wasm` plugins [default: plugins]
+    #[arg(long, value_name = "DIR")]
+    plugins: Option<PathBuf>,
+    /// JSON Lines file of events to run through the chain
+    #[arg(long, value_name = "FILE.jsonl")]
+    sample: Option<PathBuf>,
+    /// TOML config file (for plugin limits)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config> {
+    let config = match path {
+        Some(p) => Config::from_file(p)?,
+        None => Config::default(),
+    };
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Check(args)) => {
+            let mut config = load_config(args.config.as_ref())?;
+            if let Some(p) = args.plugins {
+                config.plugins.dir = p;
+            }
+            config.validate()?;
+            let stdout = std::io::stdout();
+            let ok = wraith_gateway::check::check(&config, args.sample.as_deref(), &mut stdout.lock())?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Some(Command::Version) => {
+            println!("gateway {} (plugin contract wraith:plugin@0.1.0)", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Config) => {
+            print!("{}", Config::example_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode> {
+    wraith_gateway::telemetry::init_tracing();
+    let mut config = load_config(args.config.as_ref())?;
+    if let Some(p) = args.plugins {
+        config.plugins.dir = p;
+    }
+    if let Some(l) = args.listen {
+        config.server.listen = l;
+    }
+    if let Some(d) = args.data_dir {
+        config.file_sink.dir = d;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(wraith_gateway::run(config))?;
+    Ok(ExitCode::SUCCESS)
+}

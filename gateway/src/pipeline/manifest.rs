@@ -1,0 +1,136 @@
+//! `plugins.toml`: optional order, failure policy and config of the plugins
+//! in a folder.
+//!
+//! ```toml
+//! # Plugins run in this order; files not listed run after, by file name.
+//! order = ["schema-validate", "pii-scrub", "enrich", "route"]
+//!
+//! [plugins.pii-scrub]
+//! # What happens to a batch when the plugin faults or is quarantined:
+//! # "dead-letter" (default: fail closed) or "pass" (hand it on unchanged).
+//! on_error = "dead-letter"
+//! # false keeps the file in the folder but out of the chain.
+//! enabled = true
+//! # Given to the plugin's `init` as JSON.
+//! [plugins.pii-scrub.config]
+//! email = "mask"
+//! ```
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The manifest's file name inside the plugins folder.
+pub const MANIFEST: &str = "plugins.toml";
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Manifest {
+    /// Plugin names (file names without `.wasm`) in chain order.
+    pub order: Vec<String>,
+    /// Per-plugin settings, by name.
+    pub plugins: BTreeMap<String, PluginEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginEntry {
+    pub enabled: bool,
+    pub on_error: FailurePolicy,
+    pub config: toml::Table,
+}
+
+impl Default for PluginEntry {
+    fn default() -> Self {
+        PluginEntry {
+            enabled: true,
+            on_error: FailurePolicy::DeadLetter,
+            config: toml::Table::new(),
+        }
+    }
+}
+
+/// What happens to a batch when its plugin cannot process it.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailurePolicy {
+    /// Fail closed: the batch goes to the dead-letter queue.
+    #[default]
+    DeadLetter,
+    /// Fail open: the batch continues unchanged (for harmless plugins such
+    /// as enrichers; never for scrubbers).
+    Pass,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid {path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+impl Manifest {
+    /// Read the manifest of a folder; a missing file is an empty manifest.
+    pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
+        let path = dir.join(MANIFEST);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
+            Err(source) => {
+                return Err(ManifestError::Read {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        };
+        toml::from_str(&text).map_err(|e| ManifestError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Settings of one plugin (defaults when the manifest does not name it).
+    pub fn entry(&self, name: &str) -> PluginEntry {
+        self.plugins.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Sort plugin names into chain order.
+    pub fn ordered(&self, mut names: Vec<String>) -> Vec<String> {
+        names.sort();
+        let mut out: Vec<String> = self.order.iter().filter(|n| names.contains(n)).cloned().collect();
+        out.extend(names.into_iter().filter(|n| !self.order.contains(n)));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_listed_first_then_by_name() {
+        let m: Manifest = toml::from_str("order = [\"b\", \"missing\", \"c\"]").unwrap();
+        let got = m.ordered(vec!["d".into(), "c".into(), "a".into(), "b".into()]);
+        assert_eq!(got, ["b", "c", "a", "d"]);
+    }
+
+    #[test]
+    fn parses_entries_and_refuses_typos() {
+        let m: Manifest = toml::from_str(
+            "[plugins.x]\non_error = \"pass\"\nconfig = { field = \"tool\", n = 3 }\n",
+        )
+        .unwrap();
+        let e = m.entry("x");
+        assert_eq!(e.on_error, FailurePolicy::Pass);
+        assert_eq!(e.config["field"].as_str(), Some("tool"));
+        assert!(m.entry("y").enabled);
+        let err = toml::from_str::<Manifest>("[plugins.x]\non_eror = \"pass\"\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `on_eror`"), "{err}");
+        let err = toml::from_str::<Manifest>("[plugins.x]\non_error = \"ignore\"\n").unwrap_err();
+        assert!(err.to_string().contains("dead-letter"), "{err}");
+    }
+}

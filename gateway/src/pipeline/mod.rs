@@ -1,0 +1,327 @@
+//! The plugin chain: runs batches of events through the plugins in order and
+//! decides what becomes of each event.
+//!
+//! A [`Chain`] is immutable; reloads build a new one and swap it in
+//! ([`registry::Registry`]), so a batch runs wholly on one chain. The batch is
+//! encoded once and re-encoded only after a plugin changed or removed events.
+
+pub mod manifest;
+pub mod registry;
+
+use crate::host::{EncodedBatch, Fault, FlatBatch, PluginAnswer, PluginRuntime, Verdict};
+use crate::telemetry::{FaultReason, Metrics, PluginOutcome};
+use manifest::FailurePolicy;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// The destination of events no plugin routed.
+pub const DEFAULT_DESTINATION: &str = "events";
+
+/// What became of one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disposition {
+    /// Store it at `destination`.
+    Keep { event: Value, destination: String },
+    /// A plugin dropped it on purpose.
+    Drop { plugin: String, reason: String },
+    /// It goes to the dead-letter queue.
+    DeadLetter {
+        event: Value,
+        plugin: String,
+        kind: DeadLetterKind,
+        reason: String,
+    },
+}
+
+/// Why an event was dead-lettered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterKind {
+    /// The plugin rejected it as invalid.
+    Rejected,
+    /// The plugin faulted on its batch (trap, timeout, memory, malformed answer).
+    Faulted,
+    /// The plugin is quarantined after repeated faults.
+    Quarantined,
+}
+
+/// One plugin in a chain.
+pub struct Link {
+    pub runtime: Arc<PluginRuntime>,
+    pub on_error: FailurePolicy,
+}
+
+/// An immutable, ordered set of plugins.
+pub struct Chain {
+    pub links: Vec<Link>,
+    /// Increases with every reload.
+    pub generation: u64,
+    max_batch: usize,
+    metrics: Arc<Metrics>,
+}
+
+/// Whether a destination name is acceptable (`[a-z0-9_-]`, 1–64 bytes, not `dlq`).
+pub fn valid_destination(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name != "dlq"
+        && name != "cache"
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+impl Chain {
+    pub fn new(links: Vec<Link>, generation: u64, max_batch: usize, metrics: Arc<Metrics>) -> Self {
+        Chain {
+            links,
+            generation,
+            max_batch: max_batch.max(1),
+            metrics,
+        }
+    }
+
+    /// Run events through every plugin. CPU-bound and blocking: call it from a
+    /// blocking thread. The result has one disposition per event, in order.
+    pub fn run(&self, events: Vec<Value>) -> Vec<Disposition> {
+        let mut out = Vec::with_capacity(events.len());
+        let mut events = events.into_iter();
+        loop {
+            let chunk: Vec<Value> = events.by_ref().take(self.max_batch).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            out.extend(self.run_batch(chunk));
+        }
+        out
+    }
+
+    fn run_batch(&self, events: Vec<Value>) -> Vec<Disposition> {
+        let n = events.len();
+        let mut result: Vec<Option<Disposition>> = vec![None; n];
+        // The events still travelling, with their original positions.
+        let mut live = Live {
+            index: (0..n).collect(),
+            events,
+            destination: vec![None; n],
+        };
+        let mut encoded: Option<EncodedBatch> = None;
+        for link in &self.links {
+            if live.events.is_empty() {
+                break;
+            }
+            let plugin = &link.runtime;
+            let name = plugin.name.as_str();
+            let count = live.events.len();
+            if plugin.is_quarantined() {
+                self.metrics.plugin_outcome(name, PluginOutcome::r#in, count);
+                match link.on_error {
+                    FailurePolicy::Pass => {
+                        self.metrics.plugin_outcome(name, PluginOutcome::passed, count);
+                        continue;
+                    }
+                    FailurePolicy::DeadLetter => {
+                        self.metrics.plugin_outcome(name, PluginOutcome::faulted, count);
+                        live.dead_letter_all(
+                            &mut result,
+                            name,
+                            DeadLetterKind::Quarantined,
+                            "plugin is quarantined after repeated faults",
+                        );
+                        break;
+                    }
+                }
+            }
+            let batch = match encoded.take() {
+                Some(b) => b,
+                None => EncodedBatch::from(FlatBatch::encode(&live.events)),
+            };
+            plugin.stats.events_in.fetch_add(count as u64, Ordering::Relaxed);
+            self.metrics.plugin_outcome(name, PluginOutcome::r#in, count);
+            let answer = plugin.process(&batch).and_then(|a| check_answer(a, count));
+            match answer {
+                Ok(answer) => {
+                    let changed = self.apply(plugin, answer, &mut live, &mut result);
+                    if changed.is_ok() {
+                        plugin.record_success();
+                    }
+                    match changed {
+                        Ok(false) => encoded = Some(batch),
+                        Ok(true) => {}
+                        Err(fault) => {
+                            if self.on_fault(link, &fault, &mut live, &mut result) {
+                                encoded = Some(batch);
+                            } else {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(fault) => {
+                    if self.on_fault(link, &fault, &mut live, &mut result) {
+                        encoded = Some(batch);
+                    } else {
+                        break;
+                    }
+                }
+            }
+        }
+        for ((i, event), dest) in live.index.into_iter().zip(live.events).zip(live.destination) {
+            result[i] = Some(Disposition::Keep {
+                event,
+                destination: dest.unwrap_or_else(|| DEFAULT_DESTINATION.to_string()),
+            });
+        }
+        result
+            .into_iter()
+            .map(|d| d.expect("every event has a disposition"))
+            .collect()
+    }
+
+    /// Apply a checked answer. Returns whether the live events changed (so the
+    /// batch must be re-encoded for the next plugin).
+    fn apply(
+        &self,
+        plugin: &PluginRuntime,
+        answer: PluginAnswer,
+        live: &mut Live,
+        result: &mut [Option<Disposition>],
+    ) -> Result<bool, Fault> {
+        let name = plugin.name.as_str();
+        let edited = if answer.edits.is_empty() {
+            false
+        } else {
+            wraith_event::flat::apply_edits(&mut live.events, &answer.edits, &answer.edit_data).map_err(|e| Fault {
+                reason: FaultReason::malformed,
+                message: format!("malformed answer: {e}"),
+            })?;
+            true
+        };
+        let (mut dropped, mut rejected) = (0, 0);
+        let mut remove = vec![false; live.events.len()];
+        for (i, verdict) in answer.outcomes {
+            let i = i as usize;
+            match verdict {
+                Verdict::Route(dest) => live.destination[i] = Some(dest),
+                Verdict::Drop(reason) => {
+                    dropped += 1;
+                    remove[i] = true;
+                    result[live.index[i]] = Some(Disposition::Drop {
+                        plugin: name.to_string(),
+                        reason,
+                    });
+                }
+                Verdict::Reject(reason) => {
+                    rejected += 1;
+                    remove[i] = true;
+                    result[live.index[i]] = Some(Disposition::DeadLetter {
+                        event: std::mem::take(&mut live.events[i]),
+                        plugin: name.to_string(),
+                        kind: DeadLetterKind::Rejected,
+                        reason,
+                    });
+                }
+            }
+        }
+        let total = live.events.len();
+        plugin.stats.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+        plugin.stats.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
+        plugin.stats.kept.fetch_add((total - dropped - rejected) as u64, Ordering::Relaxed);
+        self.metrics.plugin_outcome(name, PluginOutcome::dropped, dropped);
+        self.metrics.plugin_outcome(name, PluginOutcome::rejected, rejected);
+        self.metrics.plugin_outcome(name, PluginOutcome::kept, total - dropped - rejected);
+        if dropped + rejected > 0 {
+            live.retain(&remove);
+        }
+        Ok(edited || dropped + rejected > 0)
+    }
+
+    /// Handle a fault per the plugin's policy. Returns whether the batch goes
+    /// on (fail-open) with the events unchanged.
+    fn on_fault(&self, link: &Link, fault: &Fault, live: &mut Live, result: &mut [Option<Disposition>]) -> bool {
+        let plugin = &link.runtime;
+        let name = plugin.name.as_str();
+        let count = live.events.len();
+        plugin.record_fault(fault);
+        plugin.stats.faulted.fetch_add(count as u64, Ordering::Relaxed);
+        self.metrics.plugin_outcome(name, PluginOutcome::faulted, count);
+        match link.on_error {
+            FailurePolicy::Pass => {
+                tracing::warn!(plugin = name, reason = ?fault.reason, events = count, error = %fault.message, "plugin faulted; passing the batch on unchanged (on_error = \"pass\")");
+                self.metrics.plugin_outcome(name, PluginOutcome::passed, count);
+                true
+            }
+            FailurePolicy::DeadLetter => {
+                tracing::warn!(plugin = name, reason = ?fault.reason, events = count, error = %fault.message, "plugin faulted; batch sent to the dead-letter queue");
+                live.dead_letter_all(result, name, DeadLetterKind::Faulted, &fault.message);
+                false
+            }
+        }
+    }
+}
+
+/// Check the shape of an answer against the batch it answers.
+fn check_answer(answer: PluginAnswer, count: usize) -> Result<PluginAnswer, Fault> {
+    let malformed = |message: String| Fault {
+        reason: FaultReason::malformed,
+        message: format!("malformed answer: {message}"),
+    };
+    let mut seen = vec![false; count];
+    for (i, verdict) in &answer.outcomes {
+        let i = *i as usize;
+        if i >= count {
+            return Err(malformed(format!("verdict for event {i}, but the batch has {count} events")));
+        }
+        if std::mem::replace(&mut seen[i], true) {
+            return Err(malformed(format!("two verdicts for event {i}")));
+        }
+        if let Verdict::Route(dest) = verdict
+            && !valid_destination(dest)
+        {
+            return Err(malformed(format!(
+                "route to {:?}: destinations are [a-z0-9_-], 1 to 64 bytes, and not `dlq`",
+                dest.chars().take(80).collect::<String>()
+            )));
+        }
+    }
+    Ok(answer)
+}
+
+struct Live {
+    index: Vec<usize>,
+    events: Vec<Value>,
+    destination: Vec<Option<String>>,
+}
+
+impl Live {
+    fn retain(&mut self, remove: &[bool]) {
+        let mut k = 0;
+        self.index.retain(|_| {
+            k += 1;
+            !remove[k - 1]
+        });
+        k = 0;
+        self.events.retain(|_| {
+            k += 1;
+            !remove[k - 1]
+        });
+        k = 0;
+        self.destination.retain(|_| {
+            k += 1;
+            !remove[k - 1]
+        });
+    }
+
+    fn dead_letter_all(&mut self, result: &mut [Option<Disposition>], plugin: &str, kind: DeadLetterKind, reason: &str) {
+        for (i, event) in self.index.drain(..).zip(self.events.drain(..)) {
+            result[i] = Some(Disposition::DeadLetter {
+                event,
+                plugin: plugin.to_string(),
+                kind,
+                reason: reason.to_string(),
+            });
+        }
+        self.destination.clear();
+    }
+}

@@ -1,0 +1,372 @@
+//! The plugins folder: loading it into a [`Chain`], reloading it when files
+//! change, and reporting every plugin's state for `/v1/plugins`.
+
+use super::manifest::{FailurePolicy, MANIFEST, Manifest};
+use super::{Chain, Link};
+use crate::host::{Host, Limits, PluginRuntime};
+use crate::telemetry::{ReloadLabels, ReloadOutcome};
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What `/v1/plugins` shows about one plugin file.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginStatus {
+    pub name: String,
+    pub file: String,
+    /// `active`, `quarantined`, `failed` (never loaded; not in the chain) or
+    /// `disabled` (by the manifest).
+    pub state: &'static str,
+    /// SHA-256 of the file that is running (or that failed).
+    pub sha256: Option<String>,
+    pub loaded_at: Option<String>,
+    pub on_error: FailurePolicy,
+    pub position: Option<usize>,
+    pub events_in: u64,
+    pub kept: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    pub faulted: u64,
+    pub calls: u64,
+    pub faults: u64,
+    /// The newest error: a fault of the running plugin, or why the newest
+    /// version of the file did not load (the previous version keeps running).
+    pub last_error: Option<String>,
+}
+
+/// The outcome of one (re)load.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ReloadReport {
+    pub generation: u64,
+    pub loaded: Vec<String>,
+    pub kept: Vec<String>,
+    pub removed: Vec<String>,
+    /// `(file, error)` for every file that failed.
+    pub failed: Vec<(String, String)>,
+}
+
+struct Loaded {
+    runtime: Arc<PluginRuntime>,
+    loaded_at: String,
+}
+
+#[derive(Default)]
+struct State {
+    loaded: HashMap<String, Loaded>,
+    /// Load errors by plugin name, for files whose newest version failed.
+    errors: HashMap<String, (String, Option<String>)>,
+    disabled: Vec<String>,
+    manifest_error: Option<String>,
+    generation: u64,
+}
+
+/// The plugins folder and the chain built from it.
+pub struct Registry {
+    dir: PathBuf,
+    host: Arc<Host>,
+    limits: Limits,
+    max_batch: usize,
+    chain: ArcSwap<Chain>,
+    state: Mutex<State>,
+    /// Serialises reloads.
+    reload_lock: Mutex<()>,
+}
+
+impl Registry {
+    pub fn new(dir: PathBuf, host: Arc<Host>, limits: Limits, max_batch: usize) -> Arc<Registry> {
+        let empty = Chain::new(Vec::new(), 0, max_batch, host.metrics().clone());
+        Arc::new(Registry {
+            dir,
+            host,
+            limits,
+            max_batch,
+            chain: ArcSwap::from_pointee(empty),
+            state: Mutex::new(State::default()),
+            reload_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The running chain. Hold on to the returned `Arc` for a whole batch.
+    pub fn chain(&self) -> Arc<Chain> {
+        self.chain.load_full()
+    }
+
+    /// Read the folder and swap in a new chain. Unchanged files keep their
+    /// loaded instances; a file that fails to load keeps its previous version
+    /// in the chain (if any) and is reported. Blocking: compiles plugins.
+    pub fn reload(&self) -> ReloadReport {
+        let _serial = self.reload_lock.lock().expect("reload lock");
+        let mut report = ReloadReport::default();
+        let manifest = match Manifest::load(&self.dir) {
+            Ok(m) => {
+                self.state.lock().expect("state").manifest_error = None;
+                m
+            }
+            Err(e) => {
+                // Without a readable manifest the order, policies and configs
+                // are unknown: keep the running chain as it is.
+                let msg = e.to_string();
+                tracing::error!(error = %msg, "plugin manifest is invalid; keeping the running chain");
+                self.state.lock().expect("state").manifest_error = Some(msg.clone());
+                report.failed.push((MANIFEST.to_string(), msg));
+                report.generation = self.chain().generation;
+                self.count_reload(false);
+                return report;
+            }
+        };
+        let files = match wasm_files(&self.dir) {
+            Ok(f) => f,
+            Err(e) => {
+                let msg = format!("cannot list {}: {e}", self.dir.display());
+                tracing::error!(error = %msg, "keeping the running chain");
+                report.failed.push((self.dir.display().to_string(), msg));
+                report.generation = self.chain().generation;
+                self.count_reload(false);
+                return report;
+            }
+        };
+        let names = manifest.ordered(files.keys().cloned().collect());
+        let mut links = Vec::new();
+        let mut disabled = Vec::new();
+        let mut st = self.state.lock().expect("state");
+        let mut next_loaded: HashMap<String, Loaded> = HashMap::new();
+        for name in names {
+            let entry = manifest.entry(&name);
+            let path = &files[&name];
+            if !entry.enabled {
+                disabled.push(name.clone());
+                st.errors.remove(&name);
+                continue;
+            }
+            let config_json = serde_json::to_string(&entry.config).expect("toml tables serialize to JSON");
+            let previous = st.loaded.remove(&name);
+            let sha = std::fs::read(path).ok().map(|b| {
+                use sha2::Digest;
+                sha2::Sha256::digest(&b).iter().map(|x| format!("{x:02x}")).collect::<String>()
+            });
+            if let Some(prev) = &previous
+                && Some(&prev.runtime.sha256) == sha.as_ref()
+                && prev.runtime.config_json == config_json
+            {
+                report.kept.push(name.clone());
+                links.push(Link {
+                    runtime: prev.runtime.clone(),
+                    on_error: entry.on_error,
+                });
+                next_loaded.insert(name.clone(), previous.expect("checked"));
+                continue;
+            }
+            // Compiling can take a while; do not hold the status lock.
+            drop(st);
+            let result = self.host.load(&name, path, config_json, self.limits.clone());
+            st = self.state.lock().expect("state");
+            match result {
+                Ok(runtime) => {
+                    tracing::info!(plugin = %name, file = %path.display(), sha256 = %runtime.sha256, "plugin loaded");
+                    if let Some(prev) = previous {
+                        prev.runtime.retire();
+                    }
+                    st.errors.remove(&name);
+                    report.loaded.push(name.clone());
+                    links.push(Link {
+                        runtime: runtime.clone(),
+                        on_error: entry.on_error,
+                    });
+                    next_loaded.insert(
+                        name.clone(),
+                        Loaded {
+                            runtime,
+                            loaded_at: now_rfc3339(),
+                        },
+                    );
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    match &previous {
+                        Some(_) => tracing::error!(plugin = %name, error = %msg, "new version of plugin failed to load; the previous version keeps running"),
+                        None => tracing::error!(plugin = %name, error = %msg, "plugin failed to load; it is not in the chain"),
+                    }
+                    st.errors.insert(name.clone(), (msg.clone(), sha));
+                    report.failed.push((path.display().to_string(), msg));
+                    if let Some(prev) = previous {
+                        links.push(Link {
+                            runtime: prev.runtime.clone(),
+                            on_error: entry.on_error,
+                        });
+                        next_loaded.insert(name.clone(), prev);
+                    }
+                }
+            }
+        }
+        for (name, gone) in st.loaded.drain() {
+            tracing::info!(plugin = %name, "plugin removed from the chain");
+            gone.runtime.retire();
+            report.removed.push(name);
+        }
+        st.errors.retain(|name, _| files.contains_key(name));
+        st.loaded = next_loaded;
+        st.disabled = disabled;
+        st.generation += 1;
+        report.generation = st.generation;
+        let metrics = self.host.metrics().clone();
+        metrics.chain_plugins.set(links.len() as i64);
+        let order: Vec<&str> = links.iter().map(|l| l.runtime.name.as_str()).collect();
+        tracing::info!(generation = st.generation, chain = ?order, "plugin chain is live");
+        self.chain
+            .store(Arc::new(Chain::new(links, st.generation, self.max_batch, metrics)));
+        drop(st);
+        self.count_reload(report.failed.is_empty());
+        report
+    }
+
+    fn count_reload(&self, ok: bool) {
+        let outcome = if ok { ReloadOutcome::ok } else { ReloadOutcome::failed };
+        self.host.metrics().reloads.get_or_create(&ReloadLabels { outcome }).inc();
+    }
+
+    /// Every plugin file and its state, in chain order, then failed and
+    /// disabled files.
+    pub fn status(&self) -> (u64, Vec<PluginStatus>, Option<String>) {
+        let chain = self.chain();
+        let st = self.state.lock().expect("state");
+        let mut out = Vec::new();
+        for (pos, link) in chain.links.iter().enumerate() {
+            let r = &link.runtime;
+            let s = &r.stats;
+            let loaded_at = st.loaded.get(&r.name).map(|l| l.loaded_at.clone());
+            let load_error = st.errors.get(&r.name).map(|(e, _)| e.clone());
+            let fault = s.last_error.lock().expect("stats").clone();
+            out.push(PluginStatus {
+                name: r.name.clone(),
+                file: r.path.display().to_string(),
+                state: if r.is_quarantined() { "quarantined" } else { "active" },
+                sha256: Some(r.sha256.clone()),
+                loaded_at,
+                on_error: link.on_error,
+                position: Some(pos),
+                events_in: s.events_in.load(Ordering::Relaxed),
+                kept: s.kept.load(Ordering::Relaxed),
+                dropped: s.dropped.load(Ordering::Relaxed),
+                rejected: s.rejected.load(Ordering::Relaxed),
+                faulted: s.faulted.load(Ordering::Relaxed),
+                calls: s.calls.load(Ordering::Relaxed),
+                faults: s.faults.load(Ordering::Relaxed),
+                last_error: load_error.or(fault),
+            });
+        }
+        let mut failed: Vec<_> = st
+            .errors
+            .iter()
+            .filter(|(name, _)| !chain.links.iter().any(|l| &l.runtime.name == *name))
+            .collect();
+        failed.sort_by_key(|(n, _)| n.as_str());
+        for (name, (error, sha)) in failed {
+            out.push(PluginStatus {
+                name: name.clone(),
+                file: self.dir.join(format!("{name}.wasm")).display().to_string(),
+                state: "failed",
+                sha256: sha.clone(),
+                loaded_at: None,
+                on_error: FailurePolicy::default(),
+                position: None,
+                events_in: 0,
+                kept: 0,
+                dropped: 0,
+                rejected: 0,
+                faulted: 0,
+                calls: 0,
+                faults: 0,
+                last_error: Some(error.clone()),
+            });
+        }
+        for name in &st.disabled {
+            out.push(PluginStatus {
+                name: name.clone(),
+                file: self.dir.join(format!("{name}.wasm")).display().to_string(),
+                state: "disabled",
+                sha256: None,
+                loaded_at: None,
+                on_error: FailurePolicy::default(),
+                position: None,
+                events_in: 0,
+                kept: 0,
+                dropped: 0,
+                rejected: 0,
+                faulted: 0,
+                calls: 0,
+                faults: 0,
+                last_error: None,
+            });
+        }
+        (chain.generation, out, st.manifest_error.clone())
+    }
+
+    /// Watch the folder and reload after changes settle for `debounce`.
+    /// The returned watcher must be kept alive.
+    pub fn watch(self: &Arc<Self>, debounce: Duration) -> notify::Result<notify::RecommendedWatcher> {
+        use notify::{RecursiveMode, Watcher};
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res
+                && ev.paths.iter().any(|p| relevant(p))
+            {
+                let _ = tx.send(());
+            }
+        })?;
+        watcher.watch(&self.dir, RecursiveMode::NonRecursive)?;
+        let me = self.clone();
+        tokio::spawn(async move {
+            while rx.recv().await.is_some() {
+                // Wait until the folder has been quiet for `debounce`.
+                while let Ok(Some(())) = tokio::time::timeout(debounce, rx.recv()).await {}
+                let me2 = me.clone();
+                match tokio::task::spawn_blocking(move || me2.reload()).await {
+                    Ok(report) => tracing::debug!(?report, "reload finished"),
+                    Err(e) => tracing::error!(error = %e, "reload task failed"),
+                }
+            }
+        });
+        Ok(watcher)
+    }
+}
+
+/// Whether a changed path can affect the chain (ignores hidden temp files).
+fn relevant(p: &Path) -> bool {
+    let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    !name.starts_with('.') && (name.ends_with(".wasm") || name == MANIFEST)
+}
+
+/// `.wasm` files of a folder by plugin name (file stem). Hidden files are
+/// skipped, so `.name.wasm.tmp` can be written and renamed into place.
+fn wasm_files(dir: &Path) -> std::io::Result<HashMap<String, PathBuf>> {
+    let mut out = HashMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if name.starts_with('.') || !path.is_file() {
+            continue;
+        }
+        if let Some(stem) = name.strip_suffix(".wasm") {
+            out.insert(stem.to_string(), path.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,248 @@
+//! Logging setup and every metric the gateway exports, defined in one place.
+//!
+//! Names follow `wraith_<area>_<name>_<unit>[_total]`; labels are bounded:
+//! `plugin` (file names chosen by the operator), `outcome`, `reason`, `route`
+//! and `status` from fixed sets. Error messages are never labels.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels naming a plugin.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabel {
+    pub plugin: String,
+}
+
+/// What happened to events inside a plugin.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum PluginOutcome {
+    /// Handed to the plugin (label value `in`).
+    r#in,
+    /// Kept (possibly changed, possibly routed).
+    kept,
+    /// Dropped by the plugin's verdict.
+    dropped,
+    /// Rejected by the plugin's verdict (dead-lettered).
+    rejected,
+    /// In a batch on which the plugin faulted.
+    faulted,
+    /// Passed on unprocessed because the plugin is fail-open and faulted or is
+    /// quarantined.
+    passed,
+}
+
+impl EncodeLabelValue for PluginOutcome {
+    fn encode(&self, encoder: &mut prometheus_client::encoding::LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        encoder.write_str(match self {
+            PluginOutcome::r#in => "in",
+            PluginOutcome::kept => "kept",
+            PluginOutcome::dropped => "dropped",
+            PluginOutcome::rejected => "rejected",
+            PluginOutcome::faulted => "faulted",
+            PluginOutcome::passed => "passed",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginOutcomeLabels {
+    pub plugin: String,
+    pub outcome: PluginOutcome,
+}
+
+/// Why a plugin call failed.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum FaultReason {
+    /// The guest trapped (a panic, unreachable, out-of-bounds access).
+    trap,
+    /// The call ran past its deadline.
+    timeout,
+    /// The instance tried to grow past its memory limit.
+    memory,
+    /// The answer broke the contract (bad index, bad edit, bad route name).
+    malformed,
+    /// A fresh instance could not be created or initialised.
+    instantiate,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FaultLabels {
+    pub plugin: String,
+    pub reason: FaultReason,
+}
+
+/// Why an instance was rebuilt.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum RecycleReason {
+    calls,
+    memory,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RecycleLabels {
+    pub plugin: String,
+    pub reason: RecycleReason,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginCounterLabels {
+    pub plugin: String,
+    pub name: String,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum ReloadOutcome {
+    /// Every plugin file loaded.
+    ok,
+    /// At least one file failed; the rest of the chain was updated.
+    failed,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub outcome: ReloadOutcome,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The matched route template, never the raw URI.
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabels {
+    pub sink: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 10 µs .. ~2.6 s
+    Histogram::new(exponential_buckets(0.000_01, 4.0, 10))
+}
+
+/// Every metric of the gateway.
+pub struct Metrics {
+    registry: Registry,
+    /// Events that arrived in requests, valid or not.
+    pub events_received: Counter,
+    /// Events written to the analytics sink (default or routed destinations).
+    pub events_accepted: Counter,
+    /// Events refused at ingest as invalid (never stored).
+    pub events_invalid: Counter,
+    /// Events dropped by a plugin's verdict.
+    pub events_dropped: Counter,
+    /// Events written to the dead-letter queue.
+    pub events_dead_lettered: Counter,
+    /// Events per plugin and outcome.
+    pub plugin_events: Family<PluginOutcomeLabels, Counter>,
+    /// Seconds per plugin call on one batch.
+    pub plugin_call_seconds: HistogramFamily<PluginLabel>,
+    /// Plugin faults per reason.
+    pub plugin_faults: Family<FaultLabels, Counter>,
+    /// Instances rebuilt on purpose, per reason.
+    pub plugin_recycled: Family<RecycleLabels, Counter>,
+    /// 1 while a plugin is quarantined.
+    pub plugin_quarantined: Family<PluginLabel, Gauge>,
+    /// Counters plugins keep through the `counter-add` import.
+    pub plugin_counter: Family<PluginCounterLabels, Counter>,
+    /// Chain reloads, per outcome.
+    pub reloads: Family<ReloadLabels, Counter>,
+    /// Plugins in the running chain.
+    pub chain_plugins: Gauge,
+    /// HTTP requests per route and status.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// Seconds from request to sink acknowledgement, per sink.
+    pub sink_write_seconds: HistogramFamily<SinkLabels>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            events_received: Counter::default(),
+            events_accepted: Counter::default(),
+            events_invalid: Counter::default(),
+            events_dropped: Counter::default(),
+            events_dead_lettered: Counter::default(),
+            plugin_events: Family::default(),
+            plugin_call_seconds: Family::new_with_constructor(latency_histogram),
+            plugin_faults: Family::default(),
+            plugin_recycled: Family::default(),
+            plugin_quarantined: Family::default(),
+            plugin_counter: Family::default(),
+            reloads: Family::default(),
+            chain_plugins: Gauge::default(),
+            http_requests: Family::default(),
+            sink_write_seconds: Family::new_with_constructor(latency_histogram),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register("wraith_events_received", "Events that arrived in requests, valid or not", m.events_received.clone());
+        r.register("wraith_events_accepted", "Events written to the analytics sink", m.events_accepted.clone());
+        r.register("wraith_events_invalid", "Events refused at ingest as invalid", m.events_invalid.clone());
+        r.register("wraith_events_dropped", "Events dropped by a plugin verdict", m.events_dropped.clone());
+        r.register("wraith_events_dead_lettered", "Events written to the dead-letter queue", m.events_dead_lettered.clone());
+        r.register("wraith_plugin_events", "Events per plugin and outcome (in, kept, dropped, rejected, faulted, passed)", m.plugin_events.clone());
+        r.register("wraith_plugin_call_seconds", "Duration of one plugin call on one batch", m.plugin_call_seconds.clone());
+        r.register("wraith_plugin_faults", "Plugin faults per reason (trap, timeout, memory, malformed, instantiate)", m.plugin_faults.clone());
+        r.register("wraith_plugin_instances_recycled", "Plugin instances rebuilt after too many calls or too much memory", m.plugin_recycled.clone());
+        r.register("wraith_plugin_quarantined", "1 while a plugin is quarantined after repeated faults", m.plugin_quarantined.clone());
+        r.register("wraith_plugin_counter", "Counters kept by plugins through the host import", m.plugin_counter.clone());
+        r.register("wraith_reloads", "Plugin chain reloads per outcome", m.reloads.clone());
+        r.register("wraith_chain_plugins", "Plugins in the running chain", m.chain_plugins.clone());
+        r.register("wraith_http_requests", "HTTP requests per matched route and status", m.http_requests.clone());
+        r.register("wraith_sink_write_seconds", "Time from handing events to a sink to its acknowledgement", m.sink_write_seconds.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    pub fn plugin_outcome(&self, plugin: &str, outcome: PluginOutcome, n: usize) {
+        if n > 0 {
+            self.plugin_events
+                .get_or_create(&PluginOutcomeLabels {
+                    plugin: plugin.to_string(),
+                    outcome,
+                })
+                .inc_by(n as u64);
+        }
+    }
+}
+
+/// Install the global tracing subscriber: `RUST_LOG` filters (default `info`),
+/// `WRAITH_LOG_FORMAT=json` switches to JSON lines.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("WRAITH_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,582 @@
+//! The flat batch layout that crosses the plugin boundary (see `wit/types.wit`).
+//!
+//! The host encodes a batch once with [`FlatBatch::push_event`]; a plugin reads it
+//! through [`BatchView`] without parsing JSON and answers with edits recorded in
+//! an [`EditBuffer`]; the host applies them with [`apply_edits`].
+
+use crate::path::{self, PathError};
+use serde_json::Value;
+
+/// `u32` words per leaf in `leaves`.
+pub const LEAF_WORDS: usize = 5;
+/// `u32` words per event in `events`.
+pub const EVENT_WORDS: usize = 2;
+/// `u32` words per edit in `edits`.
+pub const EDIT_WORDS: usize = 7;
+
+/// Value kinds, as numbered in `wit/types.wit`.
+pub mod kind {
+    pub const NULL: u32 = 0;
+    pub const FALSE: u32 = 1;
+    pub const TRUE: u32 = 2;
+    pub const NUMBER: u32 = 3;
+    pub const STRING: u32 = 4;
+    pub const JSON: u32 = 5;
+}
+
+/// Edit operations, as numbered in `wit/types.wit`.
+pub mod op {
+    pub const SET: u32 = 0;
+    pub const REMOVE: u32 = 1;
+}
+
+/// A batch of events in the flat layout.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FlatBatch {
+    pub data: Vec<u8>,
+    pub leaves: Vec<u32>,
+    pub events: Vec<u32>,
+}
+
+impl FlatBatch {
+    /// Encode a whole batch.
+    pub fn encode<'a>(events: impl IntoIterator<Item = &'a Value>) -> Self {
+        let mut batch = FlatBatch::default();
+        let mut path = String::new();
+        for event in events {
+            batch.push_event_with(event, &mut path);
+        }
+        batch
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.events.len() / EVENT_WORDS
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Append one event.
+    pub fn push_event(&mut self, event: &Value) {
+        let mut path = String::new();
+        self.push_event_with(event, &mut path);
+    }
+
+    fn push_event_with(&mut self, event: &Value, path: &mut String) {
+        let first = (self.leaves.len() / LEAF_WORDS) as u32;
+        path.clear();
+        self.push_value(event, path);
+        let count = (self.leaves.len() / LEAF_WORDS) as u32 - first;
+        self.events.extend_from_slice(&[first, count]);
+    }
+
+    fn push_value(&mut self, value: &Value, path: &mut String) {
+        match value {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, v) in map {
+                    let len = path.len();
+                    path::push_key(path, k);
+                    self.push_value(v, path);
+                    path.truncate(len);
+                }
+            }
+            Value::Array(items) if !items.is_empty() => {
+                for (i, v) in items.iter().enumerate() {
+                    let len = path.len();
+                    path::push_index(path, i);
+                    self.push_value(v, path);
+                    path.truncate(len);
+                }
+            }
+            Value::Object(_) => self.push_leaf(path, kind::JSON, b"{}"),
+            Value::Array(_) => self.push_leaf(path, kind::JSON, b"[]"),
+            Value::Null => self.push_leaf(path, kind::NULL, b""),
+            Value::Bool(false) => self.push_leaf(path, kind::FALSE, b""),
+            Value::Bool(true) => self.push_leaf(path, kind::TRUE, b""),
+            Value::Number(n) => {
+                // Numbers are rare next to strings; formatting through a small
+                // stack buffer keeps this allocation-free.
+                let mut buf = NumBuf::default();
+                use std::fmt::Write as _;
+                let _ = write!(buf, "{n}");
+                self.push_leaf(path, kind::NUMBER, buf.as_bytes());
+            }
+            Value::String(s) => self.push_leaf(path, kind::STRING, s.as_bytes()),
+        }
+    }
+
+    fn push_leaf(&mut self, path: &str, kind: u32, value: &[u8]) {
+        let path_off = self.data.len() as u32;
+        self.data.extend_from_slice(path.as_bytes());
+        let val_off = self.data.len() as u32;
+        self.data.extend_from_slice(value);
+        self.leaves.extend_from_slice(&[
+            path_off,
+            path.len() as u32,
+            kind,
+            val_off,
+            value.len() as u32,
+        ]);
+    }
+
+    /// A read-only view, as a plugin sees the batch.
+    pub fn view(&self) -> BatchView<'_> {
+        BatchView {
+            data: &self.data,
+            leaves: &self.leaves,
+            events: &self.events,
+        }
+    }
+}
+
+struct NumBuf {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl Default for NumBuf {
+    fn default() -> Self {
+        NumBuf { buf: [0; 40], len: 0 }
+    }
+}
+
+impl NumBuf {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::fmt::Write for NumBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// A value as stored in a leaf or an edit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueRef<'a> {
+    Null,
+    Bool(bool),
+    /// A JSON number, exactly as written.
+    Number(&'a str),
+    String(&'a str),
+    /// A JSON text (`{}` / `[]` for empty containers in a batch).
+    Json(&'a str),
+}
+
+impl<'a> ValueRef<'a> {
+    /// The string, if this is a string.
+    pub fn as_str(&self) -> Option<&'a str> {
+        match self {
+            ValueRef::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The number as `f64`, if this is a number.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            ValueRef::Number(n) => n.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The number as `i64`, if this is an integer that fits.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            ValueRef::Number(n) => n.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            ValueRef::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// Kind code and value bytes, as written in the layout.
+    pub fn encode(&self) -> (u32, &'a [u8]) {
+        match *self {
+            ValueRef::Null => (kind::NULL, b""),
+            ValueRef::Bool(false) => (kind::FALSE, b""),
+            ValueRef::Bool(true) => (kind::TRUE, b""),
+            ValueRef::Number(n) => (kind::NUMBER, n.as_bytes()),
+            ValueRef::String(s) => (kind::STRING, s.as_bytes()),
+            ValueRef::Json(j) => (kind::JSON, j.as_bytes()),
+        }
+    }
+
+    /// Decode a kind code and value bytes.
+    pub fn decode(kind: u32, bytes: &'a [u8]) -> Result<Self, FlatError> {
+        let text = || std::str::from_utf8(bytes).map_err(|_| FlatError::NotUtf8);
+        Ok(match kind {
+            kind::NULL => ValueRef::Null,
+            kind::FALSE => ValueRef::Bool(false),
+            kind::TRUE => ValueRef::Bool(true),
+            kind::NUMBER => ValueRef::Number(text()?),
+            kind::STRING => ValueRef::String(text()?),
+            kind::JSON => ValueRef::Json(text()?),
+            other => return Err(FlatError::BadKind(other)),
+        })
+    }
+
+    /// Convert to an owned JSON value.
+    pub fn to_value(&self) -> Result<Value, FlatError> {
+        Ok(match *self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Bool(b) => Value::Bool(b),
+            ValueRef::Number(n) => match serde_json::from_str::<Value>(n) {
+                Ok(v @ Value::Number(_)) => v,
+                _ => return Err(FlatError::BadNumber(n.to_string())),
+            },
+            ValueRef::String(s) => Value::String(s.to_string()),
+            ValueRef::Json(j) => {
+                serde_json::from_str(j).map_err(|e| FlatError::BadJson(e.to_string()))?
+            }
+        })
+    }
+}
+
+/// A read-only view of a flat batch.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchView<'a> {
+    data: &'a [u8],
+    leaves: &'a [u32],
+    events: &'a [u32],
+}
+
+impl<'a> BatchView<'a> {
+    /// View raw buffers. Out-of-range references are treated as empty rather
+    /// than trusted.
+    pub fn new(data: &'a [u8], leaves: &'a [u32], events: &'a [u32]) -> Self {
+        BatchView {
+            data,
+            leaves,
+            events,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len() / EVENT_WORDS
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The event at `index`.
+    pub fn event(&self, index: usize) -> EventView<'a> {
+        let first = self.events[index * EVENT_WORDS] as usize;
+        let count = self.events[index * EVENT_WORDS + 1] as usize;
+        let leaves = self
+            .leaves
+            .get(first * LEAF_WORDS..(first + count) * LEAF_WORDS)
+            .unwrap_or(&[]);
+        EventView {
+            data: self.data,
+            leaves,
+        }
+    }
+}
+
+/// A read-only view of one event's leaves.
+#[derive(Debug, Clone, Copy)]
+pub struct EventView<'a> {
+    data: &'a [u8],
+    leaves: &'a [u32],
+}
+
+/// One leaf of an event: an escaped path and its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leaf<'a> {
+    pub path: &'a str,
+    pub value: ValueRef<'a>,
+}
+
+impl<'a> EventView<'a> {
+    /// Number of leaves.
+    pub fn leaf_count(&self) -> usize {
+        self.leaves.len() / LEAF_WORDS
+    }
+
+    fn bytes(&self, off: u32, len: u32) -> &'a [u8] {
+        self.data
+            .get(off as usize..off as usize + len as usize)
+            .unwrap_or(&[])
+    }
+
+    fn path_bytes(&self, i: usize) -> &'a [u8] {
+        let w = &self.leaves[i * LEAF_WORDS..];
+        self.bytes(w[0], w[1])
+    }
+
+    fn leaf(&self, i: usize) -> Leaf<'a> {
+        let w = &self.leaves[i * LEAF_WORDS..(i + 1) * LEAF_WORDS];
+        // The host writes valid UTF-8; a damaged leaf reads as an empty string.
+        let path = std::str::from_utf8(self.bytes(w[0], w[1])).unwrap_or("");
+        let value =
+            ValueRef::decode(w[2], self.bytes(w[3], w[4])).unwrap_or(ValueRef::String(""));
+        Leaf { path, value }
+    }
+
+    /// The value of the leaf at exactly this (escaped) path.
+    pub fn get(&self, path: &str) -> Option<ValueRef<'a>> {
+        let wanted = path.as_bytes();
+        (0..self.leaf_count())
+            .find(|&i| self.path_bytes(i) == wanted)
+            .map(|i| self.leaf(i).value)
+    }
+
+    /// Every leaf, in document order.
+    pub fn leaves(&self) -> impl Iterator<Item = Leaf<'a>> + '_ {
+        (0..self.leaf_count()).map(|i| self.leaf(i))
+    }
+}
+
+/// Edits and their bytes, as a plugin returns them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EditBuffer {
+    pub edits: Vec<u32>,
+    pub data: Vec<u8>,
+}
+
+impl EditBuffer {
+    fn push(&mut self, event: u32, op: u32, path: &str, value: ValueRef<'_>) {
+        let path_off = self.data.len() as u32;
+        self.data.extend_from_slice(path.as_bytes());
+        let (kind, bytes) = value.encode();
+        let val_off = self.data.len() as u32;
+        self.data.extend_from_slice(bytes);
+        self.edits.extend_from_slice(&[
+            event,
+            op,
+            path_off,
+            path.len() as u32,
+            kind,
+            val_off,
+            bytes.len() as u32,
+        ]);
+    }
+
+    /// Record "set `path` of event `event` to `value`".
+    pub fn set(&mut self, event: u32, path: &str, value: ValueRef<'_>) {
+        self.push(event, op::SET, path, value);
+    }
+
+    /// Record "remove `path` from event `event`".
+    pub fn remove(&mut self, event: u32, path: &str) {
+        self.push(event, op::REMOVE, path, ValueRef::Null);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.edits.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.edits.clear();
+        self.data.clear();
+    }
+}
+
+/// What is wrong with a flat buffer a plugin returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlatError {
+    #[error("edit list length {0} is not a multiple of {EDIT_WORDS}")]
+    EditLength(usize),
+    #[error("edit {edit} names event {event}, but the batch has {len} events")]
+    EventOutOfRange { edit: usize, event: u32, len: usize },
+    #[error("edit {edit} has unknown operation {op}")]
+    BadOp { edit: usize, op: u32 },
+    #[error("edit {edit} points outside its data ({off}+{len} > {size})")]
+    OutOfBounds {
+        edit: usize,
+        off: u32,
+        len: u32,
+        size: usize,
+    },
+    #[error("unknown value kind {0}")]
+    BadKind(u32),
+    #[error("value is not valid UTF-8")]
+    NotUtf8,
+    #[error("{0:?} is not a JSON number")]
+    BadNumber(String),
+    #[error("value is not valid JSON: {0}")]
+    BadJson(String),
+    #[error("edit {edit}: {source}")]
+    Path { edit: usize, source: PathError },
+    #[error("edit {edit}: {source}")]
+    Value {
+        edit: usize,
+        #[source]
+        source: Box<FlatError>,
+    },
+}
+
+/// Apply a plugin's edits to the events of the batch it was given. Returns, per
+/// event, whether it changed. All edits are checked before any is applied, so a
+/// malformed answer leaves the events untouched.
+pub fn apply_edits(events: &mut [Value], edits: &[u32], data: &[u8]) -> Result<Vec<bool>, FlatError> {
+    if edits.len() % EDIT_WORDS != 0 {
+        return Err(FlatError::EditLength(edits.len()));
+    }
+    let mut planned = Vec::with_capacity(edits.len() / EDIT_WORDS);
+    for (n, w) in edits.chunks_exact(EDIT_WORDS).enumerate() {
+        let (event, op, path_off, path_len, kind, val_off, val_len) =
+            (w[0], w[1], w[2], w[3], w[4], w[5], w[6]);
+        if event as usize >= events.len() {
+            return Err(FlatError::EventOutOfRange {
+                edit: n,
+                event,
+                len: events.len(),
+            });
+        }
+        let slice = |off: u32, len: u32| {
+            data.get(off as usize..off as usize + len as usize)
+                .ok_or(FlatError::OutOfBounds {
+                    edit: n,
+                    off,
+                    len,
+                    size: data.len(),
+                })
+        };
+        let path_text = std::str::from_utf8(slice(path_off, path_len)?).map_err(|_| {
+            FlatError::Value {
+                edit: n,
+                source: Box::new(FlatError::NotUtf8),
+            }
+        })?;
+        let segments =
+            path::parse(path_text).map_err(|source| FlatError::Path { edit: n, source })?;
+        let value = match op {
+            op::SET => Some(
+                ValueRef::decode(kind, slice(val_off, val_len)?)
+                    .and_then(|v| v.to_value())
+                    .map_err(|e| FlatError::Value {
+                        edit: n,
+                        source: Box::new(e),
+                    })?,
+            ),
+            op::REMOVE => None,
+            other => return Err(FlatError::BadOp { edit: n, op: other }),
+        };
+        planned.push((event as usize, segments, value));
+    }
+    let mut changed = vec![false; events.len()];
+    for (event, segments, value) in planned {
+        changed[event] = true;
+        match value {
+            Some(v) => path::set(&mut events[event], &segments, v),
+            None => {
+                path::remove(&mut events[event], &segments);
+            }
+        }
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn encodes_every_leaf_losslessly() {
+        let ev = json!({
+            "a": 1, "b": -1.5e3, "c": "x.y", "d": null, "e": true, "f": false,
+            "g": {}, "h": [], "i": {"j": [1, {"k": "v"}]}, "dot.key": "d",
+            "big": 18446744073709551615u64
+        });
+        let batch = FlatBatch::encode([&ev]);
+        let view = batch.view();
+        assert_eq!(view.len(), 1);
+        let e = view.event(0);
+        let leaves: Vec<_> = e.leaves().map(|l| (l.path, l.value)).collect();
+        assert_eq!(
+            leaves,
+            vec![
+                ("a", ValueRef::Number("1")),
+                ("b", ValueRef::Number("-1500.0")),
+                ("c", ValueRef::String("x.y")),
+                ("d", ValueRef::Null),
+                ("e", ValueRef::Bool(true)),
+                ("f", ValueRef::Bool(false)),
+                ("g", ValueRef::Json("{}")),
+                ("h", ValueRef::Json("[]")),
+                ("i.j[0]", ValueRef::Number("1")),
+                ("i.j[1].k", ValueRef::String("v")),
+                ("dot\\.key", ValueRef::String("d")),
+                ("big", ValueRef::Number("18446744073709551615")),
+            ]
+        );
+        // Rebuilding the event from its leaves gives it back exactly.
+        let mut rebuilt = json!({});
+        for leaf in e.leaves() {
+            path::set(&mut rebuilt, &path::parse(leaf.path).unwrap(), leaf.value.to_value().unwrap());
+        }
+        assert_eq!(rebuilt, ev);
+    }
+
+    #[test]
+    fn get_finds_leaves_by_path() {
+        let a = json!({"context": {"os": "linux"}, "n": 3});
+        let b = json!({"context": {"os": "darwin"}});
+        let batch = FlatBatch::encode([&a, &b]);
+        let v = batch.view();
+        assert_eq!(v.event(0).get("context.os"), Some(ValueRef::String("linux")));
+        assert_eq!(v.event(1).get("context.os"), Some(ValueRef::String("darwin")));
+        assert_eq!(v.event(1).get("n"), None);
+        assert_eq!(v.event(0).get("n").and_then(|n| n.as_i64()), Some(3));
+    }
+
+    #[test]
+    fn edits_apply_in_order() {
+        let mut events = vec![json!({"a": "x", "b": 1}), json!({"a": "y"})];
+        let mut edits = EditBuffer::default();
+        edits.set(1, "a", ValueRef::String("[email]"));
+        edits.set(1, "meta.tags", ValueRef::Json(r#"["pii"]"#));
+        edits.remove(0, "b");
+        let changed = apply_edits(&mut events, &edits.edits, &edits.data).unwrap();
+        assert_eq!(changed, vec![true, true]);
+        assert_eq!(events[0], json!({"a": "x"}));
+        assert_eq!(events[1], json!({"a": "[email]", "meta": {"tags": ["pii"]}}));
+    }
+
+    #[test]
+    fn malformed_edits_are_refused_whole() {
+        let mut events = vec![json!({"a": 1})];
+        let check = |edits: &[u32], data: &[u8], events: &mut Vec<Value>| {
+            let err = apply_edits(events, edits, data).unwrap_err();
+            assert_eq!(events[0], json!({"a": 1}), "nothing applied after {err}");
+            err
+        };
+        assert!(matches!(check(&[0, 0, 0], b"", &mut events), FlatError::EditLength(3)));
+        assert!(matches!(
+            check(&[5, 0, 0, 1, 0, 0, 0], b"a", &mut events),
+            FlatError::EventOutOfRange { event: 5, .. }
+        ));
+        assert!(matches!(
+            check(&[0, 0, 0, 9, 0, 0, 0], b"a", &mut events),
+            FlatError::OutOfBounds { .. }
+        ));
+        assert!(matches!(
+            check(&[0, 7, 0, 1, 0, 0, 0], b"a", &mut events),
+            FlatError::BadOp { op: 7, .. }
+        ));
+        // A good edit followed by a bad one: neither applies.
+        assert!(matches!(
+            check(&[0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 3, 1, 2], b"aZZ", &mut events),
+            FlatError::Value { .. }
+        ));
+    }
+}

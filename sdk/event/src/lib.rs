@@ -1,0 +1,22 @@
+//! The Wraith event model.
+//!
+//! An event is a JSON object. A few fields are well known and checked at ingest
+//! ([`validate`]): `event_id`, `timestamp`, `level`, `event_type`, `tool`,
+//! `command`, `duration_ms`, `error_type`, `context`. Every other field, nested
+//! objects included, is kept as sent.
+//!
+//! [`flat`] is the layout in which batches of events cross the plugin boundary;
+//! the gateway encodes with it and the plugin SDK decodes with it, so both sides
+//! share one implementation.
+//!
+//! This crate has no async runtime and compiles to `wasm32-wasip2`.
+
+pub mod flat;
+pub mod path;
+#[cfg(feature = "validate")]
+pub mod validate;
+
+pub use serde_json::{Map, Value};
+
+/// Event severities, lowest first, as written on the wire.
+pub const LEVELS: [&str; 6] = ["debug", "info", "warning", "error", "critical", "fatal"];

@@ -1,0 +1,283 @@
+//! Dotted paths into an event: `context.os`, `tags[0]`, `frames[2].file`.
+//!
+//! A `.`, `[`, `]` or `\` inside a key is escaped with a backslash.
+
+use serde_json::{Map, Value};
+use std::fmt::Write as _;
+
+/// One step of a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// An object key.
+    Key(String),
+    /// An array index.
+    Index(usize),
+}
+
+/// Why a path could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("path is empty")]
+    Empty,
+    #[error("path {path:?} has an empty key at byte {at}")]
+    EmptyKey { path: String, at: usize },
+    #[error("path {path:?} has a bad array index at byte {at}")]
+    BadIndex { path: String, at: usize },
+    #[error("path {path:?} ends inside an escape")]
+    DanglingEscape { path: String },
+}
+
+/// Parse a path into segments.
+pub fn parse(path: &str) -> Result<Vec<Segment>, PathError> {
+    if path.is_empty() {
+        return Err(PathError::Empty);
+    }
+    let bytes = path.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut expect_key = true;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'[' => {
+                let start = i + 1;
+                let end = path[start..]
+                    .find(']')
+                    .map(|e| start + e)
+                    .ok_or_else(|| PathError::BadIndex { path: path.into(), at: i })?;
+                let idx: usize = path[start..end]
+                    .parse()
+                    .map_err(|_| PathError::BadIndex { path: path.into(), at: i })?;
+                out.push(Segment::Index(idx));
+                i = end + 1;
+                expect_key = false;
+            }
+            b'.' => {
+                if expect_key {
+                    return Err(PathError::EmptyKey { path: path.into(), at: i });
+                }
+                i += 1;
+                expect_key = true;
+                if i == bytes.len() {
+                    return Err(PathError::EmptyKey { path: path.into(), at: i });
+                }
+            }
+            _ => {
+                let mut key = String::new();
+                let start = i;
+                while i < bytes.len() && bytes[i] != b'.' && bytes[i] != b'[' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                        if i == bytes.len() {
+                            return Err(PathError::DanglingEscape { path: path.into() });
+                        }
+                    }
+                    // Copy one whole UTF-8 character.
+                    let ch = path[i..].chars().next().expect("in bounds");
+                    key.push(ch);
+                    i += ch.len_utf8();
+                }
+                if key.is_empty() {
+                    return Err(PathError::EmptyKey { path: path.into(), at: start });
+                }
+                out.push(Segment::Key(key));
+                expect_key = false;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Append `key`, escaped, to a path being built.
+pub fn push_key(path: &mut String, key: &str) {
+    if !path.is_empty() {
+        path.push('.');
+    }
+    push_escaped(path, key);
+}
+
+/// Append an array index to a path being built.
+pub fn push_index(path: &mut String, index: usize) {
+    let _ = write!(path, "[{index}]");
+}
+
+fn push_escaped(path: &mut String, key: &str) {
+    if key.bytes().any(needs_escape) {
+        for ch in key.chars() {
+            if ch.is_ascii() && needs_escape(ch as u8) {
+                path.push('\\');
+            }
+            path.push(ch);
+        }
+    } else {
+        path.push_str(key);
+    }
+}
+
+pub(crate) fn needs_escape(b: u8) -> bool {
+    matches!(b, b'.' | b'[' | b']' | b'\\')
+}
+
+/// Render segments back into a path.
+pub fn render(segments: &[Segment]) -> String {
+    let mut s = String::new();
+    for seg in segments {
+        match seg {
+            Segment::Key(k) => push_key(&mut s, k),
+            Segment::Index(i) => push_index(&mut s, *i),
+        }
+    }
+    s
+}
+
+/// Look a path up in a value.
+pub fn get<'a>(value: &'a Value, segments: &[Segment]) -> Option<&'a Value> {
+    segments.iter().try_fold(value, |v, seg| match (seg, v) {
+        (Segment::Key(k), Value::Object(m)) => m.get(k),
+        (Segment::Index(i), Value::Array(a)) => a.get(*i),
+        _ => None,
+    })
+}
+
+/// Set the value at a path, creating objects and arrays along the way. A
+/// scalar in the way is replaced by the container the path needs. An index
+/// may address an existing element or the one just past the end (append);
+/// further out, the array is padded with nulls.
+pub fn set(root: &mut Value, segments: &[Segment], new: Value) {
+    let Some((last, parents)) = segments.split_last() else {
+        *root = new;
+        return;
+    };
+    let mut cur = root;
+    for (n, seg) in parents.iter().enumerate() {
+        let next_is_index = matches!(segments[n + 1], Segment::Index(_));
+        cur = child_mut(cur, seg, next_is_index);
+    }
+    match last {
+        Segment::Key(k) => {
+            if !cur.is_object() {
+                *cur = Value::Object(Map::new());
+            }
+            cur.as_object_mut().expect("object").insert(k.clone(), new);
+        }
+        Segment::Index(i) => {
+            if !cur.is_array() {
+                *cur = Value::Array(Vec::new());
+            }
+            let arr = cur.as_array_mut().expect("array");
+            if *i < arr.len() {
+                arr[*i] = new;
+            } else {
+                arr.resize(*i, Value::Null);
+                arr.push(new);
+            }
+        }
+    }
+}
+
+fn child_mut<'a>(cur: &'a mut Value, seg: &Segment, next_is_index: bool) -> &'a mut Value {
+    let empty = || {
+        if next_is_index {
+            Value::Array(Vec::new())
+        } else {
+            Value::Object(Map::new())
+        }
+    };
+    match seg {
+        Segment::Key(k) => {
+            if !cur.is_object() {
+                *cur = Value::Object(Map::new());
+            }
+            let m = cur.as_object_mut().expect("object");
+            m.entry(k.clone()).or_insert_with(empty)
+        }
+        Segment::Index(i) => {
+            if !cur.is_array() {
+                *cur = Value::Array(Vec::new());
+            }
+            let arr = cur.as_array_mut().expect("array");
+            if *i >= arr.len() {
+                arr.resize(*i, Value::Null);
+                arr.push(empty());
+            }
+            &mut arr[*i]
+        }
+    }
+}
+
+/// Remove the value at a path; returns it if it was there.
+pub fn remove(root: &mut Value, segments: &[Segment]) -> Option<Value> {
+    let (last, parents) = segments.split_last()?;
+    let mut cur = root;
+    for seg in parents {
+        cur = match (seg, cur) {
+            (Segment::Key(k), Value::Object(m)) => m.get_mut(k)?,
+            (Segment::Index(i), Value::Array(a)) => a.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    match (last, cur) {
+        (Segment::Key(k), Value::Object(m)) => m.shift_remove(k),
+        (Segment::Index(i), Value::Array(a)) if *i < a.len() => Some(a.remove(*i)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check_roundtrip(path: &str, expected: &[Segment]) {
+        let parsed = parse(path).unwrap();
+        assert_eq!(parsed, expected, "{path}");
+        assert_eq!(render(&parsed), path);
+    }
+
+    #[test]
+    fn parses_and_renders() {
+        use Segment::*;
+        check_roundtrip("a", &[Key("a".into())]);
+        check_roundtrip("context.os", &[Key("context".into()), Key("os".into())]);
+        check_roundtrip(
+            "frames[2].file",
+            &[Key("frames".into()), Index(2), Key("file".into())],
+        );
+        check_roundtrip("a\\.b.c", &[Key("a.b".into()), Key("c".into())]);
+        check_roundtrip("[0][1]", &[Index(0), Index(1)]);
+        check_roundtrip("ünï.cödé", &[Key("ünï".into()), Key("cödé".into())]);
+    }
+
+    #[test]
+    fn rejects_bad_paths() {
+        assert_eq!(parse(""), Err(PathError::Empty));
+        assert!(matches!(parse("a..b"), Err(PathError::EmptyKey { .. })));
+        assert!(matches!(parse("a."), Err(PathError::EmptyKey { .. })));
+        assert!(matches!(parse("a[x]"), Err(PathError::BadIndex { .. })));
+        assert!(matches!(parse("a[1"), Err(PathError::BadIndex { .. })));
+        assert!(matches!(parse("a\\"), Err(PathError::DanglingEscape { .. })));
+    }
+
+    #[test]
+    fn set_get_remove() {
+        let mut v = json!({"context": {"os": "linux"}, "tags": ["a"]});
+        set(&mut v, &parse("context.os").unwrap(), json!("darwin"));
+        set(&mut v, &parse("context.arch.bits").unwrap(), json!(64));
+        set(&mut v, &parse("tags[1]").unwrap(), json!("b"));
+        set(&mut v, &parse("new[0].x").unwrap(), json!(true));
+        assert_eq!(
+            v,
+            json!({"context": {"os": "darwin", "arch": {"bits": 64}}, "tags": ["a", "b"], "new": [{"x": true}]})
+        );
+        assert_eq!(get(&v, &parse("tags[1]").unwrap()), Some(&json!("b")));
+        assert_eq!(remove(&mut v, &parse("context.arch").unwrap()), Some(json!({"bits": 64})));
+        assert_eq!(remove(&mut v, &parse("nope.x").unwrap()), None);
+        assert_eq!(v["context"], json!({"os": "darwin"}));
+    }
+
+    #[test]
+    fn set_replaces_scalars_in_the_way() {
+        let mut v = json!({"context": "flat"});
+        set(&mut v, &parse("context.os").unwrap(), json!("linux"));
+        assert_eq!(v, json!({"context": {"os": "linux"}}));
+    }
+}

@@ -1,0 +1,231 @@
+//! Project tasks: `cargo xtask <command>`. See `cargo xtask --help`.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Parser)]
+#[command(about = "Wraith project tasks", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build every first-party plugin (plugins/*/) into plugins/<name>.wasm.
+    Plugins,
+    /// Build the test fixture plugins into target/fixtures/<name>.wasm.
+    Fixtures,
+    /// Everything CI runs: toolchain target, plugins, fixtures, formatting,
+    /// lints and the whole test suite.
+    Test {
+        /// Extra arguments for `cargo test` (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run the benchmarks (chain and end-to-end) and print their ratios.
+    Bench {
+        /// Extra arguments for `cargo bench` (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Build the plugins and run the gateway on them with the file sink.
+    Run {
+        /// Extra arguments for the gateway (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match cli.command {
+        Cmd::Plugins => {
+            ensure_wasm_target()?;
+            build_wasm(&root, &[Group::Plugins])
+        }
+        Cmd::Fixtures => {
+            ensure_wasm_target()?;
+            build_wasm(&root, &[Group::Fixtures])
+        }
+        Cmd::Test { args } => {
+            ensure_wasm_target()?;
+            build_wasm(&root, &[Group::Plugins, Group::Fixtures])?;
+            step("checking formatting");
+            cargo(&["fmt", "--all", "--", "--check"])
+                .context("code is not formatted: run `cargo fmt --all`")?;
+            step("running clippy");
+            cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+            step("running tests");
+            let mut a = vec!["test", "--workspace"];
+            a.extend(args.iter().map(String::as_str));
+            cargo(&a)
+        }
+        Cmd::Bench { args } => {
+            ensure_wasm_target()?;
+            build_wasm(&root, &[Group::Fixtures])?;
+            let mut a = vec!["bench", "-p", "wraith-gateway"];
+            a.extend(args.iter().map(String::as_str));
+            cargo(&a)
+        }
+        Cmd::Run { args } => {
+            ensure_wasm_target()?;
+            build_wasm(&root, &[Group::Plugins])?;
+            let mut a = vec!["run", "--release", "-p", "wraith-gateway", "--", "--plugins", "plugins"];
+            a.extend(args.iter().map(String::as_str));
+            cargo(&a)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+fn step(what: &str) {
+    eprintln!("xtask: {what}");
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(args)
+        .status()
+        .with_context(|| format!("could not run {cargo}"))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// `rustup` adds the targets listed in rust-toolchain.toml only when it
+/// installs the toolchain; an installed toolchain needs the target added.
+fn ensure_wasm_target() -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    match out {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2") => Ok(()),
+        Ok(_) => {
+            step("installing the toolchain and targets from rust-toolchain.toml");
+            let status = Command::new("rustup").args(["toolchain", "install"]).status()?;
+            if !status.success() {
+                bail!("`rustup toolchain install` failed; run `rustup target add wasm32-wasip2`");
+            }
+            Ok(())
+        }
+        Err(e) => bail!(
+            "rustup not found ({e}): install rustup from https://rustup.rs, then run `rustup target add wasm32-wasip2`"
+        ),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Group {
+    Plugins,
+    Fixtures,
+}
+
+struct Crate {
+    dir_name: String,
+    package: String,
+}
+
+fn crates_in(dir: &Path) -> Result<Vec<Crate>> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    for entry in entries {
+        let entry = entry?;
+        let manifest = entry.path().join("Cargo.toml");
+        if !manifest.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&manifest)?;
+        let package = text
+            .lines()
+            .find_map(|l| {
+                let l = l.trim();
+                l.strip_prefix("name")
+                    .map(|r| r.trim_start())
+                    .and_then(|r| r.strip_prefix('='))
+                    .map(|r| r.trim().trim_matches('"').to_string())
+            })
+            .with_context(|| format!("no package name in {}", manifest.display()))?;
+        out.push(Crate {
+            dir_name: entry.file_name().to_string_lossy().into_owned(),
+            package,
+        });
+    }
+    out.sort_by(|a, b| a.dir_name.cmp(&b.dir_name));
+    Ok(out)
+}
+
+/// Build the plugin crates of the given groups in one cargo invocation (one
+/// shared dependency build), then place each component where it belongs.
+fn build_wasm(root: &Path, groups: &[Group]) -> Result<()> {
+    let target = target_dir(root);
+    let mut jobs: Vec<(Crate, PathBuf)> = Vec::new();
+    for g in groups {
+        let (src, dest) = match g {
+            Group::Plugins => (root.join("plugins"), root.join("plugins")),
+            Group::Fixtures => (
+                root.join("gateway/tests/fixtures/plugins"),
+                target.join("fixtures"),
+            ),
+        };
+        for c in crates_in(&src)? {
+            jobs.push((c, dest.clone()));
+        }
+    }
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    step(&format!("building {} plugin components", jobs.len()));
+    let mut args = vec![
+        "build",
+        "--target",
+        "wasm32-wasip2",
+        "--profile",
+        "plugin",
+    ];
+    for (c, _) in &jobs {
+        args.push("-p");
+        args.push(&c.package);
+    }
+    cargo(&args)?;
+    let out_dir = target.join("wasm32-wasip2/plugin");
+    for (c, dest) in &jobs {
+        std::fs::create_dir_all(dest)?;
+        let built = out_dir.join(format!("{}.wasm", c.package.replace('-', "_")));
+        let final_path = dest.join(format!("{}.wasm", c.dir_name));
+        // Copy beside the destination, then rename into place, so a running
+        // gateway watching the folder never sees a half-written file.
+        let tmp = dest.join(format!(".{}.wasm.tmp", c.dir_name));
+        std::fs::copy(&built, &tmp)
+            .with_context(|| format!("copying {} to {}", built.display(), tmp.display()))?;
+        std::fs::rename(&tmp, &final_path)?;
+    }
+    step(&format!(
+        "placed {}",
+        jobs.iter()
+            .map(|(c, d)| format!("{}/{}.wasm", d.strip_prefix(root).unwrap_or(d).display(), c.dir_name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok(())
+}
