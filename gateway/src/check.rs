@@ -20,21 +20,33 @@ pub enum CheckError {
     #[error("cannot start the plugin host: {0}")]
     Host(String),
     #[error("cannot read sample file {path}: {source}")]
-    Sample { path: String, source: std::io::Error },
+    Sample {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot write the report: {0}")]
     Output(#[from] std::io::Error),
 }
 
 /// Load the plugins (and run the sample through them), writing a report to
 /// `out`. Returns whether every plugin loaded.
-pub fn check(config: &Config, sample: Option<&Path>, out: &mut dyn Write) -> Result<bool, CheckError> {
+pub fn check(
+    config: &Config,
+    sample: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<bool, CheckError> {
     let dir = &config.plugins.dir;
     if !dir.is_dir() {
         return Err(CheckError::NoPluginsDir(dir.display().to_string()));
     }
     let metrics = Arc::new(Metrics::new());
     let host = Host::new(None, metrics).map_err(|e| CheckError::Host(format!("{e:#}")))?;
-    let registry = Registry::new(dir.clone(), host, Limits::from_config(&config.plugins), config.plugins.max_batch);
+    let registry = Registry::new(
+        dir.clone(),
+        host,
+        Limits::from_config(&config.plugins),
+        config.plugins.max_batch,
+    );
     let report = registry.reload();
     let chain = registry.chain();
     writeln!(out, "plugins in {}:", dir.display())?;
@@ -65,7 +77,12 @@ pub fn check(config: &Config, sample: Option<&Path>, out: &mut dyn Write) -> Res
         path: sample.display().to_string(),
         source,
     })?;
-    writeln!(out, "\nsample {} through {} plugin(s):", sample.display(), chain.links.len())?;
+    writeln!(
+        out,
+        "\nsample {} through {} plugin(s):",
+        sample.display(),
+        chain.links.len()
+    )?;
     let now = time::OffsetDateTime::now_utc();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
@@ -82,16 +99,29 @@ pub fn check(config: &Config, sample: Option<&Path>, out: &mut dyn Write) -> Res
                 continue;
             }
         };
-        writeln!(out, "before:  {}", serde_json::to_string(&event).unwrap_or_default())?;
+        writeln!(
+            out,
+            "before:  {}",
+            serde_json::to_string(&event).unwrap_or_default()
+        )?;
         let d = chain.run(vec![event]).pop().expect("one in, one out");
         match d {
             Disposition::Keep { event, destination } => {
-                writeln!(out, "after:   {}", serde_json::to_string(&event).unwrap_or_default())?;
+                writeln!(
+                    out,
+                    "after:   {}",
+                    serde_json::to_string(&event).unwrap_or_default()
+                )?;
                 writeln!(out, "verdict: keep -> {destination}")?;
             }
-            Disposition::Drop { plugin, reason } => writeln!(out, "verdict: dropped by {plugin}: {reason}")?,
+            Disposition::Drop { plugin, reason } => {
+                writeln!(out, "verdict: dropped by {plugin}: {reason}")?
+            }
             Disposition::DeadLetter {
-                plugin, kind, reason, ..
+                plugin,
+                kind,
+                reason,
+                ..
             } => {
                 let what = match kind {
                     DeadLetterKind::Rejected => "rejected",

@@ -19,7 +19,10 @@ pub enum ConfigError {
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid setting `{field}`: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }
 
 /// The gateway's configuration.
@@ -88,6 +91,10 @@ pub struct PluginsConfig {
     pub quarantine_after: u32,
     /// Most events handed to a plugin in one call. Default `1024`.
     pub max_batch: usize,
+    /// Where compiled plugins are cached so restarts do not recompile them.
+    /// Default: `cache/` under the file sink's folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for PluginsConfig {
@@ -102,6 +109,7 @@ impl Default for PluginsConfig {
             max_calls_per_instance: 10_000,
             quarantine_after: 5,
             max_batch: 1024,
+            cache_dir: None,
         }
     }
 }
@@ -111,8 +119,8 @@ impl Default for PluginsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct FileSinkConfig {
     /// Folder the sink writes under (`<dir>/events/`, `<dir>/dlq/`, one
-    /// folder per routed destination) and where compiled plugins are cached
-    /// (`<dir>/cache/`). Default `data`.
+    /// folder per routed destination); compiled plugins are cached in
+    /// `<dir>/cache/` unless `plugins.cache_dir` says otherwise. Default `data`.
     pub dir: PathBuf,
     /// Start a new file once the current one is larger than this. Default `64 MiB`.
     pub rotate_size: ByteSize,
@@ -165,7 +173,10 @@ impl Config {
             return invalid("plugins.memory_limit", "must be at least 1 MiB");
         }
         if p.memory_high_water > p.memory_limit {
-            return invalid("plugins.memory_high_water", "must not exceed plugins.memory_limit");
+            return invalid(
+                "plugins.memory_high_water",
+                "must not exceed plugins.memory_limit",
+            );
         }
         if p.max_batch == 0 {
             return invalid("plugins.max_batch", "must be at least 1");

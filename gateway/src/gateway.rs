@@ -54,9 +54,13 @@ impl Gateway {
             .sink_write_seconds
             .get_or_create(&SinkLabels { sink: "file" })
             .observe(started.elapsed().as_secs_f64());
-        self.metrics.events_accepted.inc_by(submitted.accepted as u64);
+        self.metrics
+            .events_accepted
+            .inc_by(submitted.accepted as u64);
         self.metrics.events_dropped.inc_by(submitted.dropped as u64);
-        self.metrics.events_dead_lettered.inc_by(submitted.dead_lettered as u64);
+        self.metrics
+            .events_dead_lettered
+            .inc_by(submitted.dead_lettered as u64);
         Ok(submitted)
     }
 }

@@ -95,11 +95,19 @@ fn real_main() -> Result<ExitCode> {
             }
             config.validate()?;
             let stdout = std::io::stdout();
-            let ok = wraith_gateway::check::check(&config, args.sample.as_deref(), &mut stdout.lock())?;
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            let ok =
+                wraith_gateway::check::check(&config, args.sample.as_deref(), &mut stdout.lock())?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Some(Command::Version) => {
-            println!("gateway {} (plugin contract wraith:plugin@0.1.0)", env!("CARGO_PKG_VERSION"));
+            println!(
+                "gateway {} (plugin contract wraith:plugin@0.1.0)",
+                env!("CARGO_PKG_VERSION")
+            );
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Config) => {

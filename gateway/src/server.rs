@@ -16,29 +16,49 @@ use std::sync::Arc;
 pub enum RunError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("plugins folder {0} does not exist or is not a folder (build the first-party plugins with `cargo xtask plugins`)")]
+    #[error(
+        "plugins folder {0} does not exist or is not a folder (build the first-party plugins with `cargo xtask plugins`)"
+    )]
     NoPluginsDir(String),
     #[error("cannot start the plugin host: {0}")]
     Host(String),
-    #[error("refusing to start with plugins that do not load (fix or remove them; `gateway check` shows details):\n{0}")]
+    #[error(
+        "refusing to start with plugins that do not load (fix or remove them; `gateway check` shows details):\n{0}"
+    )]
     Plugins(String),
     #[error("cannot open the file sink under {path}: {source}")]
-    Sink { path: String, source: std::io::Error },
+    Sink {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot watch the plugins folder: {0}")]
     Watch(#[from] notify::Error),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
 
 /// Build the plugin registry and load the folder once.
-pub fn load_plugins(config: &Config, metrics: Arc<Metrics>, cache: bool) -> Result<Arc<Registry>, RunError> {
+pub fn load_plugins(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    cache: bool,
+) -> Result<Arc<Registry>, RunError> {
     let dir = &config.plugins.dir;
     if !dir.is_dir() {
         return Err(RunError::NoPluginsDir(dir.display().to_string()));
     }
-    let cache_dir = cache.then(|| config.file_sink.dir.join("cache"));
+    let cache_dir = cache.then(|| {
+        config
+            .plugins
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| config.file_sink.dir.join("cache"))
+    });
     let host = Host::new(cache_dir, metrics).map_err(|e| RunError::Host(format!("{e:#}")))?;
     let registry = Registry::new(
         dir.clone(),
@@ -48,7 +68,11 @@ pub fn load_plugins(config: &Config, metrics: Arc<Metrics>, cache: bool) -> Resu
     );
     let report = registry.reload();
     if !report.failed.is_empty() {
-        let lines: Vec<String> = report.failed.iter().map(|(f, e)| format!("  {f}: {e}")).collect();
+        let lines: Vec<String> = report
+            .failed
+            .iter()
+            .map(|(f, e)| format!("  {f}: {e}"))
+            .collect();
         return Err(RunError::Plugins(lines.join("\n")));
     }
     Ok(registry)

@@ -37,7 +37,10 @@ pub enum PluginOutcome {
 }
 
 impl EncodeLabelValue for PluginOutcome {
-    fn encode(&self, encoder: &mut prometheus_client::encoding::LabelValueEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
         use std::fmt::Write as _;
         encoder.write_str(match self {
             PluginOutcome::r#in => "in",
@@ -194,21 +197,81 @@ impl Metrics {
             registry: Registry::default(),
         };
         let r = &mut registry;
-        r.register("wraith_events_received", "Events that arrived in requests, valid or not", m.events_received.clone());
-        r.register("wraith_events_accepted", "Events written to the analytics sink", m.events_accepted.clone());
-        r.register("wraith_events_invalid", "Events refused at ingest as invalid", m.events_invalid.clone());
-        r.register("wraith_events_dropped", "Events dropped by a plugin verdict", m.events_dropped.clone());
-        r.register("wraith_events_dead_lettered", "Events written to the dead-letter queue", m.events_dead_lettered.clone());
-        r.register("wraith_plugin_events", "Events per plugin and outcome (in, kept, dropped, rejected, faulted, passed)", m.plugin_events.clone());
-        r.register("wraith_plugin_call_seconds", "Duration of one plugin call on one batch", m.plugin_call_seconds.clone());
-        r.register("wraith_plugin_faults", "Plugin faults per reason (trap, timeout, memory, malformed, instantiate)", m.plugin_faults.clone());
-        r.register("wraith_plugin_instances_recycled", "Plugin instances rebuilt after too many calls or too much memory", m.plugin_recycled.clone());
-        r.register("wraith_plugin_quarantined", "1 while a plugin is quarantined after repeated faults", m.plugin_quarantined.clone());
-        r.register("wraith_plugin_counter", "Counters kept by plugins through the host import", m.plugin_counter.clone());
-        r.register("wraith_reloads", "Plugin chain reloads per outcome", m.reloads.clone());
-        r.register("wraith_chain_plugins", "Plugins in the running chain", m.chain_plugins.clone());
-        r.register("wraith_http_requests", "HTTP requests per matched route and status", m.http_requests.clone());
-        r.register("wraith_sink_write_seconds", "Time from handing events to a sink to its acknowledgement", m.sink_write_seconds.clone());
+        r.register(
+            "wraith_events_received",
+            "Events that arrived in requests, valid or not",
+            m.events_received.clone(),
+        );
+        r.register(
+            "wraith_events_accepted",
+            "Events written to the analytics sink",
+            m.events_accepted.clone(),
+        );
+        r.register(
+            "wraith_events_invalid",
+            "Events refused at ingest as invalid",
+            m.events_invalid.clone(),
+        );
+        r.register(
+            "wraith_events_dropped",
+            "Events dropped by a plugin verdict",
+            m.events_dropped.clone(),
+        );
+        r.register(
+            "wraith_events_dead_lettered",
+            "Events written to the dead-letter queue",
+            m.events_dead_lettered.clone(),
+        );
+        r.register(
+            "wraith_plugin_events",
+            "Events per plugin and outcome (in, kept, dropped, rejected, faulted, passed)",
+            m.plugin_events.clone(),
+        );
+        r.register(
+            "wraith_plugin_call_seconds",
+            "Duration of one plugin call on one batch",
+            m.plugin_call_seconds.clone(),
+        );
+        r.register(
+            "wraith_plugin_faults",
+            "Plugin faults per reason (trap, timeout, memory, malformed, instantiate)",
+            m.plugin_faults.clone(),
+        );
+        r.register(
+            "wraith_plugin_instances_recycled",
+            "Plugin instances rebuilt after too many calls or too much memory",
+            m.plugin_recycled.clone(),
+        );
+        r.register(
+            "wraith_plugin_quarantined",
+            "1 while a plugin is quarantined after repeated faults",
+            m.plugin_quarantined.clone(),
+        );
+        r.register(
+            "wraith_plugin_counter",
+            "Counters kept by plugins through the host import",
+            m.plugin_counter.clone(),
+        );
+        r.register(
+            "wraith_reloads",
+            "Plugin chain reloads per outcome",
+            m.reloads.clone(),
+        );
+        r.register(
+            "wraith_chain_plugins",
+            "Plugins in the running chain",
+            m.chain_plugins.clone(),
+        );
+        r.register(
+            "wraith_http_requests",
+            "HTTP requests per matched route and status",
+            m.http_requests.clone(),
+        );
+        r.register(
+            "wraith_sink_write_seconds",
+            "Time from handing events to a sink to its acknowledgement",
+            m.sink_write_seconds.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -239,7 +302,8 @@ pub fn init_tracing() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = if std::env::var("WRAITH_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().try_init()
     } else {

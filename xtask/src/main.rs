@@ -59,7 +59,14 @@ fn main() -> Result<()> {
             cargo(&["fmt", "--all", "--", "--check"])
                 .context("code is not formatted: run `cargo fmt --all`")?;
             step("running clippy");
-            cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+            cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])?;
             step("running tests");
             let mut a = vec!["test", "--workspace"];
             a.extend(args.iter().map(String::as_str));
@@ -75,7 +82,15 @@ fn main() -> Result<()> {
         Cmd::Run { args } => {
             ensure_wasm_target()?;
             build_wasm(&root, &[Group::Plugins])?;
-            let mut a = vec!["run", "--release", "-p", "wraith-gateway", "--", "--plugins", "plugins"];
+            let mut a = vec![
+                "run",
+                "--release",
+                "-p",
+                "wraith-gateway",
+                "--",
+                "--plugins",
+                "plugins",
+            ];
             a.extend(args.iter().map(String::as_str));
             cargo(&a)
         }
@@ -121,7 +136,9 @@ fn ensure_wasm_target() -> Result<()> {
         Ok(o) if String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2") => Ok(()),
         Ok(_) => {
             step("installing the toolchain and targets from rust-toolchain.toml");
-            let status = Command::new("rustup").args(["toolchain", "install"]).status()?;
+            let status = Command::new("rustup")
+                .args(["toolchain", "install"])
+                .status()?;
             if !status.success() {
                 bail!("`rustup toolchain install` failed; run `rustup target add wasm32-wasip2`");
             }
@@ -196,13 +213,7 @@ fn build_wasm(root: &Path, groups: &[Group]) -> Result<()> {
         return Ok(());
     }
     step(&format!("building {} plugin components", jobs.len()));
-    let mut args = vec![
-        "build",
-        "--target",
-        "wasm32-wasip2",
-        "--profile",
-        "plugin",
-    ];
+    let mut args = vec!["build", "--target", "wasm32-wasip2", "--profile", "plugin"];
     for (c, _) in &jobs {
         args.push("-p");
         args.push(&c.package);
@@ -223,7 +234,11 @@ fn build_wasm(root: &Path, groups: &[Group]) -> Result<()> {
     step(&format!(
         "placed {}",
         jobs.iter()
-            .map(|(c, d)| format!("{}/{}.wasm", d.strip_prefix(root).unwrap_or(d).display(), c.dir_name))
+            .map(|(c, d)| format!(
+                "{}/{}.wasm",
+                d.strip_prefix(root).unwrap_or(d).display(),
+                c.dir_name
+            ))
             .collect::<Vec<_>>()
             .join(", ")
     ));

@@ -7,7 +7,9 @@
 
 mod state;
 
-use crate::telemetry::{FaultLabels, FaultReason, Metrics, PluginLabel, RecycleLabels, RecycleReason};
+use crate::telemetry::{
+    FaultLabels, FaultReason, Metrics, PluginLabel, RecycleLabels, RecycleReason,
+};
 use sha2::{Digest, Sha256};
 use state::HostState;
 use std::path::{Path, PathBuf};
@@ -156,7 +158,12 @@ impl Host {
     }
 
     /// Compile (or load from the cache) a component from its bytes.
-    fn component(&self, path: &Path, bytes: &[u8], sha256: &str) -> Result<Component, LoadError> {
+    fn component(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<(Component, bool), LoadError> {
         let cached = self.cache_dir.as_ref().map(|d| {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -171,8 +178,10 @@ impl Host {
             // hash) into a folder only the gateway writes; wasmtime still
             // checks the header and version before using it.
             match unsafe { Component::deserialize_file(&self.engine, c) } {
-                Ok(component) => return Ok(component),
-                Err(e) => tracing::warn!(cache = %c.display(), error = %e, "ignoring unusable compiled-plugin cache entry"),
+                Ok(component) => return Ok((component, true)),
+                Err(e) => {
+                    tracing::warn!(cache = %c.display(), error = %e, "ignoring unusable compiled-plugin cache entry")
+                }
             }
         }
         let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
@@ -182,12 +191,20 @@ impl Host {
         if let Some(c) = &cached
             && let Ok(bytes) = component.serialize()
         {
-            let tmp = c.with_extension("tmp");
-            if std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, c)).is_err() {
+            static SEQ: AtomicU64 = AtomicU64::new(0);
+            let tmp = c.with_extension(format!(
+                "{}.{}.tmp",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::Relaxed)
+            ));
+            if std::fs::write(&tmp, bytes)
+                .and_then(|_| std::fs::rename(&tmp, c))
+                .is_err()
+            {
                 tracing::warn!(cache = %c.display(), "could not write compiled-plugin cache entry");
             }
         }
-        Ok(component)
+        Ok((component, false))
     }
 
     /// Load a plugin file: compile, link, build one instance and run `init`
@@ -206,7 +223,7 @@ impl Host {
         })?;
         let sha256 = hex(&Sha256::digest(&bytes));
         let started = Instant::now();
-        let component = self.component(path, &bytes, &sha256)?;
+        let (component, from_cache) = self.component(path, &bytes, &sha256)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -219,6 +236,7 @@ impl Host {
             name: name.to_string(),
             path: path.to_path_buf(),
             sha256,
+            from_cache,
             config_json,
             limits,
             pre,
@@ -239,7 +257,11 @@ impl Host {
             },
         })?;
         runtime.pool.lock().expect("pool lock").push(first);
-        tracing::debug!(plugin = name, ms = started.elapsed().as_millis() as u64, "plugin compiled and initialised");
+        tracing::debug!(
+            plugin = name,
+            ms = started.elapsed().as_millis() as u64,
+            "plugin compiled and initialised"
+        );
         Ok(runtime)
     }
 }
@@ -247,11 +269,23 @@ impl Host {
 fn contract_mismatch(component: &Component, engine: &Engine, e: &wasmtime::Error) -> String {
     let ty = component.component_type();
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    let ours: Vec<&String> = exports.iter().filter(|n| n.starts_with("wraith:plugin/")).collect();
+    let ours: Vec<&String> = exports
+        .iter()
+        .filter(|n| n.starts_with("wraith:plugin/"))
+        .collect();
     if ours.is_empty() {
-        format!("it exports no wraith:plugin interface (exports: {})", exports.join(", "))
+        format!(
+            "it exports no wraith:plugin interface (exports: {})",
+            exports.join(", ")
+        )
     } else {
-        format!("it exports {}; {e:#}", ours.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
+        format!(
+            "it exports {}; {e:#}",
+            ours.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 
@@ -314,6 +348,8 @@ pub struct PluginRuntime {
     pub name: String,
     pub path: PathBuf,
     pub sha256: String,
+    /// Whether the compiled form came from the on-disk cache.
+    pub from_cache: bool,
     pub config_json: String,
     pub limits: Limits,
     pre: WraithPluginPre<HostState>,
@@ -340,20 +376,32 @@ impl PluginRuntime {
             .instantiate(&mut store)
             .map_err(|e| InstantiateError::Fault(describe_trap(&store, &e, &self.limits)))?;
         store.set_epoch_deadline(self.deadline_ticks());
-        match bindings.wraith_plugin_plugin().call_init(&mut store, &self.config_json) {
+        match bindings
+            .wraith_plugin_plugin()
+            .call_init(&mut store, &self.config_json)
+        {
             Ok(Ok(())) => Ok(Instance {
                 store,
                 bindings,
                 calls: 0,
             }),
-            Ok(Err(types::ConfigError { field, message })) => Err(InstantiateError::Config { field, message }),
-            Err(e) => Err(InstantiateError::Fault(describe_trap(&store, &e, &self.limits))),
+            Ok(Err(types::ConfigError { field, message })) => {
+                Err(InstantiateError::Config { field, message })
+            }
+            Err(e) => Err(InstantiateError::Fault(describe_trap(
+                &store,
+                &e,
+                &self.limits,
+            ))),
         }
     }
 
     fn deadline_ticks(&self) -> u64 {
         let tick = EPOCH_TICK.as_micros() as u64;
-        (self.limits.call_timeout.as_micros() as u64).div_ceil(tick).max(1) + 1
+        (self.limits.call_timeout.as_micros() as u64)
+            .div_ceil(tick)
+            .max(1)
+            + 1
     }
 
     /// Run the plugin on one batch. On a fault the instance is discarded, so
@@ -375,11 +423,16 @@ impl PluginRuntime {
         inst.store.set_epoch_deadline(self.deadline_ticks());
         inst.store.data_mut().reset_call();
         let started = Instant::now();
-        let result = inst.bindings.wraith_plugin_plugin().call_process(&mut inst.store, &batch.0);
+        let result = inst
+            .bindings
+            .wraith_plugin_plugin()
+            .call_process(&mut inst.store, &batch.0);
         self.host
             .metrics
             .plugin_call_seconds
-            .get_or_create(&PluginLabel { plugin: self.name.clone() })
+            .get_or_create(&PluginLabel {
+                plugin: self.name.clone(),
+            })
             .observe(started.elapsed().as_secs_f64());
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         match result {
@@ -398,7 +451,10 @@ impl PluginRuntime {
                         self.host
                             .metrics
                             .plugin_recycled
-                            .get_or_create(&RecycleLabels { plugin: self.name.clone(), reason })
+                            .get_or_create(&RecycleLabels {
+                                plugin: self.name.clone(),
+                                reason,
+                            })
                             .inc();
                         tracing::debug!(plugin = %self.name, ?reason, memory, "recycling plugin instance");
                     }
@@ -439,14 +495,25 @@ impl PluginRuntime {
     pub fn record_fault(&self, fault: &Fault) {
         let m = &self.host.metrics;
         m.plugin_faults
-            .get_or_create(&FaultLabels { plugin: self.name.clone(), reason: fault.reason })
+            .get_or_create(&FaultLabels {
+                plugin: self.name.clone(),
+                reason: fault.reason,
+            })
             .inc();
         self.stats.faults.fetch_add(1, Ordering::Relaxed);
         *self.stats.last_error.lock().expect("stats lock") = Some(fault.message.clone());
-        let n = self.stats.consecutive_faults.fetch_add(1, Ordering::Relaxed) + 1;
-        if n >= self.limits.quarantine_after && !self.stats.quarantined.swap(true, Ordering::Relaxed) {
+        let n = self
+            .stats
+            .consecutive_faults
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        if n >= self.limits.quarantine_after
+            && !self.stats.quarantined.swap(true, Ordering::Relaxed)
+        {
             m.plugin_quarantined
-                .get_or_create(&PluginLabel { plugin: self.name.clone() })
+                .get_or_create(&PluginLabel {
+                    plugin: self.name.clone(),
+                })
                 .set(1);
             tracing::error!(plugin = %self.name, faults = n, "plugin quarantined after repeated faults; replace its file to load it again");
         }
@@ -466,7 +533,9 @@ impl PluginRuntime {
         self.host
             .metrics
             .plugin_quarantined
-            .get_or_create(&PluginLabel { plugin: self.name.clone() })
+            .get_or_create(&PluginLabel {
+                plugin: self.name.clone(),
+            })
             .set(0);
     }
 }
@@ -480,7 +549,10 @@ fn describe_trap(store: &Store<HostState>, e: &wasmtime::Error, limits: &Limits)
         );
     }
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-        return format!("timed out: the call ran past its {:?} deadline", limits.call_timeout);
+        return format!(
+            "timed out: the call ran past its {:?} deadline",
+            limits.call_timeout
+        );
     }
     let trap = e
         .downcast_ref::<Trap>()

@@ -78,7 +78,20 @@ impl HostState {
         let all = self.stderr.contents();
         let new = all.get(self.stderr_seen..)?;
         let text = String::from_utf8_lossy(new);
-        let line = text.lines().rev().find(|l| !l.trim().is_empty())?.trim();
+        // Skip Rust's "note: run with RUST_BACKTRACE=1" hint; keep the panic
+        // location with its message.
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("note: "))
+            .collect();
+        let (last, before) = lines.split_last()?;
+        let line = match before.last() {
+            Some(prev) if prev.contains("panicked at") && !last.contains("panicked at") => {
+                format!("{} {last}", prev.trim_start_matches("thread '<unnamed>' "))
+            }
+            _ => last.to_string(),
+        };
         Some(line.chars().take(300).collect())
     }
 }
@@ -93,7 +106,12 @@ impl WasiView for HostState {
 }
 
 impl ResourceLimiter for HostState {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_limit {
             self.memory_exceeded = true;
             return Err(wasmtime::format_err!(
@@ -105,7 +123,12 @@ impl ResourceLimiter for HostState {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -134,7 +157,9 @@ impl host::Host for HostState {
     fn counter_add(&mut self, name: String, delta: u64) {
         let valid = !name.is_empty()
             && name.len() <= 64
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !valid {
             tracing::warn!(plugin = %self.plugin, "ignoring counter with an invalid name (use [a-z0-9_], at most 64 bytes)");
             return;

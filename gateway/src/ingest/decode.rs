@@ -17,8 +17,9 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     match axum::body::to_bytes(body, limit).await {
         Ok(b) => Ok(b),
         Err(e) => {
-            let is_limit = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
-                .any(|e| e.is::<http_body_util::LengthLimitError>());
+            let is_limit =
+                std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                    .any(|e| e.is::<http_body_util::LengthLimitError>());
             if is_limit {
                 Err(ApiError::too_large(format!(
                     "the request body is larger than {limit} bytes (after decompression)"
@@ -46,9 +47,11 @@ fn format(headers: &HeaderMap) -> Result<Format, ApiError> {
     let mime = ct.split(';').next().unwrap_or("").trim();
     match mime {
         "application/json" | "text/json" | "" => Ok(Format::Json),
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines" | "application/jsonlines" => {
-            Ok(Format::Ndjson)
-        }
+        "application/x-ndjson"
+        | "application/ndjson"
+        | "application/jsonl"
+        | "application/x-jsonlines"
+        | "application/jsonlines" => Ok(Format::Ndjson),
         other => Err(ApiError::unsupported(format!(
             "content type {other:?} is not accepted; send application/json (an array, {{\"events\": [...]}} or one event) or application/x-ndjson (one event per line)"
         ))),
@@ -56,7 +59,10 @@ fn format(headers: &HeaderMap) -> Result<Format, ApiError> {
 }
 
 /// Parse a batch body: a JSON array, `{"events": [...]}`, one JSON object, or NDJSON.
-pub fn parse_batch(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Result<Value, Refused>>, ApiError> {
+pub fn parse_batch(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<Result<Value, Refused>>, ApiError> {
     match format(headers)? {
         Format::Json => {
             let v: Value = parse_json(body)?;
@@ -64,7 +70,10 @@ pub fn parse_batch(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Result<Value,
                 Value::Array(items) => Ok(items.into_iter().map(Ok).collect()),
                 Value::Object(mut m) if m.contains_key("events") => match m.remove("events") {
                     Some(Value::Array(items)) => Ok(items.into_iter().map(Ok).collect()),
-                    _ => Err(ApiError::bad_request("bad_body", "field `events` must be an array of events")),
+                    _ => Err(ApiError::bad_request(
+                        "bad_body",
+                        "field `events` must be an array of events",
+                    )),
                 },
                 v @ Value::Object(_) => Ok(vec![Ok(v)]),
                 _ => Err(ApiError::bad_request(
@@ -74,8 +83,9 @@ pub fn parse_batch(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Result<Value,
             }
         }
         Format::Ndjson => {
-            let text = std::str::from_utf8(body)
-                .map_err(|e| ApiError::bad_request("bad_body", format!("the body is not UTF-8: {e}")))?;
+            let text = std::str::from_utf8(body).map_err(|e| {
+                ApiError::bad_request("bad_body", format!("the body is not UTF-8: {e}"))
+            })?;
             let items: Vec<_> = text
                 .lines()
                 .enumerate()
@@ -88,7 +98,11 @@ pub fn parse_batch(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Result<Value,
                 })
                 .collect();
             if !items.is_empty() && items.iter().all(|i| i.is_err()) {
-                let first = items[0].as_ref().err().map(|r| r.message.clone()).unwrap_or_default();
+                let first = items[0]
+                    .as_ref()
+                    .err()
+                    .map(|r| r.message.clone())
+                    .unwrap_or_default();
                 return Err(ApiError::bad_request(
                     "bad_body",
                     format!("no line of the NDJSON body is valid JSON ({first})"),
@@ -100,7 +114,10 @@ pub fn parse_batch(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Result<Value,
 }
 
 /// Parse a single-event body (`POST /event`).
-pub fn parse_single(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Result<Value, Refused>>, ApiError> {
+pub fn parse_single(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<Result<Value, Refused>>, ApiError> {
     match format(headers)? {
         Format::Json => match parse_json(body)? {
             v @ Value::Object(_) => Ok(vec![Ok(v)]),
@@ -117,8 +134,12 @@ pub fn parse_single(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Result<Value
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(ApiError::bad_request("empty_body", "the request body is empty"));
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the request body is empty",
+        ));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })
 }

@@ -44,7 +44,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/plugins", get(plugins))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .layer(RequestDecompressionLayer::new())
         .with_state(state)
 }
@@ -93,21 +96,35 @@ pub struct BatchAnswer {
     pub errors: Vec<EventErrorBody>,
 }
 
-async fn post_events(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn post_events(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let bytes = decode::read_body(body, state.limits.max_body_bytes).await?;
     let parsed = decode::parse_batch(&headers, &bytes)?;
     ingest(&state, parsed).await
 }
 
-async fn post_event(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn post_event(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let bytes = decode::read_body(body, state.limits.max_body_bytes).await?;
     let parsed = decode::parse_single(&headers, &bytes)?;
     ingest(&state, parsed).await
 }
 
-async fn ingest(state: &AppState, parsed: Vec<Result<Value, decode::Refused>>) -> Result<Response, ApiError> {
+async fn ingest(
+    state: &AppState,
+    parsed: Vec<Result<Value, decode::Refused>>,
+) -> Result<Response, ApiError> {
     if parsed.is_empty() {
-        return Err(ApiError::bad_request("empty_batch", "the request holds no events"));
+        return Err(ApiError::bad_request(
+            "empty_batch",
+            "the request holds no events",
+        ));
     }
     if parsed.len() > state.limits.max_events {
         return Err(ApiError::too_large(format!(
@@ -131,7 +148,12 @@ async fn ingest(state: &AppState, parsed: Vec<Result<Value, decode::Refused>>) -
         });
         match checked {
             Ok(event) => {
-                event_ids.push(event.get("event_id").and_then(|v| v.as_str()).map(str::to_string));
+                event_ids.push(
+                    event
+                        .get("event_id")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
+                );
                 valid.push(event);
             }
             Err(r) => {
@@ -153,7 +175,8 @@ async fn ingest(state: &AppState, parsed: Vec<Result<Value, decode::Refused>>) -
             SubmitError::Internal(m) => ApiError::internal(m),
         })?
     };
-    let all_invalid = submitted == Default::default() && !errors.is_empty() && errors.len() == event_ids.len();
+    let all_invalid =
+        submitted == Default::default() && !errors.is_empty() && errors.len() == event_ids.len();
     let answer = BatchAnswer {
         accepted: submitted.accepted,
         dropped: submitted.dropped,
@@ -162,7 +185,11 @@ async fn ingest(state: &AppState, parsed: Vec<Result<Value, decode::Refused>>) -
         event_ids,
         errors,
     };
-    let status = if all_invalid { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let status = if all_invalid {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(answer)).into_response())
 }
 
@@ -173,14 +200,22 @@ async fn health() -> Json<Value> {
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let chain = state.gateway.registry.chain();
     if chain.generation == 0 {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "loading plugins"}))).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "loading plugins"})),
+        )
+            .into_response();
     }
-    Json(json!({"status": "ready", "generation": chain.generation, "plugins": chain.links.len()})).into_response()
+    Json(json!({"status": "ready", "generation": chain.generation, "plugins": chain.links.len()}))
+        .into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.gateway.metrics.encode(),
     )
         .into_response()

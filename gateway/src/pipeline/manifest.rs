@@ -101,7 +101,12 @@ impl Manifest {
     /// Sort plugin names into chain order.
     pub fn ordered(&self, mut names: Vec<String>) -> Vec<String> {
         names.sort();
-        let mut out: Vec<String> = self.order.iter().filter(|n| names.contains(n)).cloned().collect();
+        let mut out: Vec<String> = self
+            .order
+            .iter()
+            .filter(|n| names.contains(n))
+            .cloned()
+            .collect();
         out.extend(names.into_iter().filter(|n| !self.order.contains(n)));
         out
     }

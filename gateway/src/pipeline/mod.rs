@@ -115,14 +115,17 @@ impl Chain {
             let name = plugin.name.as_str();
             let count = live.events.len();
             if plugin.is_quarantined() {
-                self.metrics.plugin_outcome(name, PluginOutcome::r#in, count);
+                self.metrics
+                    .plugin_outcome(name, PluginOutcome::r#in, count);
                 match link.on_error {
                     FailurePolicy::Pass => {
-                        self.metrics.plugin_outcome(name, PluginOutcome::passed, count);
+                        self.metrics
+                            .plugin_outcome(name, PluginOutcome::passed, count);
                         continue;
                     }
                     FailurePolicy::DeadLetter => {
-                        self.metrics.plugin_outcome(name, PluginOutcome::faulted, count);
+                        self.metrics
+                            .plugin_outcome(name, PluginOutcome::faulted, count);
                         live.dead_letter_all(
                             &mut result,
                             name,
@@ -137,8 +140,12 @@ impl Chain {
                 Some(b) => b,
                 None => EncodedBatch::from(FlatBatch::encode(&live.events)),
             };
-            plugin.stats.events_in.fetch_add(count as u64, Ordering::Relaxed);
-            self.metrics.plugin_outcome(name, PluginOutcome::r#in, count);
+            plugin
+                .stats
+                .events_in
+                .fetch_add(count as u64, Ordering::Relaxed);
+            self.metrics
+                .plugin_outcome(name, PluginOutcome::r#in, count);
             let answer = plugin.process(&batch).and_then(|a| check_answer(a, count));
             match answer {
                 Ok(answer) => {
@@ -167,7 +174,12 @@ impl Chain {
                 }
             }
         }
-        for ((i, event), dest) in live.index.into_iter().zip(live.events).zip(live.destination) {
+        for ((i, event), dest) in live
+            .index
+            .into_iter()
+            .zip(live.events)
+            .zip(live.destination)
+        {
             result[i] = Some(Disposition::Keep {
                 event,
                 destination: dest.unwrap_or_else(|| DEFAULT_DESTINATION.to_string()),
@@ -192,10 +204,11 @@ impl Chain {
         let edited = if answer.edits.is_empty() {
             false
         } else {
-            wraith_event::flat::apply_edits(&mut live.events, &answer.edits, &answer.edit_data).map_err(|e| Fault {
-                reason: FaultReason::malformed,
-                message: format!("malformed answer: {e}"),
-            })?;
+            wraith_event::flat::apply_edits(&mut live.events, &answer.edits, &answer.edit_data)
+                .map_err(|e| Fault {
+                    reason: FaultReason::malformed,
+                    message: format!("malformed answer: {e}"),
+                })?;
             true
         };
         let (mut dropped, mut rejected) = (0, 0);
@@ -225,12 +238,24 @@ impl Chain {
             }
         }
         let total = live.events.len();
-        plugin.stats.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
-        plugin.stats.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
-        plugin.stats.kept.fetch_add((total - dropped - rejected) as u64, Ordering::Relaxed);
-        self.metrics.plugin_outcome(name, PluginOutcome::dropped, dropped);
-        self.metrics.plugin_outcome(name, PluginOutcome::rejected, rejected);
-        self.metrics.plugin_outcome(name, PluginOutcome::kept, total - dropped - rejected);
+        plugin
+            .stats
+            .dropped
+            .fetch_add(dropped as u64, Ordering::Relaxed);
+        plugin
+            .stats
+            .rejected
+            .fetch_add(rejected as u64, Ordering::Relaxed);
+        plugin
+            .stats
+            .kept
+            .fetch_add((total - dropped - rejected) as u64, Ordering::Relaxed);
+        self.metrics
+            .plugin_outcome(name, PluginOutcome::dropped, dropped);
+        self.metrics
+            .plugin_outcome(name, PluginOutcome::rejected, rejected);
+        self.metrics
+            .plugin_outcome(name, PluginOutcome::kept, total - dropped - rejected);
         if dropped + rejected > 0 {
             live.retain(&remove);
         }
@@ -239,17 +264,28 @@ impl Chain {
 
     /// Handle a fault per the plugin's policy. Returns whether the batch goes
     /// on (fail-open) with the events unchanged.
-    fn on_fault(&self, link: &Link, fault: &Fault, live: &mut Live, result: &mut [Option<Disposition>]) -> bool {
+    fn on_fault(
+        &self,
+        link: &Link,
+        fault: &Fault,
+        live: &mut Live,
+        result: &mut [Option<Disposition>],
+    ) -> bool {
         let plugin = &link.runtime;
         let name = plugin.name.as_str();
         let count = live.events.len();
         plugin.record_fault(fault);
-        plugin.stats.faulted.fetch_add(count as u64, Ordering::Relaxed);
-        self.metrics.plugin_outcome(name, PluginOutcome::faulted, count);
+        plugin
+            .stats
+            .faulted
+            .fetch_add(count as u64, Ordering::Relaxed);
+        self.metrics
+            .plugin_outcome(name, PluginOutcome::faulted, count);
         match link.on_error {
             FailurePolicy::Pass => {
                 tracing::warn!(plugin = name, reason = ?fault.reason, events = count, error = %fault.message, "plugin faulted; passing the batch on unchanged (on_error = \"pass\")");
-                self.metrics.plugin_outcome(name, PluginOutcome::passed, count);
+                self.metrics
+                    .plugin_outcome(name, PluginOutcome::passed, count);
                 true
             }
             FailurePolicy::DeadLetter => {
@@ -271,7 +307,9 @@ fn check_answer(answer: PluginAnswer, count: usize) -> Result<PluginAnswer, Faul
     for (i, verdict) in &answer.outcomes {
         let i = *i as usize;
         if i >= count {
-            return Err(malformed(format!("verdict for event {i}, but the batch has {count} events")));
+            return Err(malformed(format!(
+                "verdict for event {i}, but the batch has {count} events"
+            )));
         }
         if std::mem::replace(&mut seen[i], true) {
             return Err(malformed(format!("two verdicts for event {i}")));
@@ -313,7 +351,13 @@ impl Live {
         });
     }
 
-    fn dead_letter_all(&mut self, result: &mut [Option<Disposition>], plugin: &str, kind: DeadLetterKind, reason: &str) {
+    fn dead_letter_all(
+        &mut self,
+        result: &mut [Option<Disposition>],
+        plugin: &str,
+        kind: DeadLetterKind,
+        reason: &str,
+    ) {
         for (i, event) in self.index.drain(..).zip(self.events.drain(..)) {
             result[i] = Some(Disposition::DeadLetter {
                 event,

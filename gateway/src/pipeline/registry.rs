@@ -146,11 +146,15 @@ impl Registry {
                 st.errors.remove(&name);
                 continue;
             }
-            let config_json = serde_json::to_string(&entry.config).expect("toml tables serialize to JSON");
+            let config_json =
+                serde_json::to_string(&entry.config).expect("toml tables serialize to JSON");
             let previous = st.loaded.remove(&name);
             let sha = std::fs::read(path).ok().map(|b| {
                 use sha2::Digest;
-                sha2::Sha256::digest(&b).iter().map(|x| format!("{x:02x}")).collect::<String>()
+                sha2::Sha256::digest(&b)
+                    .iter()
+                    .map(|x| format!("{x:02x}"))
+                    .collect::<String>()
             });
             if let Some(prev) = &previous
                 && Some(&prev.runtime.sha256) == sha.as_ref()
@@ -166,11 +170,13 @@ impl Registry {
             }
             // Compiling can take a while; do not hold the status lock.
             drop(st);
-            let result = self.host.load(&name, path, config_json, self.limits.clone());
+            let result = self
+                .host
+                .load(&name, path, config_json, self.limits.clone());
             st = self.state.lock().expect("state");
             match result {
                 Ok(runtime) => {
-                    tracing::info!(plugin = %name, file = %path.display(), sha256 = %runtime.sha256, "plugin loaded");
+                    tracing::info!(plugin = %name, file = %path.display(), sha256 = %runtime.sha256, from_cache = runtime.from_cache, "plugin loaded");
                     if let Some(prev) = previous {
                         prev.runtime.retire();
                     }
@@ -191,8 +197,12 @@ impl Registry {
                 Err(e) => {
                     let msg = e.to_string();
                     match &previous {
-                        Some(_) => tracing::error!(plugin = %name, error = %msg, "new version of plugin failed to load; the previous version keeps running"),
-                        None => tracing::error!(plugin = %name, error = %msg, "plugin failed to load; it is not in the chain"),
+                        Some(_) => {
+                            tracing::error!(plugin = %name, error = %msg, "new version of plugin failed to load; the previous version keeps running")
+                        }
+                        None => {
+                            tracing::error!(plugin = %name, error = %msg, "plugin failed to load; it is not in the chain")
+                        }
                     }
                     st.errors.insert(name.clone(), (msg.clone(), sha));
                     report.failed.push((path.display().to_string(), msg));
@@ -220,16 +230,28 @@ impl Registry {
         metrics.chain_plugins.set(links.len() as i64);
         let order: Vec<&str> = links.iter().map(|l| l.runtime.name.as_str()).collect();
         tracing::info!(generation = st.generation, chain = ?order, "plugin chain is live");
-        self.chain
-            .store(Arc::new(Chain::new(links, st.generation, self.max_batch, metrics)));
+        self.chain.store(Arc::new(Chain::new(
+            links,
+            st.generation,
+            self.max_batch,
+            metrics,
+        )));
         drop(st);
         self.count_reload(report.failed.is_empty());
         report
     }
 
     fn count_reload(&self, ok: bool) {
-        let outcome = if ok { ReloadOutcome::ok } else { ReloadOutcome::failed };
-        self.host.metrics().reloads.get_or_create(&ReloadLabels { outcome }).inc();
+        let outcome = if ok {
+            ReloadOutcome::ok
+        } else {
+            ReloadOutcome::failed
+        };
+        self.host
+            .metrics()
+            .reloads
+            .get_or_create(&ReloadLabels { outcome })
+            .inc();
     }
 
     /// Every plugin file and its state, in chain order, then failed and
@@ -247,7 +269,11 @@ impl Registry {
             out.push(PluginStatus {
                 name: r.name.clone(),
                 file: r.path.display().to_string(),
-                state: if r.is_quarantined() { "quarantined" } else { "active" },
+                state: if r.is_quarantined() {
+                    "quarantined"
+                } else {
+                    "active"
+                },
                 sha256: Some(r.sha256.clone()),
                 loaded_at,
                 on_error: link.on_error,
@@ -311,16 +337,20 @@ impl Registry {
 
     /// Watch the folder and reload after changes settle for `debounce`.
     /// The returned watcher must be kept alive.
-    pub fn watch(self: &Arc<Self>, debounce: Duration) -> notify::Result<notify::RecommendedWatcher> {
+    pub fn watch(
+        self: &Arc<Self>,
+        debounce: Duration,
+    ) -> notify::Result<notify::RecommendedWatcher> {
         use notify::{RecursiveMode, Watcher};
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(ev) = res
-                && ev.paths.iter().any(|p| relevant(p))
-            {
-                let _ = tx.send(());
-            }
-        })?;
+        let mut watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                if let Ok(ev) = res
+                    && ev.paths.iter().any(|p| relevant(p))
+                {
+                    let _ = tx.send(());
+                }
+            })?;
         watcher.watch(&self.dir, RecursiveMode::NonRecursive)?;
         let me = self.clone();
         tokio::spawn(async move {

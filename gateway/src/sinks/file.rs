@@ -158,7 +158,10 @@ impl Writer {
             std::fs::create_dir_all(&folder)?;
             let seq = next_seq(&folder, destination)?;
             let path = folder.join(format!("{destination}-{seq:06}.jsonl"));
-            let file = std::fs::OpenOptions::new().create_new(true).append(true).open(&path)?;
+            let file = std::fs::OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&path)?;
             if self.fsync {
                 // Make the new directory entry durable too.
                 File::open(&folder)?.sync_all()?;
@@ -229,8 +232,12 @@ mod tests {
     async fn writes_rotates_and_restarts_in_new_files() {
         let tmp = tempfile::tempdir().unwrap();
         let mut sink = FileSink::start(tmp.path().to_path_buf(), 20, true).unwrap();
-        sink.write(vec![rec("events", "{\"a\":1}"), rec("dlq", "{\"b\":2}")]).await.unwrap();
-        sink.write(vec![rec("events", "{\"a\":2222222222222}")]).await.unwrap();
+        sink.write(vec![rec("events", "{\"a\":1}"), rec("dlq", "{\"b\":2}")])
+            .await
+            .unwrap();
+        sink.write(vec![rec("events", "{\"a\":2222222222222}")])
+            .await
+            .unwrap();
         sink.write(vec![rec("events", "{\"a\":3}")]).await.unwrap();
         sink.shutdown();
         let events = read_all(tmp.path(), "events");
@@ -242,12 +249,18 @@ mod tests {
                 ("events-000002.jsonl".into(), "{\"a\":3}".into()),
             ]
         );
-        assert_eq!(read_all(tmp.path(), "dlq"), vec![("dlq-000001.jsonl".into(), "{\"b\":2}".into())]);
+        assert_eq!(
+            read_all(tmp.path(), "dlq"),
+            vec![("dlq-000001.jsonl".into(), "{\"b\":2}".into())]
+        );
         let mut sink = FileSink::start(tmp.path().to_path_buf(), 1 << 20, false).unwrap();
         sink.write(vec![rec("events", "{\"a\":4}")]).await.unwrap();
         sink.shutdown();
         let events = read_all(tmp.path(), "events");
-        assert_eq!(events.last().unwrap(), &("events-000003.jsonl".to_string(), "{\"a\":4}".to_string()));
+        assert_eq!(
+            events.last().unwrap(),
+            &("events-000003.jsonl".to_string(), "{\"a\":4}".to_string())
+        );
     }
 
     #[tokio::test]
@@ -257,6 +270,9 @@ mod tests {
         std::fs::write(tmp.path().join("events"), b"in the way").unwrap();
         let sink = FileSink::start(tmp.path().to_path_buf(), 1 << 20, false).unwrap();
         let err = sink.write(vec![rec("events", "{}")]).await.unwrap_err();
-        assert!(err.to_string().contains("sink `file` could not write"), "{err}");
+        assert!(
+            err.to_string().contains("sink `file` could not write"),
+            "{err}"
+        );
     }
 }

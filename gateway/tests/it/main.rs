@@ -1,1 +1,10 @@
+//! Integration tests: the real `gateway` binary on a free port, real plugin
+//! components built from `tests/fixtures/plugins/` (`cargo xtask fixtures`),
+//! real HTTP requests, assertions on the files written.
 
+mod cli;
+mod faults;
+mod ingest;
+mod reload;
+mod sandbox;
+mod support;

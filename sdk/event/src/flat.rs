@@ -138,7 +138,10 @@ struct NumBuf {
 
 impl Default for NumBuf {
     fn default() -> Self {
-        NumBuf { buf: [0; 40], len: 0 }
+        NumBuf {
+            buf: [0; 40],
+            len: 0,
+        }
     }
 }
 
@@ -325,8 +328,7 @@ impl<'a> EventView<'a> {
         let w = &self.leaves[i * LEAF_WORDS..(i + 1) * LEAF_WORDS];
         // The host writes valid UTF-8; a damaged leaf reads as an empty string.
         let path = std::str::from_utf8(self.bytes(w[0], w[1])).unwrap_or("");
-        let value =
-            ValueRef::decode(w[2], self.bytes(w[3], w[4])).unwrap_or(ValueRef::String(""));
+        let value = ValueRef::decode(w[2], self.bytes(w[3], w[4])).unwrap_or(ValueRef::String(""));
         Leaf { path, value }
     }
 
@@ -426,7 +428,11 @@ pub enum FlatError {
 /// Apply a plugin's edits to the events of the batch it was given. Returns, per
 /// event, whether it changed. All edits are checked before any is applied, so a
 /// malformed answer leaves the events untouched.
-pub fn apply_edits(events: &mut [Value], edits: &[u32], data: &[u8]) -> Result<Vec<bool>, FlatError> {
+pub fn apply_edits(
+    events: &mut [Value],
+    edits: &[u32],
+    data: &[u8],
+) -> Result<Vec<bool>, FlatError> {
     if edits.len() % EDIT_WORDS != 0 {
         return Err(FlatError::EditLength(edits.len()));
     }
@@ -450,12 +456,11 @@ pub fn apply_edits(events: &mut [Value], edits: &[u32], data: &[u8]) -> Result<V
                     size: data.len(),
                 })
         };
-        let path_text = std::str::from_utf8(slice(path_off, path_len)?).map_err(|_| {
-            FlatError::Value {
+        let path_text =
+            std::str::from_utf8(slice(path_off, path_len)?).map_err(|_| FlatError::Value {
                 edit: n,
                 source: Box::new(FlatError::NotUtf8),
-            }
-        })?;
+            })?;
         let segments =
             path::parse(path_text).map_err(|source| FlatError::Path { edit: n, source })?;
         let value = match op {
@@ -522,7 +527,11 @@ mod tests {
         // Rebuilding the event from its leaves gives it back exactly.
         let mut rebuilt = json!({});
         for leaf in e.leaves() {
-            path::set(&mut rebuilt, &path::parse(leaf.path).unwrap(), leaf.value.to_value().unwrap());
+            path::set(
+                &mut rebuilt,
+                &path::parse(leaf.path).unwrap(),
+                leaf.value.to_value().unwrap(),
+            );
         }
         assert_eq!(rebuilt, ev);
     }
@@ -533,8 +542,14 @@ mod tests {
         let b = json!({"context": {"os": "darwin"}});
         let batch = FlatBatch::encode([&a, &b]);
         let v = batch.view();
-        assert_eq!(v.event(0).get("context.os"), Some(ValueRef::String("linux")));
-        assert_eq!(v.event(1).get("context.os"), Some(ValueRef::String("darwin")));
+        assert_eq!(
+            v.event(0).get("context.os"),
+            Some(ValueRef::String("linux"))
+        );
+        assert_eq!(
+            v.event(1).get("context.os"),
+            Some(ValueRef::String("darwin"))
+        );
         assert_eq!(v.event(1).get("n"), None);
         assert_eq!(v.event(0).get("n").and_then(|n| n.as_i64()), Some(3));
     }
@@ -549,7 +564,10 @@ mod tests {
         let changed = apply_edits(&mut events, &edits.edits, &edits.data).unwrap();
         assert_eq!(changed, vec![true, true]);
         assert_eq!(events[0], json!({"a": "x"}));
-        assert_eq!(events[1], json!({"a": "[email]", "meta": {"tags": ["pii"]}}));
+        assert_eq!(
+            events[1],
+            json!({"a": "[email]", "meta": {"tags": ["pii"]}})
+        );
     }
 
     #[test]
@@ -560,7 +578,10 @@ mod tests {
             assert_eq!(events[0], json!({"a": 1}), "nothing applied after {err}");
             err
         };
-        assert!(matches!(check(&[0, 0, 0], b"", &mut events), FlatError::EditLength(3)));
+        assert!(matches!(
+            check(&[0, 0, 0], b"", &mut events),
+            FlatError::EditLength(3)
+        ));
         assert!(matches!(
             check(&[5, 0, 0, 1, 0, 0, 0], b"a", &mut events),
             FlatError::EventOutOfRange { event: 5, .. }
@@ -575,7 +596,11 @@ mod tests {
         ));
         // A good edit followed by a bad one: neither applies.
         assert!(matches!(
-            check(&[0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 3, 1, 2], b"aZZ", &mut events),
+            check(
+                &[0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 3, 1, 2],
+                b"aZZ",
+                &mut events
+            ),
             FlatError::Value { .. }
         ));
     }

@@ -40,25 +40,34 @@ pub fn parse(path: &str) -> Result<Vec<Segment>, PathError> {
         match bytes[i] {
             b'[' => {
                 let start = i + 1;
-                let end = path[start..]
-                    .find(']')
-                    .map(|e| start + e)
-                    .ok_or_else(|| PathError::BadIndex { path: path.into(), at: i })?;
-                let idx: usize = path[start..end]
-                    .parse()
-                    .map_err(|_| PathError::BadIndex { path: path.into(), at: i })?;
+                let end = path[start..].find(']').map(|e| start + e).ok_or_else(|| {
+                    PathError::BadIndex {
+                        path: path.into(),
+                        at: i,
+                    }
+                })?;
+                let idx: usize = path[start..end].parse().map_err(|_| PathError::BadIndex {
+                    path: path.into(),
+                    at: i,
+                })?;
                 out.push(Segment::Index(idx));
                 i = end + 1;
                 expect_key = false;
             }
             b'.' => {
                 if expect_key {
-                    return Err(PathError::EmptyKey { path: path.into(), at: i });
+                    return Err(PathError::EmptyKey {
+                        path: path.into(),
+                        at: i,
+                    });
                 }
                 i += 1;
                 expect_key = true;
                 if i == bytes.len() {
-                    return Err(PathError::EmptyKey { path: path.into(), at: i });
+                    return Err(PathError::EmptyKey {
+                        path: path.into(),
+                        at: i,
+                    });
                 }
             }
             _ => {
@@ -77,7 +86,10 @@ pub fn parse(path: &str) -> Result<Vec<Segment>, PathError> {
                     i += ch.len_utf8();
                 }
                 if key.is_empty() {
-                    return Err(PathError::EmptyKey { path: path.into(), at: start });
+                    return Err(PathError::EmptyKey {
+                        path: path.into(),
+                        at: start,
+                    });
                 }
                 out.push(Segment::Key(key));
                 expect_key = false;
@@ -254,7 +266,10 @@ mod tests {
         assert!(matches!(parse("a."), Err(PathError::EmptyKey { .. })));
         assert!(matches!(parse("a[x]"), Err(PathError::BadIndex { .. })));
         assert!(matches!(parse("a[1"), Err(PathError::BadIndex { .. })));
-        assert!(matches!(parse("a\\"), Err(PathError::DanglingEscape { .. })));
+        assert!(matches!(
+            parse("a\\"),
+            Err(PathError::DanglingEscape { .. })
+        ));
     }
 
     #[test]
@@ -269,7 +284,10 @@ mod tests {
             json!({"context": {"os": "darwin", "arch": {"bits": 64}}, "tags": ["a", "b"], "new": [{"x": true}]})
         );
         assert_eq!(get(&v, &parse("tags[1]").unwrap()), Some(&json!("b")));
-        assert_eq!(remove(&mut v, &parse("context.arch").unwrap()), Some(json!({"bits": 64})));
+        assert_eq!(
+            remove(&mut v, &parse("context.arch").unwrap()),
+            Some(json!({"bits": 64}))
+        );
         assert_eq!(remove(&mut v, &parse("nope.x").unwrap()), None);
         assert_eq!(v["context"], json!({"os": "darwin"}));
     }

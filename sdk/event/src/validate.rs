@@ -66,7 +66,10 @@ pub fn normalize(value: Value, now: OffsetDateTime) -> Result<Value, EventError>
         Some(other) => {
             return Err(err(
                 "event_type",
-                format!("field `event_type` must be a string, got {}", type_name(other)),
+                format!(
+                    "field `event_type` must be a string, got {}",
+                    type_name(other)
+                ),
             ));
         }
         None => return Err(err("event_type", "field `event_type` is required")),
@@ -126,7 +129,10 @@ fn check_event_id(map: &mut Map<String, Value>) -> Result<(), EventError> {
         Some(other) => {
             return Err(err(
                 "event_id",
-                format!("field `event_id` must be a UUID string, got {}", type_name(other)),
+                format!(
+                    "field `event_id` must be a UUID string, got {}",
+                    type_name(other)
+                ),
             ));
         }
     }
@@ -177,7 +183,11 @@ fn check_level(map: &mut Map<String, Value>) -> Result<(), EventError> {
         }
         Some(Value::String(s)) => {
             let lower = s.to_ascii_lowercase();
-            let lower = if lower == "warn" { "warning".to_string() } else { lower };
+            let lower = if lower == "warn" {
+                "warning".to_string()
+            } else {
+                lower
+            };
             if !LEVELS.contains(&lower.as_str()) {
                 return Err(err(
                     "level",
@@ -219,12 +229,20 @@ mod tests {
     fn check_err(v: Value, field: &str, needle: &str) {
         let e = normalize(v, now()).unwrap_err();
         assert_eq!(e.field, field);
-        assert!(e.message.contains(needle), "{:?} lacks {needle:?}", e.message);
+        assert!(
+            e.message.contains(needle),
+            "{:?} lacks {needle:?}",
+            e.message
+        );
     }
 
     #[test]
     fn fills_in_missing_fields() {
-        let v = normalize(json!({"event_type": "tool_invoked", "extra": {"x": 1}}), now()).unwrap();
+        let v = normalize(
+            json!({"event_type": "tool_invoked", "extra": {"x": 1}}),
+            now(),
+        )
+        .unwrap();
         assert_eq!(v["timestamp"], "2023-11-14T22:13:20Z");
         assert_eq!(v["level"], "info");
         let id = uuid::Uuid::parse_str(v["event_id"].as_str().unwrap()).unwrap();
@@ -243,7 +261,11 @@ mod tests {
         assert_eq!(v["level"], "warning");
         assert_eq!(v["timestamp"], "2023-11-14T22:13:20.123Z");
         assert_eq!(v["event_id"], "6f9619ff-8b86-d011-b42d-00cf4fc964ff");
-        let v = normalize(json!({"event_type": "t", "timestamp": "2024-01-02T03:04:05+02:00"}), now()).unwrap();
+        let v = normalize(
+            json!({"event_type": "t", "timestamp": "2024-01-02T03:04:05+02:00"}),
+            now(),
+        )
+        .unwrap();
         assert_eq!(v["timestamp"], "2024-01-02T01:04:05Z");
     }
 
@@ -253,12 +275,40 @@ mod tests {
         check_err(json!({}), "event_type", "required");
         check_err(json!({"event_type": ""}), "event_type", "must not be empty");
         check_err(json!({"event_type": 3}), "event_type", "must be a string");
-        check_err(json!({"event_type": "t", "event_id": "nope"}), "event_id", "not a UUID");
-        check_err(json!({"event_type": "t", "timestamp": "yesterday"}), "timestamp", "RFC 3339");
-        check_err(json!({"event_type": "t", "timestamp": 1.5}), "timestamp", "whole epoch milliseconds");
-        check_err(json!({"event_type": "t", "level": "loud"}), "level", "expected one of debug, info");
-        check_err(json!({"event_type": "t", "duration_ms": -1}), "duration_ms", "non-negative");
-        check_err(json!({"event_type": "t", "context": "x"}), "context", "must be an object");
-        check_err(json!({"event_type": "t", "tool": 5}), "tool", "must be a string");
+        check_err(
+            json!({"event_type": "t", "event_id": "nope"}),
+            "event_id",
+            "not a UUID",
+        );
+        check_err(
+            json!({"event_type": "t", "timestamp": "yesterday"}),
+            "timestamp",
+            "RFC 3339",
+        );
+        check_err(
+            json!({"event_type": "t", "timestamp": 1.5}),
+            "timestamp",
+            "whole epoch milliseconds",
+        );
+        check_err(
+            json!({"event_type": "t", "level": "loud"}),
+            "level",
+            "expected one of debug, info",
+        );
+        check_err(
+            json!({"event_type": "t", "duration_ms": -1}),
+            "duration_ms",
+            "non-negative",
+        );
+        check_err(
+            json!({"event_type": "t", "context": "x"}),
+            "context",
+            "must be an object",
+        );
+        check_err(
+            json!({"event_type": "t", "tool": 5}),
+            "tool",
+            "must be a string",
+        );
     }
 }

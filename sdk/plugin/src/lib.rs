@@ -75,9 +75,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 pub use serde_json;
+use wraith_event::flat::{BatchView, EDIT_WORDS, EditBuffer, EventView};
 pub use wraith_event::flat::{Leaf, ValueRef};
 pub use wraith_event::path;
-use wraith_event::flat::{BatchView, EDIT_WORDS, EditBuffer, EventView};
 
 #[doc(hidden)]
 pub mod __bindings {
@@ -136,12 +136,22 @@ impl Config {
     /// (use `#[serde(deny_unknown_fields)]` to catch typos).
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
         serde_path_to_error::deserialize(&self.value).map_err(|e| {
-            let field = e.path().to_string();
-            let field = if field == "." { String::new() } else { field };
-            ConfigError {
-                field,
-                message: e.into_inner().to_string(),
+            let mut field = e.path().to_string();
+            if field == "." {
+                field.clear();
             }
+            let message = e.into_inner().to_string();
+            // serde reports a missing field at its parent; name the field itself.
+            if let Some(missing) = message
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next())
+            {
+                if !field.is_empty() {
+                    field.push('.');
+                }
+                field.push_str(missing);
+            }
+            ConfigError { field, message }
         })
     }
 }

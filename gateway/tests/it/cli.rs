@@ -1,0 +1,185 @@
+use crate::support::*;
+use serde_json::json;
+use std::process::Command;
+
+fn gateway() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gateway"))
+}
+
+#[test]
+fn check_reports_plugins_and_shows_the_sample_before_and_after() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    install(&plugins, "upper", "upper");
+    install(&plugins, "verdicts", "verdicts");
+    let sample = tmp.path().join("events.jsonl");
+    std::fs::write(
+        &sample,
+        "{\"event_type\": \"a\", \"command\": \"scan\"}\n{\"event_type\": \"b\", \"level\": \"debug\"}\n{\"event_type\": \"c\", \"reject_reason\": \"no\"}\nnot json\n",
+    )
+    .unwrap();
+    let out = gateway()
+        .args([
+            "check",
+            "--plugins",
+            plugins.to_str().unwrap(),
+            "--sample",
+            sample.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok    upper"), "{stdout}");
+    assert!(stdout.contains("\"command\":\"scan\""), "{stdout}");
+    assert!(stdout.contains("\"command\":\"SCAN\""), "{stdout}");
+    assert!(stdout.contains("verdict: keep -> events"), "{stdout}");
+    assert!(
+        stdout.contains("verdict: dropped by verdicts: debug level"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("verdict: dead-letter (rejected by verdicts): no"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("--- line 4 ---\ninvalid: not valid JSON"),
+        "{stdout}"
+    );
+    // No server, no data written.
+    assert!(!tmp.path().join("data").exists());
+
+    // A plugin that does not load makes check fail and say why.
+    install(&plugins, "bad-config", "needs");
+    let out = gateway()
+        .args(["check", "--plugins", plugins.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL")
+            && stdout.contains("plugin `needs` refused its config: field `threshold`"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn version_help_and_startup_errors() {
+    let out = gateway().arg("version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wraith:plugin@0.1.0"));
+    let out = gateway().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "serve",
+        "check",
+        "--plugins",
+        "--listen",
+        "--data-dir",
+        "--config",
+        "127.0.0.1:8080",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = gateway()
+        .args(["--plugins", tmp.path().join("nope").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    // A broken plugin at startup: refuse to run rather than run without it.
+    std::fs::write(tmp.path().join("scrub.wasm"), b"garbage").unwrap();
+    let out = gateway()
+        .args([
+            "--plugins",
+            tmp.path().to_str().unwrap(),
+            "--data-dir",
+            tmp.path().join("d").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("refusing to start") && err.contains("scrub.wasm"),
+        "{err}"
+    );
+    // A typo in the config file is named.
+    let cfg = tmp.path().join("g.toml");
+    std::fs::write(&cfg, "[plugins]\ncall_timeot = \"1s\"\n").unwrap();
+    let out = gateway()
+        .args(["--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field `call_timeot`"), "{err}");
+}
+
+#[test]
+fn sigterm_drains_and_a_restart_uses_the_compile_cache() {
+    let root = tempfile::tempdir().unwrap();
+    let plugins = root.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    install(&plugins, "upper", "upper");
+    let data = root.path().join("data");
+    let start = || {
+        let mut child = gateway()
+            .args([
+                "--plugins",
+                plugins.to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("wraith gateway listening on ")
+            .unwrap()
+            .to_string();
+        (child, url)
+    };
+    let (mut child, url) = start();
+    let http = reqwest::blocking::Client::new();
+    for n in 0..20 {
+        let r = http
+            .post(format!("{url}/v1/events"))
+            .json(&json!([event(n)]))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("gateway stopped"), "{stderr}");
+    assert_eq!(read_lines(&data.join("events")).len(), 20);
+    let cached = std::fs::read_dir(data.join("cache")).unwrap().count();
+    assert_eq!(cached, 1, "one compiled plugin in the cache");
+
+    let (mut child, _url) = start();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("from_cache=true"), "{stderr}");
+}

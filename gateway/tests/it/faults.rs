@@ -1,0 +1,160 @@
+use crate::support::*;
+use serde_json::json;
+use std::time::Duration;
+
+/// A faulty plugin after a well-behaved one: the faulting batch is
+/// dead-lettered with the reason, other batches pass, the gateway keeps serving.
+fn check_fault(fixture: &'static str, trigger: &str, reason_needle: &str, metric_reason: &str) {
+    let gw = Gateway::start(&[("upper", "a-upper"), (fixture, "b-faulty")]);
+    let (status, answer) = gw.post_json("/v1/events", &json!([event(1), event(2)]));
+    assert_eq!(
+        (status, answer["accepted"].as_u64()),
+        (200, Some(2)),
+        "{answer}"
+    );
+
+    let mut bad = event(3);
+    bad[trigger] = json!(true);
+    let (status, answer) = gw.post_json("/v1/events", &json!([event(4), bad]));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 0, "{answer}");
+    assert_eq!(answer["dead_lettered"], 2);
+    let dlq = gw.lines("dlq");
+    assert_eq!(dlq.len(), 2);
+    for d in &dlq {
+        assert_eq!(d["dlq"]["plugin"], "b-faulty");
+        assert_eq!(d["dlq"]["kind"], "faulted");
+        let reason = d["dlq"]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(reason_needle),
+            "{reason:?} lacks {reason_needle:?}"
+        );
+    }
+    // Fail closed: nothing of the faulting batch reached the store, and the
+    // dead-lettered events are as the faulting plugin received them.
+    assert_eq!(gw.lines("events").len(), 2);
+    assert_eq!(dlq[0]["event"]["command"], "CMD-4");
+
+    // The instance was rebuilt: the next batch goes through.
+    let (status, answer) = gw.post_json("/v1/events", &json!([event(5)]));
+    assert_eq!(
+        (status, answer["accepted"].as_u64()),
+        (200, Some(1)),
+        "{answer}"
+    );
+    assert_eq!(gw.lines("events").len(), 3);
+    let p = gw.plugin("b-faulty").unwrap();
+    assert_eq!(p["faults"], 1);
+    assert_eq!(p["faulted"], 2);
+    assert_eq!(p["state"], "active");
+    assert!(p["last_error"].as_str().unwrap().contains(reason_needle));
+    let metrics = gw.get_text("/metrics");
+    let line =
+        format!("wraith_plugin_faults_total{{plugin=\"b-faulty\",reason=\"{metric_reason}\"}} 1");
+    assert!(metrics.contains(&line), "no {line} in\n{metrics}");
+    assert_eq!(gw.get_json("/health")["status"], "ok");
+}
+
+#[test]
+fn a_trap_dead_letters_the_batch() {
+    check_fault("trap", "boom", "boom requested by the event", "trap");
+}
+
+#[test]
+fn an_endless_loop_times_out() {
+    check_fault("spin", "spin", "timed out", "timeout");
+}
+
+#[test]
+fn unbounded_allocation_hits_the_memory_cap() {
+    check_fault("hog", "hog", "memory limit exceeded", "memory");
+}
+
+#[test]
+fn a_malformed_answer_is_a_fault() {
+    check_fault(
+        "malformed",
+        "malformed",
+        "malformed answer: edit 0 names event",
+        "malformed",
+    );
+}
+
+#[test]
+fn repeated_faults_quarantine_the_plugin_until_it_is_replaced() {
+    let gw = Gateway::start_with(Options {
+        plugins: vec![("trap", "trap")],
+        extra_config: "quarantine_after = 3\n".into(),
+        ..Default::default()
+    });
+    let mut bad = event(0);
+    bad["boom"] = json!(true);
+    for _ in 0..3 {
+        let (s, a) = gw.post_json("/v1/events", &json!([bad.clone()]));
+        assert_eq!((s, a["dead_lettered"].as_u64()), (200, Some(1)));
+    }
+    let p = gw.plugin("trap").unwrap();
+    assert_eq!(p["state"], "quarantined");
+    // Quarantined and fail-closed: even good events are dead-lettered, unprocessed.
+    let (s, a) = gw.post_json("/v1/events", &json!([event(1)]));
+    assert_eq!((s, a["dead_lettered"].as_u64()), (200, Some(1)), "{a}");
+    let last = gw.lines("dlq").pop().unwrap();
+    assert_eq!(last["dlq"]["kind"], "quarantined");
+    assert!(
+        gw.get_text("/metrics")
+            .contains("wraith_plugin_quarantined{plugin=\"trap\"} 1")
+    );
+    assert!(gw.log().contains("quarantined"));
+    // Replacing the file lifts the quarantine.
+    install(&gw.plugins_dir(), "upper", "trap");
+    gw.wait_for("the replacement to load", Duration::from_secs(10), |g| {
+        g.plugin("trap")
+            .map(|p| p["state"] == "active")
+            .unwrap_or(false)
+    });
+    let (s, a) = gw.post_json("/v1/events", &json!([event(2)]));
+    assert_eq!((s, a["accepted"].as_u64()), (200, Some(1)), "{a}");
+    assert_eq!(gw.lines("events")[0]["command"], "CMD-2");
+}
+
+#[test]
+fn fail_open_plugins_pass_the_batch_on_unchanged() {
+    let gw = Gateway::start_with(Options {
+        plugins: vec![("trap", "enricher"), ("upper", "upper")],
+        manifest: Some("[plugins.enricher]\non_error = \"pass\"\n".into()),
+        ..Default::default()
+    });
+    let mut bad = event(1);
+    bad["boom"] = json!(true);
+    let (s, a) = gw.post_json("/v1/events", &json!([bad, event(2)]));
+    assert_eq!((s, a["accepted"].as_u64()), (200, Some(2)), "{a}");
+    let stored = gw.lines("events");
+    // The batch skipped the faulting plugin and went through the next one.
+    assert_eq!(stored[1]["command"], "CMD-2");
+    assert!(gw.lines("dlq").is_empty());
+    let metrics = gw.get_text("/metrics");
+    assert!(
+        metrics.contains("wraith_plugin_events_total{plugin=\"enricher\",outcome=\"passed\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn leaking_instances_are_recycled_before_they_fail() {
+    // 1 MiB leaked per call, a 32 MiB cap and a 16 MiB high-water mark: only
+    // recycling keeps 60 calls alive.
+    let gw = Gateway::start(&[("leak", "leak")]);
+    for n in 0..60 {
+        let (s, a) = gw.post_json("/v1/events", &json!([event(n)]));
+        assert_eq!((s, a["accepted"].as_u64()), (200, Some(1)), "call {n}: {a}");
+    }
+    let p = gw.plugin("leak").unwrap();
+    assert_eq!(p["faults"], 0);
+    let metrics = gw.get_text("/metrics");
+    assert!(
+        metrics
+            .contains("wraith_plugin_instances_recycled_total{plugin=\"leak\",reason=\"memory\"}"),
+        "{metrics}"
+    );
+    assert_eq!(gw.lines("events").len(), 60);
+}

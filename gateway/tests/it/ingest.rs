@@ -1,0 +1,231 @@
+use crate::support::*;
+use serde_json::{Value, json};
+use std::io::Write;
+
+#[test]
+fn accepts_every_body_shape_and_names_bad_events() {
+    let gw = Gateway::start(&[("upper", "upper")]);
+    // A JSON array with one bad event: the good ones are stored, the bad one named.
+    let (status, answer) = gw.post_json(
+        "/v1/events",
+        &json!([event(1), {"event_type": "x", "level": "loud"}, event(2), "not an object"]),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 2);
+    assert_eq!(answer["invalid"], 2);
+    assert_eq!(answer["errors"][0]["index"], 1);
+    assert_eq!(answer["errors"][0]["field"], "level");
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("loud")
+    );
+    assert_eq!(answer["errors"][1]["index"], 3);
+    assert!(answer["event_ids"][1].is_null());
+    // {"events": [...]} on the alias.
+    let (status, answer) = gw.post_json("/events", &json!({"events": [event(3)]}));
+    assert_eq!((status, answer["accepted"].clone()), (200, json!(1)));
+    // One event on /event.
+    let (status, answer) = gw.post_json("/event", &event(4));
+    assert_eq!((status, answer["accepted"].clone()), (200, json!(1)));
+    // NDJSON with a broken line.
+    let body = format!("{}\n{{broken\n\n{}\n", event(5), event(6));
+    let (status, answer, _) = gw.post_raw(
+        "/v1/events",
+        Some("application/x-ndjson"),
+        None,
+        body.into_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 2);
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 2"),
+        "{answer}"
+    );
+    // gzip.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(json!([event(7), event(8)]).to_string().as_bytes())
+        .unwrap();
+    let (status, answer, _) = gw.post_raw(
+        "/v1/events",
+        Some("application/json"),
+        Some("gzip"),
+        gz.finish().unwrap(),
+    );
+    assert_eq!(
+        (status, answer["accepted"].clone()),
+        (200, json!(2)),
+        "{answer}"
+    );
+
+    let stored = gw.lines("events");
+    let ns: Vec<u64> = stored.iter().map(|e| e["n"].as_u64().unwrap()).collect();
+    assert_eq!(ns, [1, 2, 3, 4, 5, 6, 7, 8]);
+    for e in &stored {
+        // Every stored event went through the chain and got an id and a time.
+        assert!(e["command"].as_str().unwrap().starts_with("CMD-"), "{e}");
+        uuid::Uuid::parse_str(e["event_id"].as_str().unwrap()).unwrap();
+        assert!(e["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+    // Ids in answers are the stored ids.
+    assert!(
+        stored
+            .iter()
+            .any(|e| e["event_id"] == answer["event_ids"][0])
+    );
+}
+
+#[test]
+fn bad_requests_get_specific_errors_and_the_gateway_stays_healthy() {
+    let gw = Gateway::start_with(Options {
+        plugins: vec![("upper", "upper")],
+        extra_config: "[server]\nmax_body_size = \"64 KiB\"\nmax_events_per_request = 50\n".into(),
+        ..Default::default()
+    });
+    let check = |status: u16, answer: &Value, want_status: u16, code: &str, needle: &str| {
+        assert_eq!(status, want_status, "{answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+        let msg = answer["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+    };
+    let (s, a, _) = gw.post_raw(
+        "/v1/events",
+        Some("application/json"),
+        None,
+        b"[{\"event_type\": ".to_vec(),
+    );
+    check(s, &a, 400, "invalid_json", "not valid JSON");
+    let (s, a, _) = gw.post_raw("/v1/events", Some("application/json"), None, b"".to_vec());
+    check(s, &a, 400, "empty_body", "empty");
+    let (s, a, _) = gw.post_raw("/v1/events", Some("application/json"), None, b"[]".to_vec());
+    check(s, &a, 400, "empty_batch", "no events");
+    let (s, a, _) = gw.post_raw(
+        "/v1/events",
+        Some("application/x-www-form-urlencoded"),
+        None,
+        b"a=b".to_vec(),
+    );
+    check(s, &a, 415, "unsupported_media_type", "application/x-ndjson");
+    let big = json!([{"event_type": "x", "blob": "y".repeat(70 * 1024)}]).to_string();
+    let (s, a, _) = gw.post_raw(
+        "/v1/events",
+        Some("application/json"),
+        None,
+        big.into_bytes(),
+    );
+    check(s, &a, 413, "too_large", "65536 bytes");
+    // A small gzip body that inflates past the limit is refused too.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(
+        json!([{"event_type": "x", "blob": "y".repeat(1 << 20)}])
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    let (s, a, _) = gw.post_raw(
+        "/v1/events",
+        Some("application/json"),
+        Some("gzip"),
+        gz.finish().unwrap(),
+    );
+    check(s, &a, 413, "too_large", "after decompression");
+    let (s, a, _) = gw.post_raw(
+        "/v1/events",
+        Some("application/json"),
+        Some("gzip"),
+        b"not gzip at all".to_vec(),
+    );
+    check(s, &a, 400, "unreadable_body", "gzip");
+    let many: Vec<Value> = (0..51).map(event).collect();
+    let (s, a) = gw.post_json("/v1/events", &json!(many));
+    check(s, &a, 413, "too_large", "at most 50");
+    let (s, a) = gw.post_json("/event", &json!([event(1)]));
+    check(s, &a, 400, "bad_body", "one event object");
+    let (s, a) = gw.post_json("/v1/events", &json!({"events": 3}));
+    check(s, &a, 400, "bad_body", "`events` must be an array");
+    // Every event invalid: 400 with the per-event errors.
+    let (s, a) = gw.post_json(
+        "/v1/events",
+        &json!([{"event_id": "nope", "event_type": "x"}]),
+    );
+    assert_eq!(s, 400);
+    assert_eq!(a["errors"][0]["field"], "event_id");
+    let (s, a) = gw.post_json("/nowhere", &json!({}));
+    check(s, &a, 404, "not_found", "/v1/events");
+    // Still healthy, still storing.
+    assert_eq!(gw.get_json("/health")["status"], "ok");
+    assert_eq!(gw.get_json("/ready")["status"], "ready");
+    let (s, a) = gw.post_json("/v1/events", &json!([event(1)]));
+    assert_eq!((s, a["accepted"].clone()), (200, json!(1)));
+    assert_eq!(gw.lines("events").len(), 1);
+    let metrics = gw.get_text("/metrics");
+    assert!(
+        metrics.contains("wraith_http_requests_total{route=\"/v1/events\",status=\"413\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("wraith_events_invalid_total 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn verdicts_route_drop_and_dead_letter() {
+    let gw = Gateway::start(&[("verdicts", "verdicts")]);
+    let (status, answer) = gw.post_json(
+        "/v1/events",
+        &json!([
+            event(1),
+            {"event_type": "x", "level": "debug"},
+            {"event_type": "x", "reject_reason": "missing tool"},
+            {"event_type": "x", "route_to": "audit"},
+            {"event_type": "x", "route_to": "Not A Name"},
+        ]),
+    );
+    assert_eq!(status, 200, "{answer}");
+    // The bad route name is a malformed answer: the whole batch is
+    // dead-lettered (fail closed), nothing reaches the store.
+    assert_eq!(answer["accepted"], 0, "{answer}");
+    assert_eq!(answer["dead_lettered"], 5);
+    let dlq = gw.lines("dlq");
+    assert_eq!(dlq.len(), 5);
+    assert_eq!(dlq[0]["dlq"]["kind"], "faulted");
+    assert!(
+        dlq[0]["dlq"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("malformed answer: route to \"Not A Name\"")
+    );
+    assert!(gw.lines("events").is_empty());
+
+    let (status, answer) = gw.post_json(
+        "/v1/events",
+        &json!([event(1), {"event_type": "x", "level": "debug"}, {"event_type": "x", "reject_reason": "missing tool"}, {"event_type": "x", "route_to": "audit"}]),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            answer["accepted"].as_u64(),
+            answer["dropped"].as_u64(),
+            answer["dead_lettered"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(gw.lines("events").len(), 1);
+    assert_eq!(gw.lines("audit")[0]["route_to"], "audit");
+    let dlq = gw.lines("dlq");
+    let last = dlq.last().unwrap();
+    assert_eq!(last["dlq"]["kind"], "rejected");
+    assert_eq!(last["dlq"]["plugin"], "verdicts");
+    assert_eq!(last["dlq"]["reason"], "missing tool");
+    assert_eq!(last["event"]["reject_reason"], "missing tool");
+    let p = gw.plugin("verdicts").unwrap();
+    assert_eq!(
+        (p["dropped"].as_u64(), p["rejected"].as_u64()),
+        (Some(1), Some(1))
+    );
+}

@@ -1,0 +1,245 @@
+use crate::support::*;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn chain_names(gw: &Gateway) -> Vec<String> {
+    let v = gw.get_json("/v1/plugins");
+    v["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["state"] == "active")
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn hot_reload_under_load_loses_nothing_and_applies_within_two_seconds() {
+    let gw = Arc::new(Gateway::start(&[("upper", "a-upper")]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked: Arc<Mutex<Vec<(usize, Vec<usize>)>>> = Arc::default();
+    let mut senders = Vec::new();
+    for t in 0..3 {
+        let (gw, stop, acked) = (gw.clone(), stop.clone(), acked.clone());
+        senders.push(std::thread::spawn(move || {
+            let mut req = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let id = t * 1_000_000 + req;
+                let ns: Vec<usize> = (0..5).map(|k| id * 10 + k).collect();
+                let batch: Vec<Value> = ns
+                    .iter()
+                    .map(|&n| json!({"event_type": "t", "command": "run", "user": "ada@example.com", "n": n, "req": id}))
+                    .collect();
+                let (s, a) = gw.post_json("/v1/events", &json!(batch));
+                assert_eq!(s, 200, "{a}");
+                assert_eq!(a["accepted"], 5, "{a}");
+                acked.lock().unwrap().push((id, ns));
+                req += 1;
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // Deploy a scrubber by renaming it into place, while requests flow.
+    let dropped_at = Instant::now();
+    install(&gw.plugins_dir(), "scrub-email", "b-scrub");
+    gw.wait_for(
+        "the new plugin in the chain",
+        Duration::from_secs(10),
+        |g| chain_names(g).contains(&"b-scrub".to_string()),
+    );
+    let live_after = dropped_at.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    // Remove the first plugin, still under load.
+    std::fs::remove_file(gw.plugins_dir().join("a-upper.wasm")).unwrap();
+    gw.wait_for("the removal", Duration::from_secs(10), |g| {
+        chain_names(g) == ["b-scrub"]
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for s in senders {
+        s.join().unwrap();
+    }
+    assert!(
+        live_after < Duration::from_secs(2),
+        "the new chain took {live_after:?} to go live"
+    );
+
+    let stored = gw.lines("events");
+    let acked = acked.lock().unwrap();
+    let mut count: HashMap<u64, usize> = HashMap::new();
+    for e in &stored {
+        *count.entry(e["n"].as_u64().unwrap()).or_default() += 1;
+    }
+    let mut total = 0;
+    for (_, ns) in acked.iter() {
+        for n in ns {
+            total += 1;
+            assert_eq!(
+                count.get(&(*n as u64)),
+                Some(&1),
+                "acked event {n} stored {:?} times",
+                count.get(&(*n as u64))
+            );
+        }
+    }
+    assert_eq!(
+        stored.len(),
+        total,
+        "stored events that were never acknowledged"
+    );
+    // Each request ran wholly on one chain: its events agree on both plugins.
+    let mut by_req: HashMap<u64, Vec<(bool, bool)>> = HashMap::new();
+    for e in &stored {
+        let upper = e["command"] == "RUN";
+        let scrubbed = e["user"] == "[email]";
+        by_req
+            .entry(e["req"].as_u64().unwrap())
+            .or_default()
+            .push((upper, scrubbed));
+    }
+    let mut seen = (false, false, false);
+    for (req, flags) in by_req {
+        assert!(
+            flags.iter().all(|f| *f == flags[0]),
+            "request {req} ran on two chains: {flags:?}"
+        );
+        match flags[0] {
+            (true, false) => seen.0 = true,
+            (true, true) => seen.1 = true,
+            (false, true) => seen.2 = true,
+            (false, false) => panic!("request {req} ran on no chain"),
+        }
+    }
+    assert_eq!(
+        seen,
+        (true, true, true),
+        "not every chain generation handled traffic"
+    );
+}
+
+#[test]
+fn a_broken_file_leaves_the_running_chain_working() {
+    let gw = Gateway::start(&[("upper", "upper")]);
+    // A new file that is not a component.
+    std::fs::write(gw.plugins_dir().join("broken.wasm"), b"\0asm garbage").unwrap();
+    gw.wait_for("the failure to be reported", Duration::from_secs(10), |g| {
+        g.plugin("broken")
+            .map(|p| p["state"] == "failed")
+            .unwrap_or(false)
+    });
+    let p = gw.plugin("broken").unwrap();
+    assert!(
+        p["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid WebAssembly component"),
+        "{p}"
+    );
+    // A broken new version of a running plugin: the old one keeps running.
+    let tmp = gw.plugins_dir().join(".upper.tmp");
+    std::fs::write(&tmp, b"not wasm either").unwrap();
+    std::fs::rename(&tmp, gw.plugins_dir().join("upper.wasm")).unwrap();
+    gw.wait_for(
+        "the failed upgrade to be reported",
+        Duration::from_secs(10),
+        |g| {
+            g.plugin("upper")
+                .map(|p| !p["last_error"].is_null())
+                .unwrap_or(false)
+        },
+    );
+    assert_eq!(gw.plugin("upper").unwrap()["state"], "active");
+    let (s, a) = gw.post_json("/v1/events", &json!([event(1)]));
+    assert_eq!((s, a["accepted"].as_u64()), (200, Some(1)));
+    assert_eq!(gw.lines("events")[0]["command"], "CMD-1");
+    assert!(
+        gw.get_text("/metrics")
+            .contains("wraith_reloads_total{outcome=\"failed\"}")
+    );
+    assert!(gw.log().contains("previous version keeps running"));
+}
+
+#[test]
+fn the_manifest_orders_and_configures_plugins() {
+    let gw = Gateway::start_with(Options {
+        plugins: vec![("upper", "upper"), ("verdicts", "a-verdicts")],
+        manifest: Some(
+            "order = [\"upper\", \"a-verdicts\"]\n[plugins.upper.config]\nfield = \"tool\"\n"
+                .into(),
+        ),
+        ..Default::default()
+    });
+    assert_eq!(chain_names(&gw), ["upper", "a-verdicts"]);
+    gw.post_json("/v1/events", &json!([event(1)]));
+    let e = &gw.lines("events")[0];
+    assert_eq!(
+        (e["tool"].as_str(), e["command"].as_str()),
+        (Some("WRAITH-TEST"), Some("cmd-1"))
+    );
+    // A config the plugin refuses: the running version stays, the error names the field.
+    std::fs::write(
+        gw.plugins_dir().join("plugins.toml"),
+        "order = [\"upper\", \"a-verdicts\"]\n[plugins.upper.config]\nfeild = \"tool\"\n",
+    )
+    .unwrap();
+    gw.wait_for(
+        "the refused config to be reported",
+        Duration::from_secs(10),
+        |g| {
+            g.plugin("upper")
+                .map(|p| !p["last_error"].is_null())
+                .unwrap_or(false)
+        },
+    );
+    let err = gw.plugin("upper").unwrap()["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("plugin `upper` refused its config") && err.contains("unknown field `feild`"),
+        "{err}"
+    );
+    // An invalid manifest keeps everything as it was.
+    std::fs::write(gw.plugins_dir().join("plugins.toml"), "order = [").unwrap();
+    gw.wait_for("the manifest error", Duration::from_secs(10), |g| {
+        !g.get_json("/v1/plugins")["manifest_error"].is_null()
+    });
+    gw.post_json("/v1/events", &json!([event(2)]));
+    assert_eq!(gw.lines("events")[1]["tool"], "WRAITH-TEST");
+}
+
+#[test]
+fn init_refusing_its_config_keeps_the_plugin_out() {
+    let gw = Gateway::start(&[("upper", "upper")]);
+    std::fs::write(
+        gw.plugins_dir().join("plugins.toml"),
+        "[plugins.needs.config]\nthreshold = -1\n",
+    )
+    .unwrap();
+    install(&gw.plugins_dir(), "bad-config", "needs");
+    gw.wait_for("the init failure", Duration::from_secs(10), |g| {
+        g.plugin("needs")
+            .map(|p| p["state"] == "failed")
+            .unwrap_or(false)
+    });
+    let err = gw.plugin("needs").unwrap()["last_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        err,
+        "plugin `needs` refused its config: field `threshold`: must not be negative"
+    );
+    assert_eq!(chain_names(&gw), ["upper"]);
+    std::fs::write(
+        gw.plugins_dir().join("plugins.toml"),
+        "[plugins.needs.config]\nthreshold = 2\n",
+    )
+    .unwrap();
+    gw.wait_for("the fixed config to load", Duration::from_secs(10), |g| {
+        chain_names(g) == ["needs", "upper"]
+    });
+}

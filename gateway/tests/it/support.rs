@@ -1,0 +1,275 @@
+//! Starting a gateway and looking at what it wrote.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Folder holding the built fixture components.
+pub fn fixtures_dir() -> PathBuf {
+    let dir = std::env::var_os("WRAITH_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+            target.join("fixtures")
+        });
+    assert!(
+        dir.join("upper.wasm").is_file(),
+        "fixture plugins are missing from {}: build them with `cargo xtask fixtures` (`cargo xtask test` does it for you)",
+        dir.display()
+    );
+    dir
+}
+
+/// Path of one fixture component.
+pub fn fixture(name: &str) -> PathBuf {
+    let p = fixtures_dir().join(format!("{name}.wasm"));
+    assert!(p.is_file(), "no fixture {}", p.display());
+    p
+}
+
+/// Copy fixtures into a plugins folder under their own names or new ones.
+pub fn install(dir: &Path, fixture_name: &str, as_name: &str) {
+    let tmp = dir.join(format!(".{as_name}.wasm.tmp"));
+    std::fs::copy(fixture(fixture_name), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join(format!("{as_name}.wasm"))).unwrap();
+}
+
+/// A shared compile cache for every gateway of the test run.
+fn cache_dir() -> PathBuf {
+    fixtures_dir().join("../fixture-cache")
+}
+
+pub struct Gateway {
+    pub child: Child,
+    pub url: String,
+    pub root: tempfile::TempDir,
+    pub http: reqwest::blocking::Client,
+}
+
+pub struct Options {
+    pub plugins: Vec<(&'static str, &'static str)>,
+    pub manifest: Option<String>,
+    pub extra_config: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            plugins: Vec::new(),
+            manifest: None,
+            extra_config: String::new(),
+        }
+    }
+}
+
+impl Gateway {
+    /// Start a gateway with these fixtures (as `(fixture, installed name)`).
+    pub fn start(plugins: &[(&'static str, &'static str)]) -> Gateway {
+        Self::start_with(Options {
+            plugins: plugins.to_vec(),
+            ..Default::default()
+        })
+    }
+
+    pub fn start_with(opts: Options) -> Gateway {
+        let root = tempfile::tempdir().unwrap();
+        let plugins = root.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        for (f, n) in &opts.plugins {
+            install(&plugins, f, n);
+        }
+        if let Some(m) = &opts.manifest {
+            std::fs::write(plugins.join("plugins.toml"), m).unwrap();
+        }
+        let config = root.path().join("gateway.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[plugins]\ncache_dir = {:?}\ncall_timeout = \"300ms\"\nmemory_limit = \"32 MiB\"\nmemory_high_water = \"16 MiB\"\nreload_debounce = \"100ms\"\n{}\n[file_sink]\nfsync = false\n",
+                cache_dir().display().to_string(),
+                opts.extra_config
+            ),
+        )
+        .unwrap();
+        Self::spawn(root, &["--config", config.to_str().unwrap()])
+    }
+
+    fn spawn(root: tempfile::TempDir, extra: &[&str]) -> Gateway {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+            .args(["--plugins", root.path().join("plugins").to_str().unwrap()])
+            .args(["--data-dir", root.path().join("data").to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the gateway binary");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log_path = root.path().join("gateway.log");
+        std::thread::spawn(move || {
+            let mut log = std::fs::File::create(log_path).unwrap();
+            std::io::copy(&mut BufReader::new(stderr), &mut log).ok();
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("wraith gateway listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(u) => u,
+            Err(_) => {
+                let _ = child.kill();
+                let log =
+                    std::fs::read_to_string(root.path().join("gateway.log")).unwrap_or_default();
+                panic!("gateway did not start; its log:\n{log}");
+            }
+        };
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        Gateway {
+            child,
+            url,
+            root,
+            http,
+        }
+    }
+
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.root.path().join("plugins")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    /// POST a JSON body to a path; returns status and parsed JSON answer.
+    pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    pub fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        encoding: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut req = self.http.post(format!("{}{path}", self.url)).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(enc) = encoding {
+            req = req.header("content-encoding", enc);
+        }
+        let r = req.send().unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (status, r.json().unwrap_or(Value::Null), headers)
+    }
+
+    pub fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    pub fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
+    /// Every line written for a destination (`events`, `dlq`, a route).
+    pub fn lines(&self, destination: &str) -> Vec<Value> {
+        read_lines(&self.data_dir().join(destination))
+    }
+
+    /// The `/v1/plugins` entry of one plugin.
+    pub fn plugin(&self, name: &str) -> Option<Value> {
+        let v = self.get_json("/v1/plugins");
+        v["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+    }
+
+    /// Wait until `f` holds, or fail with `what`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut f: impl FnMut(&Gateway) -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if f(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "timed out after {timeout:?} waiting for {what}; gateway log:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every JSON line in every file of a folder, files in name order.
+pub fn read_lines(dir: &Path) -> Vec<Value> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str(l)
+                        .unwrap_or_else(|e| panic!("bad line in {}: {e}: {l}", f.display()))
+                })
+                .collect::<Vec<Value>>()
+        })
+        .collect()
+}
+
+/// A valid event with a marker field.
+pub fn event(n: usize) -> Value {
+    serde_json::json!({"event_type": "tool_invoked", "tool": "wraith-test", "command": format!("cmd-{n}"), "n": n})
+}
