@@ -20,7 +20,7 @@ use wraith_gateway::telemetry::Metrics;
 use wraith_plugin::testing::Harness;
 
 fn make_event(n: usize) -> Value {
-    let user = if n % 4 == 0 {
+    let user = if n.is_multiple_of(4) {
         format!("contact ada.lovelace{n}@example.com about it")
     } else {
         format!("user-{n}")

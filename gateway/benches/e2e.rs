@@ -61,7 +61,7 @@ fn run(label: &str, plugins: &[&str], secs: u64, clients: u64, batch: u64) -> f6
     );
     let body: Vec<Value> = (0..batch)
         .map(|n| json!({"event_type": "tool_invoked", "tool": "migrateiq", "command": "scan", "level": "info",
-                        "duration_ms": 840, "message": if n % 4 == 0 { "mail ada@example.com" } else { "ok" },
+                        "duration_ms": 840, "message": if n.is_multiple_of(4) { "mail ada@example.com" } else { "ok" },
                         "context": {"installation_id": "9f1c2d3e", "tool_version": "1.4.2", "os": "linux"}}))
         .collect();
     let body = Arc::new(serde_json::to_vec(&body).unwrap());

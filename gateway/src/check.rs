@@ -57,7 +57,7 @@ pub fn check(
         let r = &link.runtime;
         writeln!(
             out,
-            "  ok    {:<20} sha256 {}  on_error {:?}",
+            "  ok    {:<20} sha256 {}  on_error {}",
             r.name,
             &r.sha256[..12],
             link.on_error

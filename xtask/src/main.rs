@@ -16,7 +16,8 @@ struct Cli {
 enum Cmd {
     /// Build every first-party plugin (plugins/*/) into plugins/<name>.wasm.
     Plugins,
-    /// Build the test fixture plugins into target/fixtures/<name>.wasm.
+    /// Build the test fixture plugins into target/fixtures/<name>.wasm, and the
+    /// Python example plugin into target/fixtures/redact-py.wasm.
     Fixtures,
     /// Everything CI runs: toolchain target, plugins, fixtures, formatting,
     /// lints and the whole test suite.
@@ -50,11 +51,13 @@ fn main() -> Result<()> {
         }
         Cmd::Fixtures => {
             ensure_wasm_target()?;
-            build_wasm(&root, &[Group::Fixtures])
+            build_wasm(&root, &[Group::Fixtures])?;
+            build_python_plugin(&root)
         }
         Cmd::Test { args } => {
             ensure_wasm_target()?;
             build_wasm(&root, &[Group::Plugins, Group::Fixtures])?;
+            build_python_plugin(&root)?;
             step("checking formatting");
             cargo(&["fmt", "--all", "--", "--check"])
                 .context("code is not formatted: run `cargo fmt --all`")?;
@@ -242,5 +245,80 @@ fn build_wasm(root: &Path, groups: &[Group]) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    Ok(())
+}
+
+/// The componentize-py release the Python example is built with.
+const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
+/// Build `examples/python-plugin` with componentize-py (from PyPI, in a
+/// virtualenv under the target folder) into `target/fixtures/redact-py.wasm`.
+/// Skipped when the component is newer than its sources and the contract.
+fn build_python_plugin(root: &Path) -> Result<()> {
+    let target = target_dir(root);
+    let src = root.join("examples/python-plugin");
+    let out = target.join("fixtures/redact-py.wasm");
+    let newest_input = ["app.py"]
+        .iter()
+        .map(|f| src.join(f))
+        .chain(std::fs::read_dir(root.join("wit"))?.filter_map(|e| e.ok().map(|e| e.path())))
+        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .max();
+    let built = std::fs::metadata(&out).and_then(|m| m.modified()).ok();
+    if let (Some(i), Some(b)) = (newest_input, built)
+        && b > i
+    {
+        return Ok(());
+    }
+    let venv = target.join("py-venv");
+    let py = venv.join("bin/componentize-py");
+    if !py.is_file() {
+        step(&format!(
+            "installing {COMPONENTIZE_PY} from PyPI into {}",
+            venv.display()
+        ));
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        let ok = Command::new(&python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .with_context(|| {
+                format!("running {python} (install Python 3 to build the Python example plugin)")
+            })?
+            .success();
+        if !ok {
+            bail!(
+                "`{python} -m venv` failed: install Python 3 with the venv module (Debian: python3-venv)"
+            );
+        }
+        let ok = Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", COMPONENTIZE_PY])
+            .status()?
+            .success();
+        if !ok {
+            bail!("could not install {COMPONENTIZE_PY} from PyPI");
+        }
+    }
+    step("building examples/python-plugin with componentize-py");
+    std::fs::create_dir_all(out.parent().expect("has a parent"))?;
+    let tmp = out.with_extension("wasm.tmp");
+    let ok = Command::new(&py)
+        .current_dir(&src)
+        .args([
+            "-d",
+            "../../wit",
+            "-w",
+            "wraith-plugin",
+            "componentize",
+            "app",
+            "-o",
+        ])
+        .arg(&tmp)
+        .status()?
+        .success();
+    if !ok {
+        bail!("componentize-py failed on examples/python-plugin");
+    }
+    std::fs::rename(&tmp, &out)?;
     Ok(())
 }

@@ -62,6 +62,15 @@ pub enum FailurePolicy {
     Pass,
 }
 
+impl std::fmt::Display for FailurePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FailurePolicy::DeadLetter => "dead-letter",
+            FailurePolicy::Pass => "pass",
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read {path}: {source}")]

@@ -5,6 +5,7 @@
 mod cli;
 mod faults;
 mod ingest;
+mod python;
 mod reload;
 mod sandbox;
 mod support;

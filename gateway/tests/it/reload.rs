@@ -5,6 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A request's id and the event numbers it carried.
+type Acked = (usize, Vec<usize>);
+
 fn chain_names(gw: &Gateway) -> Vec<String> {
     let v = gw.get_json("/v1/plugins");
     v["plugins"]
@@ -20,7 +23,7 @@ fn chain_names(gw: &Gateway) -> Vec<String> {
 fn hot_reload_under_load_loses_nothing_and_applies_within_two_seconds() {
     let gw = Arc::new(Gateway::start(&[("upper", "a-upper")]));
     let stop = Arc::new(AtomicBool::new(false));
-    let acked: Arc<Mutex<Vec<(usize, Vec<usize>)>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let mut senders = Vec::new();
     for t in 0..3 {
         let (gw, stop, acked) = (gw.clone(), stop.clone(), acked.clone());

@@ -50,20 +50,11 @@ pub struct Gateway {
     pub http: reqwest::blocking::Client,
 }
 
+#[derive(Default)]
 pub struct Options {
     pub plugins: Vec<(&'static str, &'static str)>,
     pub manifest: Option<String>,
     pub extra_config: String,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            plugins: Vec::new(),
-            manifest: None,
-            extra_config: String::new(),
-        }
-    }
 }
 
 impl Gateway {

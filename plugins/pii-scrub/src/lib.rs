@@ -1,15 +1,419 @@
-use wraith_plugin::{Config, ConfigError, Event, Plugin, Verdict};
+//! `pii-scrub`: find and neutralise personal data and secrets in every string
+//! of an event, at any depth, and in field names.
+//!
+//! The detectors live in the private `detect` module as plain functions over
+//! bytes; [`Ruleset`] runs them and renders replacements; [`PiiScrub`] is the
+//! thin plugin glue (leaves in, edits out, annotations and counters). See the
+//! crate's `README.md` for the config and the known limits.
 
-pub struct Skeleton;
+mod detect;
+mod hash;
+mod keys;
+mod rules;
 
-impl Plugin for Skeleton {
-    fn init(_: Config) -> Result<Self, ConfigError> {
-        Ok(Skeleton)
+pub use detect::Hit;
+pub use keys::is_secret_name;
+pub use rules::{Method, RULES, Rule, Ruleset, Scrubbed};
+
+use keys::KeyKind;
+use serde::Deserialize;
+use std::borrow::Cow;
+use wraith_plugin::{Config, ConfigError, Event, Plugin, ValueRef, Verdict};
+
+/// Where the plugin lists what it redacted.
+pub const REDACTIONS: &str = "_wraith.redactions";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default)]
+    hash_key: Option<String>,
+    #[serde(default = "default_true")]
+    annotate: bool,
+    #[serde(default)]
+    detectors: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The plugin.
+#[derive(Debug)]
+pub struct PiiScrub {
+    rules: Ruleset,
+    annotate: bool,
+    /// Scratch space for matches, reused across strings.
+    hits: Vec<Hit>,
+}
+
+impl PiiScrub {
+    /// Build from a JSON config (what [`Plugin::init`] does).
+    pub fn from_config(config: &serde_json::Value) -> Result<PiiScrub, ConfigError> {
+        let s: Settings = Config::new(config.clone()).parse()?;
+        let mut methods = [Method::Mask; RULES];
+        for (name, value) in &s.detectors {
+            let field = format!("detectors.{name}");
+            let rule = Rule::from_name(name).ok_or_else(|| {
+                let names: Vec<_> = Rule::ALL.iter().map(|r| r.name()).collect();
+                ConfigError::new(
+                    &field,
+                    format!(
+                        "unknown detector `{name}`; expected one of: {}",
+                        names.join(", ")
+                    ),
+                )
+            })?;
+            let method = value.as_str().and_then(Method::from_name).ok_or_else(|| {
+                ConfigError::new(
+                    &field,
+                    format!("unknown method {value}; expected one of: mask, hash, remove, off"),
+                )
+            })?;
+            methods[rule as usize] = method;
+        }
+        let hashing: Vec<&str> = Rule::ALL
+            .iter()
+            .filter(|r| methods[**r as usize] == Method::Hash)
+            .map(|r| r.name())
+            .collect();
+        match &s.hash_key {
+            Some(k) if k.is_empty() => {
+                return Err(ConfigError::new("hash_key", "must not be empty"));
+            }
+            None if !hashing.is_empty() => {
+                return Err(ConfigError::new(
+                    "hash_key",
+                    format!(
+                        "required when a detector uses `hash` ({})",
+                        hashing.join(", ")
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        Ok(PiiScrub {
+            rules: Ruleset::new(methods, s.hash_key.as_deref().map(str::as_bytes)),
+            annotate: s.annotate,
+            hits: Vec::new(),
+        })
     }
 
-    fn process(&mut self, _: &mut Event<'_>) -> Verdict {
+    /// The compiled rules (for [`Ruleset::scrub_str`]).
+    pub fn ruleset(&self) -> &Ruleset {
+        &self.rules
+    }
+
+    /// Whether `_wraith.redactions` is written.
+    pub fn annotates(&self) -> bool {
+        self.annotate
+    }
+
+    fn process_event<'a>(&mut self, event: &mut Event<'a>) {
+        let PiiScrub {
+            rules,
+            annotate,
+            hits,
+        } = self;
+        let mut st = Pending::default();
+        for leaf in event.leaves() {
+            let path = leaf.path;
+            if let Some(rest) = path.strip_prefix(REDACTIONS) {
+                st.note_existing(rest);
+                continue;
+            }
+            let new_path = match scan_keys(rules, hits, path, &mut st) {
+                KeyScan::Same => None,
+                KeyScan::Renamed(p) => Some(p),
+                KeyScan::Gone => continue,
+            };
+            let renamed = new_path.is_some();
+            let out_path: Cow<'a, str> = match new_path {
+                Some(p) => Cow::Owned(p),
+                None => Cow::Borrowed(path),
+            };
+            match scan_value(rules, hits, path, leaf.value, &mut st.tally) {
+                (ValueScan::Same, _) => {
+                    if renamed {
+                        st.sets.push((out_path, NewValue::Copy(leaf.value)));
+                    }
+                }
+                (ValueScan::Text(t), fired) => {
+                    st.note(fired, &out_path);
+                    st.sets.push((out_path, NewValue::Text(t)));
+                }
+                (ValueScan::Remove, fired) => {
+                    st.note(fired, &out_path);
+                    if !renamed {
+                        st.removes.push(out_path);
+                    }
+                }
+            }
+        }
+        if st.is_empty() {
+            return;
+        }
+        for p in &st.prefix_removes {
+            event.remove(p);
+        }
+        for (p, v) in &st.sets {
+            match v {
+                NewValue::Copy(v) => event.set(p, *v),
+                NewValue::Text(t) => event.set_str(p, t),
+            }
+        }
+        // Last, and from the end, so removing an array element does not
+        // shift the ones edited or removed after it.
+        for p in st.removes.iter().rev() {
+            event.remove(p);
+        }
+        if *annotate && !st.notes.is_empty() {
+            let entry = |(rule, path): &(Rule, String)| serde_json::json!({ "rule": rule.name(), "path": path });
+            match st.existing_redactions {
+                Some(n) if n > 0 => {
+                    for (k, note) in st.notes.iter().enumerate() {
+                        event.set_json(&format!("{REDACTIONS}[{}]", n + k), &entry(note));
+                    }
+                }
+                _ => {
+                    let list: Vec<_> = st.notes.iter().map(entry).collect();
+                    event.set_json(REDACTIONS, &serde_json::Value::Array(list));
+                }
+            }
+        }
+        for rule in Rule::ALL {
+            let n = st.tally[rule as usize];
+            if n > 0 {
+                wraith_plugin::counter(rule.counter(), n);
+            }
+        }
+    }
+}
+
+impl Plugin for PiiScrub {
+    fn init(config: Config) -> Result<Self, ConfigError> {
+        PiiScrub::from_config(config.value())
+    }
+
+    fn process(&mut self, event: &mut Event<'_>) -> Verdict {
+        self.process_event(event);
         Verdict::Keep
     }
 }
 
-wraith_plugin::export!(Skeleton);
+wraith_plugin::export!(PiiScrub);
+
+// ------------------------------------------------------------------ glue
+
+enum NewValue<'a> {
+    Copy(ValueRef<'a>),
+    Text(String),
+}
+
+/// A renamed key: the old path prefix and what it became.
+struct Rename<'a> {
+    old: &'a str,
+    new: String,
+    /// The key matched a `remove` detector: the whole field went.
+    gone: bool,
+}
+
+/// Edits, notes and counts gathered while walking one event's leaves. Every
+/// vector stays unallocated unless something fires.
+#[derive(Default)]
+struct Pending<'a> {
+    prefix_removes: Vec<&'a str>,
+    sets: Vec<(Cow<'a, str>, NewValue<'a>)>,
+    removes: Vec<Cow<'a, str>>,
+    renames: Vec<Rename<'a>>,
+    notes: Vec<(Rule, String)>,
+    tally: [u64; RULES],
+    /// Number of `_wraith.redactions` entries already in the event.
+    existing_redactions: Option<usize>,
+}
+
+impl Pending<'_> {
+    fn is_empty(&self) -> bool {
+        self.prefix_removes.is_empty()
+            && self.sets.is_empty()
+            && self.removes.is_empty()
+            && self.notes.is_empty()
+    }
+
+    /// Record one annotation per rule that fired at `path`.
+    fn note(&mut self, fired: u16, path: &str) {
+        for rule in Rule::ALL {
+            if fired & rule.bit() != 0 {
+                self.notes.push((rule, path.to_string()));
+            }
+        }
+    }
+
+    /// A leaf under `_wraith.redactions` (`rest` is what follows that).
+    fn note_existing(&mut self, rest: &str) {
+        let n = rest
+            .strip_prefix('[')
+            .and_then(|r| r.split(']').next())
+            .and_then(|i| i.parse::<usize>().ok())
+            .map_or(0, |i| i + 1);
+        self.existing_redactions = Some(self.existing_redactions.unwrap_or(0).max(n));
+    }
+}
+
+enum KeyScan {
+    Same,
+    Renamed(String),
+    Gone,
+}
+
+/// Look for PII in the keys of `path`; rename (or drop) the field when found.
+fn scan_keys<'a>(
+    rules: &Ruleset,
+    hits: &mut Vec<Hit>,
+    path: &'a str,
+    st: &mut Pending<'a>,
+) -> KeyScan {
+    let text_rules = rules.text_bits();
+    if !detect::could_match(path.as_bytes(), text_rules) {
+        return KeyScan::Same;
+    }
+    let mut cur: Option<String> = None;
+    let mut copied = 0;
+    for seg in keys::segments(path) {
+        if !seg.is_key {
+            continue;
+        }
+        let raw = &path[seg.start..seg.end];
+        if !detect::could_match(raw.as_bytes(), text_rules) {
+            continue;
+        }
+        let key = keys::unescape(raw);
+        rules.find(&key, hits);
+        if hits.is_empty() {
+            continue;
+        }
+        let old = &path[..seg.end];
+        if let Some(r) = st.renames.iter().find(|r| r.old == old) {
+            if r.gone {
+                return KeyScan::Gone;
+            }
+            cur = Some(r.new.clone());
+            copied = seg.end;
+            continue;
+        }
+        // The first renamed key of the path removes the old subtree; keys
+        // renamed below it are covered by that removal.
+        let topmost = cur.is_none();
+        let mut np = match cur.take() {
+            Some(mut n) => {
+                n.push_str(&path[copied..seg.start]);
+                n
+            }
+            None => path[..seg.start].to_string(),
+        };
+        let parent_len = np.len();
+        let gone = hits.iter().any(|h| rules.method(h.rule) == Method::Remove);
+        let new_key = rules.render(&key, hits, gone);
+        keys::push_escaped(&mut np, &new_key);
+        // Two keys masked to the same placeholder would merge: number them.
+        let mut k = 2;
+        while st.renames.iter().any(|r| r.new == np) {
+            np.truncate(parent_len);
+            keys::push_escaped(&mut np, &format!("{new_key} ({k})"));
+            k += 1;
+        }
+        if topmost {
+            st.prefix_removes.push(old);
+        }
+        let mut fired = 0u16;
+        for h in hits.iter() {
+            st.tally[h.rule as usize] += 1;
+            fired |= h.rule.bit();
+        }
+        st.note(fired, &np);
+        st.renames.push(Rename {
+            old,
+            new: np.clone(),
+            gone,
+        });
+        if gone {
+            return KeyScan::Gone;
+        }
+        cur = Some(np);
+        copied = seg.end;
+    }
+    match cur {
+        Some(mut n) => {
+            n.push_str(&path[copied..]);
+            KeyScan::Renamed(n)
+        }
+        None => KeyScan::Same,
+    }
+}
+
+enum ValueScan {
+    Same,
+    Text(String),
+    Remove,
+}
+
+/// Scrub one leaf value: by its key name first (`secret_key`, AWS secret
+/// keys), then its text.
+fn scan_value(
+    rules: &Ruleset,
+    hits: &mut Vec<Hit>,
+    path: &str,
+    value: ValueRef<'_>,
+    tally: &mut [u64; RULES],
+) -> (ValueScan, u16) {
+    let text = match value {
+        ValueRef::String(s) => s,
+        ValueRef::Number(n) => n,
+        _ => return (ValueScan::Same, 0),
+    };
+    if let Some(kind) = keys::last_key(path).and_then(|k| keys::classify(k.as_bytes())) {
+        let rule = if kind == KeyKind::AwsSecret && rules.enabled(Rule::AwsKey) {
+            Some(Rule::AwsKey)
+        } else if rules.enabled(Rule::SecretKey) {
+            Some(Rule::SecretKey)
+        } else {
+            None
+        };
+        if let Some(rule) = rule
+            && !text.is_empty()
+            && !is_placeholder(text, rule)
+        {
+            tally[rule as usize] += 1;
+            let out = match rules.method(rule) {
+                Method::Remove => ValueScan::Remove,
+                _ => ValueScan::Text(rules.whole_value(rule, text)),
+            };
+            return (out, rule.bit());
+        }
+    }
+    let ValueRef::String(s) = value else {
+        return (ValueScan::Same, 0);
+    };
+    let out = match rules.scrub_with(s, hits) {
+        Scrubbed::Clean => return (ValueScan::Same, 0),
+        Scrubbed::Replaced(t) => ValueScan::Text(t),
+        Scrubbed::Remove => ValueScan::Remove,
+    };
+    let mut fired = 0;
+    for h in hits.iter() {
+        tally[h.rule as usize] += 1;
+        fired |= h.rule.bit();
+    }
+    (out, fired)
+}
+
+/// `[redacted]` / `[redacted:…]`: already scrubbed by name.
+fn is_placeholder(text: &str, rule: Rule) -> bool {
+    text.strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .and_then(|t| t.strip_prefix(rule.label()))
+        .is_some_and(|t| t.is_empty() || t.starts_with(':'))
+}
+
+#[cfg(test)]
+mod tests;

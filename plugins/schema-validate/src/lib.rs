@@ -19,8 +19,9 @@ pub const ENVELOPE: &str = "*";
 /// Where tag mode writes the errors.
 pub const ERRORS_PATH: &str = "_wraith.schema_errors";
 
-/// Root key that is never an "additional property" (gateway annotations).
-pub const RESERVED_ROOT: &str = "_wraith";
+/// Root keys that are never "additional properties": what the gateway puts
+/// in every event, and its annotations.
+pub const ALWAYS_ALLOWED: &[&str] = &["event_id", "timestamp", "level", "event_type", "_wraith"];
 
 /// Schemas that ship with the plugin: the envelope (`*`) and the seed event types.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -100,7 +101,7 @@ pub struct Validator {
     envelope: Option<Schema>,
     by_type: HashMap<String, Schema>,
     /// Root keys that `additionalProperties: false` in a type schema allows:
-    /// the envelope's properties and `_wraith`.
+    /// [`ALWAYS_ALLOWED`] and the envelope's properties.
     envelope_keys: Vec<String>,
 }
 
@@ -140,7 +141,7 @@ impl Validator {
                 by_type.insert(name, schema);
             }
         }
-        let mut envelope_keys = vec![RESERVED_ROOT.to_string()];
+        let mut envelope_keys: Vec<String> = ALWAYS_ALLOWED.iter().map(|k| k.to_string()).collect();
         if let Some(env) = &envelope {
             envelope_keys.extend(env.property_names().map(str::to_string));
         }
@@ -168,7 +169,7 @@ impl Validator {
         if let Some(env) = &self.envelope {
             // Root fields declared by the type's schema are not "additional"
             // to the envelope.
-            let mut allowed = vec![RESERVED_ROOT];
+            let mut allowed = ALWAYS_ALLOWED.to_vec();
             if let Some(schema) = type_schema {
                 allowed.extend(schema.property_names());
             }

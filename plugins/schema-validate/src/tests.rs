@@ -221,7 +221,8 @@ fn envelope_rules() {
             "custom",
             json!({"context": {"os": 5, "tool_version": 1.4, "other": 3}}),
         ),
-        "context.os: type string, got 5; context.tool_version: type string, got 1.4",
+        // In the order the schema lists the properties.
+        "context.tool_version: type string, got 1.4; context.os: type string, got 5",
     );
     check_rejected(
         base("custom", json!({"tool": 5})),
@@ -476,7 +477,7 @@ fn config_errors_name_the_field() {
         "unknown variant",
     );
     check_config_error(json!({"builtin": "yes"}), "builtin", "invalid type");
-    check_config_error(json!({"schema": {}}), "", "unknown field `schema`");
+    check_config_error(json!({"schema": {}}), "schema", "unknown field `schema`");
     check_config_error(json!({"schemas": []}), "schemas", "invalid type");
     check_config_error(json!({"schemas": {"": {}}}), "schemas", "must not be empty");
     check_config_error(json!({"schemas": {"t": 5}}), "schemas.t", "JSON object");
@@ -499,5 +500,68 @@ fn config_errors_name_the_field() {
         json!({"schemas": {"tool_invoked": {"required": "tool"}}}),
         "schemas.tool_invoked.required",
         "array",
+    );
+}
+
+/// The config of every ```toml example in the README, as the gateway hands it
+/// to the plugin (the `config` table, as JSON).
+fn readme_configs() -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut rest = include_str!("../README.md");
+    while let Some(start) = rest.find("```toml\n") {
+        let body = &rest[start + "```toml\n".len()..];
+        let end = body.find("```").expect("closed code block");
+        let table: toml::Table = toml::from_str(&body[..end]).expect("README example is TOML");
+        out.push(serde_json::to_value(&table["plugins"]["schema-validate"]["config"]).unwrap());
+        rest = &body[end..][3..];
+    }
+    out
+}
+
+#[test]
+fn readme_examples_are_valid_configs() {
+    let configs = readme_configs();
+    assert!(configs.len() >= 2);
+    for config in configs {
+        if let Err(e) = Harness::<SchemaValidate>::new(config.clone()) {
+            panic!("{config}: {e}");
+        }
+    }
+}
+
+#[test]
+fn readme_examples_behave_as_documented() {
+    let configs = readme_configs();
+    let mut h = harness(configs[0].clone());
+    assert_eq!(
+        h.run_one(base("deploy", json!({"target": "prod", "replicas": 3})))
+            .verdict,
+        Verdict::Keep
+    );
+    assert_eq!(
+        h.run_one(base("deploy", json!({"target": "prod", "replicas": 0})))
+            .verdict,
+        Verdict::Reject("replicas: minimum 1, got 0".into())
+    );
+    let mut h = harness(configs[1].clone());
+    assert_eq!(
+        h.run_one(base("brand_new", json!({}))).verdict,
+        Verdict::Reject(r#"event_type: no schema for "brand_new""#.into())
+    );
+    let mut h = harness(configs[2].clone());
+    let out = h
+        .run_one(json!({"event_type": "tool_invoked", "tool": "Bad Tool", "command": "c", "x": 1}));
+    assert_eq!(out.verdict, Verdict::Keep);
+    assert_eq!(
+        out.event["_wraith"]["schema_errors"],
+        json!([
+            r#"tool: pattern ^[a-z][a-z0-9-]*$, got "Bad Tool""#,
+            "x: additionalProperties false"
+        ])
+    );
+    let mut h = harness(configs[3].clone());
+    assert_eq!(
+        h.run_one(json!({"event_type": "x"})).verdict,
+        Verdict::Reject("level: required".into())
     );
 }

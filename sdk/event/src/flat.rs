@@ -433,7 +433,7 @@ pub fn apply_edits(
     edits: &[u32],
     data: &[u8],
 ) -> Result<Vec<bool>, FlatError> {
-    if edits.len() % EDIT_WORDS != 0 {
+    if !edits.len().is_multiple_of(EDIT_WORDS) {
         return Err(FlatError::EditLength(edits.len()));
     }
     let mut planned = Vec::with_capacity(edits.len() / EDIT_WORDS);

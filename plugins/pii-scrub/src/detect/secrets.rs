@@ -1,0 +1,466 @@
+//! Credentials: JWTs, AWS keys, vendor API tokens, `Bearer`/`Basic`
+//! authorization values and PEM private keys.
+
+use super::{Hit, at, before, contains_ci, find, find_byte, is_digit, is_word, starts_with_ci};
+use crate::rules::Rule;
+
+fn is_b64url(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'-' || c == b'_'
+}
+
+fn is_b64(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'+' || c == b'/'
+}
+
+fn skip(b: &[u8], mut i: usize, f: impl Fn(u8) -> bool) -> usize {
+    while i < b.len() && f(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+// ---------------------------------------------------------------- JWT
+
+/// `eyJ…` header, payload and (possibly empty) signature, base64url and
+/// dot-separated; the five-part JWE form is taken whole.
+pub(crate) fn jwt(b: &[u8], out: &mut Vec<Hit>) {
+    let mut from = 0;
+    while let Some(p) = find(b, b"eyJ", from) {
+        from = p + 1;
+        if is_b64url(before(b, p)) {
+            continue;
+        }
+        let e1 = skip(b, p, is_b64url);
+        if e1 - p < 10 || at(b, e1) != b'.' {
+            continue;
+        }
+        let e2 = skip(b, e1 + 1, is_b64url);
+        if e2 - (e1 + 1) < 2 || at(b, e2) != b'.' {
+            continue;
+        }
+        let mut end = skip(b, e2 + 1, is_b64url);
+        for _ in 0..2 {
+            if at(b, end) == b'.' && is_b64url(at(b, end + 1)) {
+                end = skip(b, end + 1, is_b64url);
+            }
+        }
+        while at(b, end) == b'=' {
+            end += 1;
+        }
+        out.push(Hit::new(Rule::Jwt, p, end));
+        from = end;
+    }
+}
+
+// ---------------------------------------------------------------- AWS
+
+/// Access key ids (`AKIA`/`ASIA` + 16 uppercase letters or digits) and
+/// secret access keys: a 40-character base64 word (mixed case, a digit, few
+/// slashes) with `aws` or `secret` in the 80 bytes before it. Secret keys
+/// stored under a key named like `aws_secret_access_key` are caught by name
+/// (see `keys.rs`).
+pub(crate) fn aws_key(b: &[u8], out: &mut Vec<Hit>) {
+    let mut from = 0;
+    while let Some(p) = find_byte(b, b'A', from) {
+        from = p + 1;
+        if p + 20 > b.len() {
+            break;
+        }
+        let prefix = &b[p..p + 4];
+        if (prefix != b"AKIA" && prefix != b"ASIA")
+            || before(b, p).is_ascii_alphanumeric()
+            || !b[p + 4..p + 20]
+                .iter()
+                .all(|c| c.is_ascii_uppercase() || is_digit(*c))
+            || at(b, p + 20).is_ascii_alphanumeric()
+        {
+            continue;
+        }
+        out.push(Hit::new(Rule::AwsKey, p, p + 20));
+        from = p + 20;
+    }
+    if b.len() >= 40 {
+        aws_secret(b, out);
+    }
+}
+
+fn aws_secret(b: &[u8], out: &mut Vec<Hit>) {
+    let mut i = 0;
+    while i < b.len() {
+        if !is_b64(b[i]) {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        i = skip(b, i, is_b64);
+        if i - s != 40 || at(b, i) == b'=' {
+            continue;
+        }
+        let run = &b[s..i];
+        let upper = run.iter().any(u8::is_ascii_uppercase);
+        let lower = run.iter().any(u8::is_ascii_lowercase);
+        let digit = run.iter().any(u8::is_ascii_digit);
+        let punct = run.iter().filter(|c| matches!(c, b'/' | b'+')).count();
+        if !(upper && lower && digit) || punct > 4 || run[0] == b'/' || run[39] == b'/' {
+            continue;
+        }
+        let ctx = &b[s.saturating_sub(80)..s];
+        if contains_ci(ctx, b"aws") || contains_ci(ctx, b"secret") {
+            out.push(Hit::new(Rule::AwsKey, s, i));
+        }
+    }
+}
+
+// ---------------------------------------------------------------- vendor tokens
+
+#[derive(Clone, Copy)]
+enum Body {
+    Alnum,
+    AlnumUnderscore,
+    AlnumDash,
+    AlnumDashUnderscore,
+}
+
+impl Body {
+    fn accepts(self, c: u8) -> bool {
+        c.is_ascii_alphanumeric()
+            || match self {
+                Body::Alnum => false,
+                Body::AlnumUnderscore => c == b'_',
+                Body::AlnumDash => c == b'-',
+                Body::AlnumDashUnderscore => c == b'-' || c == b'_',
+            }
+    }
+}
+
+/// (prefix, minimum body length, body alphabet).
+const TOKENS: &[(&[u8], usize, Body)] = &[
+    (b"ghp_", 30, Body::Alnum),
+    (b"gho_", 30, Body::Alnum),
+    (b"ghu_", 30, Body::Alnum),
+    (b"ghs_", 30, Body::Alnum),
+    (b"ghr_", 30, Body::Alnum),
+    (b"github_pat_", 22, Body::AlnumUnderscore),
+    (b"xoxb-", 10, Body::AlnumDash),
+    (b"xoxp-", 10, Body::AlnumDash),
+    (b"xoxa-", 10, Body::AlnumDash),
+    (b"xoxr-", 10, Body::AlnumDash),
+    (b"xoxs-", 10, Body::AlnumDash),
+    (b"sk_live_", 16, Body::Alnum),
+    (b"rk_live_", 16, Body::Alnum),
+    (b"sk_test_", 16, Body::Alnum),
+    (b"rk_test_", 16, Body::Alnum),
+    (b"AIza", 35, Body::AlnumDashUnderscore),
+    (b"npm_", 36, Body::Alnum),
+];
+
+/// GitHub, Slack, Stripe, Google API and npm tokens, by prefix and length.
+pub(crate) fn token(b: &[u8], out: &mut Vec<Hit>) {
+    let mut i = 0;
+    while i < b.len() {
+        if !matches!(b[i], b'g' | b'x' | b's' | b'r' | b'A' | b'n') || is_word(before(b, i)) {
+            i += 1;
+            continue;
+        }
+        let mut matched = None;
+        for &(prefix, min, body) in TOKENS {
+            if b[i..].starts_with(prefix) {
+                let end = skip(b, i + prefix.len(), |c| body.accepts(c));
+                if end - (i + prefix.len()) >= min {
+                    matched = Some(end);
+                }
+                break;
+            }
+        }
+        match matched {
+            Some(end) => {
+                out.push(Hit::new(Rule::Token, i, end));
+                i = end;
+            }
+            None => i += 1,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- Bearer / Basic
+
+fn is_bearer_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+}
+
+/// `Bearer <token>` and `Basic <base64>` (scheme in any case). The scheme is
+/// kept; the credential becomes `[credential]`. A bearer token must look like
+/// one (8+ characters with a digit or punctuation, or 20+), so `Bearer
+/// authentication failed` is prose; a Basic credential must decode to
+/// `user:password`, so `basic auth` is prose too.
+pub(crate) fn bearer(b: &[u8], out: &mut Vec<Hit>) {
+    let mut i = 0;
+    while i + 7 < b.len() {
+        if b[i] | 0x20 != b'b' || before(b, i).is_ascii_alphanumeric() {
+            i += 1;
+            continue;
+        }
+        let rest = &b[i..];
+        let (basic, kw) = if starts_with_ci(rest, b"bearer") {
+            (false, 6)
+        } else if starts_with_ci(rest, b"basic") {
+            (true, 5)
+        } else {
+            i += 1;
+            continue;
+        };
+        let sp = i + kw;
+        let ts = skip(b, sp, |c| c == b' ');
+        if ts == sp || ts - sp > 3 {
+            i += 1;
+            continue;
+        }
+        let found = if basic {
+            basic_credential(b, ts)
+        } else {
+            bearer_token(b, ts)
+        };
+        match found {
+            Some(end) => {
+                out.push(Hit::new(Rule::Bearer, ts, end));
+                i = end;
+            }
+            None => i = ts,
+        }
+    }
+}
+
+fn bearer_token(b: &[u8], ts: usize) -> Option<usize> {
+    let mut end = skip(b, ts, is_bearer_char);
+    // Sentence punctuation is not part of the token.
+    while end > ts && b[end - 1] == b'.' {
+        end -= 1;
+    }
+    if end > ts && at(b, end) == b'=' {
+        end = skip(b, end, |c| c == b'=');
+    }
+    let tok = &b[ts..end];
+    let strong = tok.len() >= 20
+        || (tok.len() >= 8
+            && tok
+                .iter()
+                .any(|c| is_digit(*c) || !c.is_ascii_alphanumeric()));
+    strong.then_some(end)
+}
+
+fn basic_credential(b: &[u8], ts: usize) -> Option<usize> {
+    let body_end = skip(b, ts, is_b64);
+    let mut end = body_end;
+    while end < b.len() && b[end] == b'=' && end - body_end < 2 {
+        end += 1;
+    }
+    let body = &b[ts..body_end];
+    if body.len() < 4 || is_word(at(b, end)) {
+        return None;
+    }
+    // Decode and look for `user:password` without materialising it.
+    let mut acc = 0u32;
+    let mut bits = 0;
+    let mut colon = false;
+    for &c in body {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            _ => 63,
+        };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            let byte = (acc >> bits) as u8;
+            acc &= (1 << bits) - 1;
+            if byte < 0x20 || byte == 0x7f {
+                return None;
+            }
+            colon |= byte == b':';
+        }
+    }
+    colon.then_some(end)
+}
+
+// ---------------------------------------------------------------- PEM
+
+/// `-----BEGIN … PRIVATE KEY-----` through the matching `-----END …-----`
+/// (or the end of the string when the block is cut off), as one match.
+pub(crate) fn private_key(b: &[u8], out: &mut Vec<Hit>) {
+    let mut from = 0;
+    while let Some(p) = find(b, b"-----BEGIN ", from) {
+        from = p + 1;
+        let ls = p + 11;
+        let Some(le) = find(b, b"-----", ls) else {
+            break;
+        };
+        if le - ls > 60 || find(&b[ls..le], b"PRIVATE KEY", 0).is_none() {
+            continue;
+        }
+        let end = match find(b, b"-----END ", le + 5) {
+            Some(q) => match find(b, b"-----", q + 9) {
+                Some(r) if r - (q + 9) <= 60 => r + 5,
+                _ => b.len(),
+            },
+            None => b.len(),
+        };
+        out.push(Hit::new(Rule::PrivateKey, p, end));
+        from = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::detect::test_util::check_rule;
+    use crate::rules::Rule;
+
+    const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+
+    #[test]
+    fn jwts() {
+        let r = Rule::Jwt;
+        check_rule(r, JWT, "[jwt]");
+        check_rule(r, &format!("token={JWT}&x=1"), "token=[jwt]&x=1");
+        check_rule(r, &format!("\"{JWT}\"."), "\"[jwt]\".");
+        check_rule(r, "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.", "[jwt]");
+        check_rule(r, "eyJhbGciOiJIUzI1NiJ9 only", "eyJhbGciOiJIUzI1NiJ9 only");
+        check_rule(
+            r,
+            "keyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.x",
+            "keyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.x",
+        );
+        check_rule(r, "eyJ.short.x", "eyJ.short.x");
+    }
+
+    #[test]
+    fn aws() {
+        let r = Rule::AwsKey;
+        check_rule(r, "key AKIAIOSFODNN7EXAMPLE used", "key [aws-key] used");
+        check_rule(r, "ASIAY34FZKBOKMUTVV7A", "[aws-key]");
+        check_rule(r, "AKIAIOSFODNN7EXAMPLEX", "AKIAIOSFODNN7EXAMPLEX");
+        check_rule(r, "AKIAiosfodnn7example", "AKIAiosfodnn7example");
+        check_rule(
+            r,
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "aws_secret_access_key = [aws-key]",
+        );
+        check_rule(
+            r,
+            "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY ./deploy.sh",
+            "AWS_SECRET_ACCESS_KEY=[aws-key] ./deploy.sh",
+        );
+        // No context, or a commit hash.
+        check_rule(
+            r,
+            "blob wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "blob wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        );
+        check_rule(
+            r,
+            "aws commit 9fceb02d0ae598e95dc970b74767f19372d61af8",
+            "aws commit 9fceb02d0ae598e95dc970b74767f19372d61af8",
+        );
+    }
+
+    #[test]
+    fn tokens() {
+        let r = Rule::Token;
+        check_rule(
+            r,
+            "GITHUB_TOKEN=ghp_16C7e42F292c6912E7710c838347Ae178B4a run",
+            "GITHUB_TOKEN=[token] run",
+        );
+        check_rule(
+            r,
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123",
+            "[token]",
+        );
+        check_rule(
+            r,
+            "slack xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOp",
+            "slack [token]",
+        );
+        check_rule(r, "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "[token]");
+        check_rule(
+            r,
+            "key=AIzaSyA1234567890abcdefghijklmnopqrstuv",
+            "key=[token]",
+        );
+        check_rule(r, "npm_abcdefghijklmnopqrstuvwxyz0123456789", "[token]");
+        check_rule(r, "ghp_short", "ghp_short");
+        check_rule(
+            r,
+            "my_ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+            "my_ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        );
+        check_rule(r, "sk_live_", "sk_live_");
+    }
+
+    #[test]
+    fn bearer_and_basic() {
+        let r = Rule::Bearer;
+        check_rule(
+            r,
+            "Authorization: Bearer abc123.def456-ghi",
+            "Authorization: Bearer [credential]",
+        );
+        check_rule(
+            r,
+            "authorization: bearer AbCdEfGhIjKlMnOpQrStUv",
+            "authorization: bearer [credential]",
+        );
+        check_rule(r, "BEARER tok_9f8e7d6c5b4a", "BEARER [credential]");
+        check_rule(
+            r,
+            "Authorization: Basic dXNlcjpwYXNzd29yZA==",
+            "Authorization: Basic [credential]",
+        );
+        check_rule(r, "basic YWRhOmh1bnRlcjI=;", "basic [credential];");
+        check_rule(
+            r,
+            "Bearer authentication failed",
+            "Bearer authentication failed",
+        );
+        check_rule(
+            r,
+            "Basic authentication is required",
+            "Basic authentication is required",
+        );
+        check_rule(r, "bearer token expired.", "bearer token expired.");
+        check_rule(r, "Bearer [credential]", "Bearer [credential]");
+        check_rule(r, "BasicAuth enabled", "BasicAuth enabled");
+    }
+
+    #[test]
+    fn pem() {
+        let r = Rule::PrivateKey;
+        check_rule(
+            r,
+            "key: -----BEGIN RSA PRIVATE KEY-----\nMIIEow\nIBAAK==\n-----END RSA PRIVATE KEY-----\nok",
+            "key: [private-key]\nok",
+        );
+        check_rule(
+            r,
+            "-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaC1rZXk\\n-----END OPENSSH PRIVATE KEY-----",
+            "[private-key]",
+        );
+        check_rule(
+            r,
+            "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC (truncated",
+            "[private-key]",
+        );
+        check_rule(
+            r,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+        );
+        check_rule(
+            r,
+            "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----",
+            "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----",
+        );
+    }
+}

@@ -1,0 +1,689 @@
+//! Field names that say a value is secret (the `secret_key` rule), both as
+//! event keys and as `name=value` / `"name": "value"` / `--name value`
+//! assignments inside text, plus helpers to walk escaped leaf paths.
+//!
+//! A name is normalised first: camelCase is split (`apiKey` → `api_key`),
+//! ASCII is lowercased and `-`, `.` and spaces become `_` (`X-Api-Key` →
+//! `x_api_key`). It then names a secret when it
+//!
+//! * equals one of `password passwd pwd secret token api_key apikey
+//!   access_key authorization auth cookie set_cookie session session_id
+//!   private_key client_secret credentials` (plus `passphrase`,
+//!   `secret_key`, `proxy_authorization`), or
+//! * ends with `_<name>` or starts with `<name>_` for the compound-friendly
+//!   names `password passwd secret token api_key apikey private_key
+//!   credentials client_secret access_key secret_key passphrase`
+//!   (`db_password`, `access_token`, `x_api_key`, `secret_access_key`) —
+//!   unless its last word is metadata about the secret rather than the secret
+//!   (`token_count`, `token_type`, `password_expires_at`, `secret_name`,
+//!   `api_key_id`, …) or its first word is a count (`max_token`, `num_token`).
+//!
+//! `tokens_used`, `max_tokens`, `author`, `session_count`, `authority`,
+//! `tokenizer` do not match.
+
+use crate::detect::{Hit, at, before};
+use crate::rules::Rule;
+
+const MAX_NAME: usize = 64;
+
+/// What kind of secret a name announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    /// A generic secret (`secret_key` rule).
+    Secret,
+    /// An HTTP header whose whole value is a credential (`authorization`,
+    /// `cookie`): in text its value runs to the end of the line.
+    Header,
+    /// An AWS secret access key (`aws_key` rule, falling back to `secret_key`).
+    AwsSecret,
+}
+
+const EXACT: &[&[u8]] = &[
+    b"pwd",
+    b"auth",
+    b"session",
+    b"session_id",
+    b"set_cookie",
+    b"cookie",
+    b"authorization",
+    b"proxy_authorization",
+];
+
+const COMPOUND: &[&[u8]] = &[
+    b"password",
+    b"passwd",
+    b"secret",
+    b"token",
+    b"api_key",
+    b"apikey",
+    b"private_key",
+    b"credentials",
+    b"client_secret",
+    b"access_key",
+    b"secret_key",
+    b"passphrase",
+];
+
+/// Trailing words that describe a secret rather than hold it.
+const META: &[&[u8]] = &[
+    b"count",
+    b"counts",
+    b"used",
+    b"total",
+    b"num",
+    b"number",
+    b"len",
+    b"length",
+    b"limit",
+    b"limits",
+    b"max",
+    b"min",
+    b"size",
+    b"type",
+    b"kind",
+    b"expires",
+    b"expiry",
+    b"expiration",
+    b"in",
+    b"at",
+    b"ttl",
+    b"url",
+    b"uri",
+    b"endpoint",
+    b"name",
+    b"names",
+    b"file",
+    b"path",
+    b"hint",
+    b"policy",
+    b"enabled",
+    b"required",
+    b"provider",
+    b"format",
+    b"version",
+    b"id",
+    b"ids",
+    b"rate",
+    b"remaining",
+    b"source",
+    b"label",
+    b"field",
+    b"header",
+    b"param",
+    b"ref",
+    b"arn",
+    b"changed",
+    b"updated",
+    b"created",
+    b"rotation",
+    b"rotated",
+    b"strength",
+    b"valid",
+    b"present",
+    b"set",
+    b"missing",
+    b"error",
+    b"errors",
+    b"age",
+    b"algorithm",
+    b"alg",
+    b"scope",
+    b"scopes",
+    b"prefix",
+    b"suffix",
+    b"location",
+    b"store",
+    b"manager",
+    b"env",
+    b"var",
+];
+
+/// Leading words that make the name a count.
+const COUNTING: &[&[u8]] = &[b"num", b"max", b"min", b"total", b"count", b"n"];
+
+/// Normalise a (possibly path-escaped) key into `buf`; `None` when too long.
+fn normalize<'b>(name: &[u8], buf: &'b mut [u8; MAX_NAME]) -> Option<&'b [u8]> {
+    let mut n = 0;
+    let mut prev = 0u8;
+    let mut i = 0;
+    while i < name.len() {
+        let mut c = name[i];
+        if c == b'\\' && i + 1 < name.len() {
+            // A path escape (`\.`): take the next byte.
+            i += 1;
+            c = name[i];
+        }
+        i += 1;
+        let mapped = match c {
+            b'A'..=b'Z' => {
+                if prev.is_ascii_lowercase() || prev.is_ascii_digit() {
+                    if n == MAX_NAME {
+                        return None;
+                    }
+                    buf[n] = b'_';
+                    n += 1;
+                }
+                c.to_ascii_lowercase()
+            }
+            b'-' | b'.' | b' ' => b'_',
+            _ => c,
+        };
+        prev = c;
+        if mapped == b'_' && (n == 0 || buf[n - 1] == b'_') {
+            continue; // no leading or doubled underscores
+        }
+        if n == MAX_NAME {
+            return None;
+        }
+        buf[n] = mapped;
+        n += 1;
+    }
+    while n > 0 && buf[n - 1] == b'_' {
+        n -= 1;
+    }
+    Some(&buf[..n])
+}
+
+/// Classify a normalised name.
+fn classify_normalized(k: &[u8]) -> Option<KeyKind> {
+    if k.len() < 3 {
+        return None;
+    }
+    if k.ends_with(b"secret_access_key")
+        || (contains(k, b"aws") && contains(k, b"secret") && !is_meta(k))
+    {
+        return Some(KeyKind::AwsSecret);
+    }
+    if EXACT.contains(&k) {
+        return Some(match k {
+            b"cookie" | b"set_cookie" | b"authorization" | b"proxy_authorization" => {
+                KeyKind::Header
+            }
+            _ => KeyKind::Secret,
+        });
+    }
+    if COMPOUND.contains(&k) {
+        return Some(KeyKind::Secret);
+    }
+    let compound = COMPOUND.iter().any(|name| {
+        let n = name.len();
+        k.len() > n
+            && ((k.ends_with(name) && k[k.len() - n - 1] == b'_')
+                || (k.starts_with(name) && k[n] == b'_'))
+    });
+    if compound && !is_meta(k) {
+        return Some(KeyKind::Secret);
+    }
+    None
+}
+
+fn is_meta(k: &[u8]) -> bool {
+    let last = k.rsplit(|&c| c == b'_').next().unwrap_or(k);
+    let first = k.split(|&c| c == b'_').next().unwrap_or(k);
+    META.contains(&last) || COUNTING.contains(&first)
+}
+
+fn contains(h: &[u8], n: &[u8]) -> bool {
+    h.windows(n.len()).any(|w| w == n)
+}
+
+/// Classify a key name (raw or path-escaped).
+pub(crate) fn classify(name: &[u8]) -> Option<KeyKind> {
+    // Cheap reject: every secret name has one of these letters in it.
+    if name.len() < 3
+        || name.len() > MAX_NAME
+        || !name
+            .iter()
+            .any(|c| matches!(c | 0x20, b'p' | b's' | b'k' | b'a' | b'c' | b't'))
+    {
+        return None;
+    }
+    let mut buf = [0u8; MAX_NAME];
+    classify_normalized(normalize(name, &mut buf)?)
+}
+
+/// Whether a field named `name` holds a secret (the `secret_key` rule, or
+/// an AWS secret key).
+pub fn is_secret_name(name: &str) -> bool {
+    classify(name.as_bytes()).is_some()
+}
+
+// ---------------------------------------------------------------- in text
+
+fn is_key_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')
+}
+
+/// `password=hunter2`, `DB_PASSWORD = "x y"`, `"apiKey": "…"`, `token: …`
+/// at the start of a line, `Authorization: Token …` / `Cookie: …` headers
+/// (value to the end of the line) and `--password hunter2` on command lines.
+/// Only the value is matched. Values that are empty, placeholders
+/// (`[redacted]`, `***`, `$VAR`, `${VAR}`, `%VAR%`, `<secret>`) or
+/// `true`/`false`/`null`/`none` are left alone, as are the names `auth`,
+/// `session`, `session_id` and `pwd` (too common in prose and in `PWD=` dumps
+/// of the working directory).
+pub(crate) fn secret_assignments(b: &[u8], out: &mut Vec<Hit>) {
+    for (i, &c) in b.iter().enumerate() {
+        let hit = match c {
+            b'=' | b':' => assignment(b, i),
+            b'-' if at(b, i + 1) == b'-' && !is_key_char(before(b, i)) => flag(b, i),
+            _ => None,
+        };
+        if let Some((s, e)) = hit {
+            out.push(Hit::new(Rule::SecretKey, s, e));
+        }
+    }
+}
+
+/// The key ending just before `end` (exclusive), with its start; quotes
+/// around it are allowed.
+fn key_before(b: &[u8], end: usize) -> Option<(usize, usize, bool)> {
+    let mut e = end;
+    let quote = matches!(before(b, e), b'"' | b'\'');
+    if quote {
+        e -= 1;
+    }
+    let mut s = e;
+    while s > 0 && is_key_char(b[s - 1]) && e - s <= MAX_NAME {
+        s -= 1;
+    }
+    if s == e || (s > 0 && is_key_char(b[s - 1])) {
+        return None;
+    }
+    if quote && !matches!(before(b, s), b'"' | b'\'') {
+        return None;
+    }
+    Some((s, e, quote))
+}
+
+/// The last dotted component of a key (`spring.datasource.password`).
+fn last_component(k: &[u8]) -> &[u8] {
+    match k.iter().rposition(|&c| c == b'.') {
+        Some(p) => &k[p + 1..],
+        None => k,
+    }
+}
+
+fn inline_kind(k: &[u8]) -> Option<KeyKind> {
+    let mut buf = [0u8; MAX_NAME];
+    let norm = normalize(last_component(k), &mut buf)?;
+    if matches!(norm, b"auth" | b"session" | b"session_id" | b"pwd") {
+        return None;
+    }
+    classify_normalized(norm)
+}
+
+fn assignment(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    // `k = v`: allow spaces around `=`; `k: v` needs no space before `:`.
+    let mut ke = i;
+    if b[i] == b'=' {
+        while ke > 0 && b[ke - 1] == b' ' {
+            ke -= 1;
+        }
+    }
+    let (ks, ke, quoted) = key_before(b, ke)?;
+    let kind = inline_kind(&b[ks..ke])?;
+    let mut v = i + 1;
+    if b[i] == b':' {
+        // `scheme://`, `12:30`, `C:\` and the like are not assignments.
+        let line_start = b[..ks]
+            .iter()
+            .rev()
+            .find(|&&c| c != b' ' && c != b'\t' && c != b'-')
+            .is_none_or(|&c| c == b'\n' || c == b'{' || c == b',');
+        let quote_before = ks > 0 && quoted;
+        if !(quote_before || line_start || kind == KeyKind::Header) {
+            return None;
+        }
+        if !matches!(at(b, v), b' ' | b'"' | b'\'' | b'\t') {
+            return None;
+        }
+    }
+    while matches!(at(b, v), b' ' | b'\t') {
+        v += 1;
+    }
+    value_span(b, v, b[i] == b':' && kind == KeyKind::Header)
+}
+
+fn flag(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    let ks = i + 2;
+    let mut ke = ks;
+    while ke < b.len() && is_key_char(b[ke]) {
+        ke += 1;
+    }
+    // `--password=x` is handled as an assignment.
+    if ke == ks || at(b, ke) != b' ' || inline_kind(&b[ks..ke])? == KeyKind::Header {
+        return None;
+    }
+    let v = ke + 1;
+    if matches!(at(b, v), b'-' | b' ') {
+        return None;
+    }
+    value_span(b, v, false)
+}
+
+/// The value starting at `v`: quoted (to the closing quote), to the end of
+/// the line (`to_eol`), or one word.
+fn value_span(b: &[u8], v: usize, to_eol: bool) -> Option<(usize, usize)> {
+    let q = at(b, v);
+    let (s, e) = if q == b'"' || q == b'\'' {
+        let s = v + 1;
+        let mut e = s;
+        while e < b.len() && b[e] != q && b[e] != b'\n' && e - s < 4096 {
+            if b[e] == b'\\' {
+                e += 1;
+            }
+            e += 1;
+        }
+        (s, e.min(b.len()))
+    } else if to_eol {
+        let mut e = v;
+        while e < b.len() && !matches!(b[e], b'\n' | b'\r' | b'"') {
+            e += 1;
+        }
+        while e > v && b[e - 1] == b' ' {
+            e -= 1;
+        }
+        (v, e)
+    } else {
+        let mut e = v;
+        while e < b.len()
+            && !matches!(
+                b[e],
+                b' ' | b'\t'
+                    | b'\n'
+                    | b'\r'
+                    | b'&'
+                    | b','
+                    | b';'
+                    | b'"'
+                    | b'\''
+                    | b')'
+                    | b'}'
+                    | b']'
+                    | b'<'
+                    | b'>'
+                    | b'|'
+            )
+        {
+            e += 1;
+        }
+        (v, e)
+    };
+    let val = &b[s..e];
+    if val.is_empty()
+        || matches!(val[0], b'[' | b'$' | b'%' | b'<' | b'{')
+        || val
+            .iter()
+            .all(|&c| c == b'*' || c == b'x' || c == b'X' || c == b'.')
+        || [
+            &b"true"[..],
+            b"false",
+            b"null",
+            b"none",
+            b"None",
+            b"NULL",
+            b"nil",
+        ]
+        .contains(&val)
+    {
+        return None;
+    }
+    Some((s, e))
+}
+
+// ---------------------------------------------------------------- leaf paths
+
+/// One segment of an escaped leaf path: its byte range in the path (the key
+/// text or the `[n]` index), and whether it is a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Segment {
+    pub start: usize,
+    pub end: usize,
+    pub is_key: bool,
+}
+
+/// The segments of an escaped path (`a.b\.c[2].d`).
+pub(crate) fn segments(path: &str) -> impl Iterator<Item = Segment> + '_ {
+    let b = path.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() && b[i] == b'.' {
+            i += 1;
+        }
+        if i >= b.len() {
+            return None;
+        }
+        let start = i;
+        if b[i] == b'[' {
+            while i < b.len() && b[i] != b']' {
+                i += 1;
+            }
+            i = (i + 1).min(b.len());
+            return Some(Segment {
+                start,
+                end: i,
+                is_key: false,
+            });
+        }
+        while i < b.len() && b[i] != b'.' && b[i] != b'[' {
+            i += if b[i] == b'\\' { 2 } else { 1 };
+        }
+        i = i.min(b.len());
+        Some(Segment {
+            start,
+            end: i,
+            is_key: true,
+        })
+    })
+}
+
+/// The last key of an escaped path, skipping trailing indices
+/// (`headers.set-cookie[1]` → `set-cookie`).
+pub(crate) fn last_key(path: &str) -> Option<&str> {
+    segments(path)
+        .filter(|s| s.is_key)
+        .last()
+        .map(|s| &path[s.start..s.end])
+}
+
+/// Remove path escapes.
+pub(crate) fn unescape(key: &str) -> std::borrow::Cow<'_, str> {
+    if !key.contains('\\') {
+        return key.into();
+    }
+    let mut out = String::with_capacity(key.len());
+    let mut chars = key.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+/// Append `key` to a path, escaped.
+pub(crate) fn push_escaped(path: &mut String, key: &str) {
+    for ch in key.chars() {
+        if matches!(ch, '.' | '[' | ']' | '\\') {
+            path.push('\\');
+        }
+        path.push(ch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::test_util::check_rule;
+
+    #[test]
+    fn secret_names() {
+        for k in [
+            "password",
+            "Password",
+            "PASSWORD",
+            "passwd",
+            "pwd",
+            "secret",
+            "token",
+            "api_key",
+            "apiKey",
+            "API-KEY",
+            "apikey",
+            "access_key",
+            "authorization",
+            "Authorization",
+            "auth",
+            "cookie",
+            "Set-Cookie",
+            "set_cookie",
+            "session",
+            "session_id",
+            "sessionId",
+            "private_key",
+            "privateKey",
+            "client_secret",
+            "clientSecret",
+            "credentials",
+            "db_password",
+            "DB_PASSWORD",
+            "dbPassword",
+            "access_token",
+            "accessToken",
+            "refresh_token",
+            "x-api-key",
+            "X-Api-Key",
+            "secret_key",
+            "password_hash",
+            "aws_secret_access_key",
+            "AWS_SECRET_ACCESS_KEY",
+            "github_token",
+            "csrf_token",
+            "token_value",
+            "smtp.password",
+            "passphrase",
+            "secret_token",
+        ] {
+            assert!(is_secret_name(k), "{k} should be secret");
+        }
+        for k in [
+            "token_count",
+            "tokens_used",
+            "max_tokens",
+            "input_tokens",
+            "author",
+            "authority",
+            "session_count",
+            "tokenizer",
+            "token_type",
+            "password_expires_at",
+            "password_policy",
+            "secret_name",
+            "api_key_id",
+            "token_endpoint",
+            "keyboard",
+            "passage",
+            "tokens",
+            "secrets_count",
+            "num_token",
+            "user",
+            "email",
+            "level",
+            "cookies_enabled",
+            "password_length",
+            "auth_method",
+            "ab",
+            "",
+            "sessions",
+            "a_very_long_name_that_goes_on_and_on_and_on_past_the_limit_password_x",
+        ] {
+            assert!(!is_secret_name(k), "{k} should not be secret");
+        }
+        assert_eq!(classify(b"aws_secret_access_key"), Some(KeyKind::AwsSecret));
+        assert_eq!(classify(b"awsSecretKey"), Some(KeyKind::AwsSecret));
+        assert_eq!(classify(b"Authorization"), Some(KeyKind::Header));
+        assert_eq!(classify(b"x-api-key"), Some(KeyKind::Secret));
+    }
+
+    fn inline(i: &str, o: &str) {
+        check_rule(Rule::SecretKey, i, o);
+    }
+
+    #[test]
+    fn assignments_in_text() {
+        inline(
+            "connect password=hunter2 host=db",
+            "connect password=[redacted] host=db",
+        );
+        inline(
+            "DB_PASSWORD = \"correct horse\"",
+            "DB_PASSWORD = \"[redacted]\"",
+        );
+        inline(
+            "{\"apiKey\": \"abc123\", \"n\": 1}",
+            "{\"apiKey\": \"[redacted]\", \"n\": 1}",
+        );
+        inline("?access_token=abc&x=1", "?access_token=[redacted]&x=1");
+        inline(
+            "password: hunter2\nuser: ada",
+            "password: [redacted]\nuser: ada",
+        );
+        inline("db:\n  password: hunter2", "db:\n  password: [redacted]");
+        inline(
+            "Authorization: Token abc def\nHost: x",
+            "Authorization: [redacted]\nHost: x",
+        );
+        inline("Cookie: sid=1; theme=dark", "Cookie: [redacted]");
+        inline(
+            "mysql --password hunter2 -u root",
+            "mysql --password [redacted] -u root",
+        );
+        inline("app --api-key=k-123", "app --api-key=[redacted]");
+        inline(
+            "spring.datasource.password=s3cr3t",
+            "spring.datasource.password=[redacted]",
+        );
+        // Left alone.
+        for s in [
+            "password=",
+            "password=[redacted]",
+            "password=${DB_PASS}",
+            "password=*****",
+            "password_required=true",
+            "token_count=5",
+            "max_tokens=4096",
+            "invalid password: too short",
+            "auth: ok",
+            "session=3",
+            "PWD=/srv/app",
+            "tokens: 1500",
+            "a password was set",
+            "https://host/token:x",
+            "password=null",
+        ] {
+            inline(s, s);
+        }
+    }
+
+    #[test]
+    fn paths() {
+        let segs: Vec<_> = segments(r"a.b\.c[2].d")
+            .map(|s| (s.start, s.end, s.is_key))
+            .collect();
+        assert_eq!(
+            segs,
+            vec![(0, 1, true), (2, 6, true), (6, 9, false), (10, 11, true)]
+        );
+        assert_eq!(last_key("headers.set-cookie[1]"), Some("set-cookie"));
+        assert_eq!(last_key("[0][1]"), None);
+        assert_eq!(unescape(r"ada@example\.com"), "ada@example.com");
+        let mut p = String::from("users.");
+        push_escaped(&mut p, "[email]");
+        assert_eq!(p, r"users.\[email\]");
+    }
+}
