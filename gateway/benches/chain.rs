@@ -84,7 +84,7 @@ fn main() {
         wasm.display()
     );
     let metrics = Arc::new(Metrics::new());
-    let host = Host::new(None, metrics.clone()).expect("host");
+    let host = Host::new(None, metrics).expect("host");
     let limits = Limits::from_config(&Default::default());
     let runtime = host
         .load("scrub-email", &wasm, "{}".into(), limits)
@@ -96,7 +96,6 @@ fn main() {
         }],
         1,
         1024,
-        metrics,
     );
     let mut harness = Harness::<ScrubEmail>::new(json!({})).unwrap();
 

@@ -283,14 +283,46 @@ impl Metrics {
         out
     }
 
-    pub fn plugin_outcome(&self, plugin: &str, outcome: PluginOutcome, n: usize) {
-        if n > 0 {
+    /// Resolve one plugin's metric handles once, so calls on the hot path
+    /// neither allocate labels nor look them up.
+    pub fn for_plugin(&self, plugin: &str) -> PluginMetrics {
+        let outcome = |outcome| {
             self.plugin_events
                 .get_or_create(&PluginOutcomeLabels {
                     plugin: plugin.to_string(),
                     outcome,
                 })
-                .inc_by(n as u64);
+                .clone()
+        };
+        PluginMetrics {
+            outcomes: [
+                outcome(PluginOutcome::r#in),
+                outcome(PluginOutcome::kept),
+                outcome(PluginOutcome::dropped),
+                outcome(PluginOutcome::rejected),
+                outcome(PluginOutcome::faulted),
+                outcome(PluginOutcome::passed),
+            ],
+            call_seconds: self
+                .plugin_call_seconds
+                .get_or_create(&PluginLabel {
+                    plugin: plugin.to_string(),
+                })
+                .clone(),
+        }
+    }
+}
+
+/// One plugin's metric handles (see [`Metrics::for_plugin`]).
+pub struct PluginMetrics {
+    outcomes: [Counter; 6],
+    pub call_seconds: Histogram,
+}
+
+impl PluginMetrics {
+    pub fn outcome(&self, outcome: PluginOutcome, n: usize) {
+        if n > 0 {
+            self.outcomes[outcome as usize].inc_by(n as u64);
         }
     }
 }

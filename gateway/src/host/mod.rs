@@ -8,7 +8,7 @@
 mod state;
 
 use crate::telemetry::{
-    FaultLabels, FaultReason, Metrics, PluginLabel, RecycleLabels, RecycleReason,
+    FaultLabels, FaultReason, Metrics, PluginLabel, PluginMetrics, RecycleLabels, RecycleReason,
 };
 use sha2::{Digest, Sha256};
 use state::HostState;
@@ -243,6 +243,7 @@ impl Host {
             pool: Mutex::new(Vec::new()),
             host: self.clone(),
             stats: PluginStats::default(),
+            metrics: self.metrics.for_plugin(name),
             counter_names: Arc::new(Mutex::new(Default::default())),
         });
         let first = runtime.instantiate().map_err(|e| match e {
@@ -356,6 +357,8 @@ pub struct PluginRuntime {
     pool: Mutex<Vec<Instance>>,
     host: Arc<Host>,
     pub stats: PluginStats,
+    /// This plugin's metric handles.
+    pub metrics: PluginMetrics,
     counter_names: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
@@ -421,18 +424,13 @@ impl PluginRuntime {
             })?,
         };
         inst.store.set_epoch_deadline(self.deadline_ticks());
-        inst.store.data_mut().reset_call();
         let started = Instant::now();
         let result = inst
             .bindings
             .wraith_plugin_plugin()
             .call_process(&mut inst.store, &batch.0);
-        self.host
-            .metrics
-            .plugin_call_seconds
-            .get_or_create(&PluginLabel {
-                plugin: self.name.clone(),
-            })
+        self.metrics
+            .call_seconds
             .observe(started.elapsed().as_secs_f64());
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         match result {

@@ -22,7 +22,6 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     stderr: MemoryOutputPipe,
-    stderr_seen: usize,
     memory_limit: usize,
     memory_bytes: usize,
     memory_exceeded: bool,
@@ -51,17 +50,12 @@ impl HostState {
             wasi,
             table: ResourceTable::new(),
             stderr,
-            stderr_seen: 0,
             memory_limit,
             memory_bytes: 0,
             memory_exceeded: false,
             metrics,
             counter_names,
         }
-    }
-
-    pub fn reset_call(&mut self) {
-        self.stderr_seen = self.stderr.contents().len();
     }
 
     pub fn memory_bytes(&self) -> usize {
@@ -72,12 +66,12 @@ impl HostState {
         self.memory_exceeded
     }
 
-    /// The last line the plugin wrote to stderr during this call (a panic
-    /// message, usually).
+    /// The last line the instance wrote to stderr (a panic message, usually;
+    /// an instance is thrown away after its first fault, so this is the
+    /// faulting call's).
     pub fn stderr_tail(&self) -> Option<String> {
         let all = self.stderr.contents();
-        let new = all.get(self.stderr_seen..)?;
-        let text = String::from_utf8_lossy(new);
+        let text = String::from_utf8_lossy(&all);
         // Skip Rust's "note: run with RUST_BACKTRACE=1" hint; keep the panic
         // location with its message.
         let lines: Vec<&str> = text

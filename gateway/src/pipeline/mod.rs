@@ -9,7 +9,7 @@ pub mod manifest;
 pub mod registry;
 
 use crate::host::{EncodedBatch, Fault, FlatBatch, PluginAnswer, PluginRuntime, Verdict};
-use crate::telemetry::{FaultReason, Metrics, PluginOutcome};
+use crate::telemetry::{FaultReason, PluginOutcome};
 use manifest::FailurePolicy;
 use serde_json::Value;
 use std::sync::Arc;
@@ -58,7 +58,6 @@ pub struct Chain {
     /// Increases with every reload.
     pub generation: u64,
     max_batch: usize,
-    metrics: Arc<Metrics>,
 }
 
 /// Whether a destination name is acceptable (`[a-z0-9_-]`, 1–64 bytes, not `dlq`).
@@ -73,12 +72,11 @@ pub fn valid_destination(name: &str) -> bool {
 }
 
 impl Chain {
-    pub fn new(links: Vec<Link>, generation: u64, max_batch: usize, metrics: Arc<Metrics>) -> Self {
+    pub fn new(links: Vec<Link>, generation: u64, max_batch: usize) -> Self {
         Chain {
             links,
             generation,
             max_batch: max_batch.max(1),
-            metrics,
         }
     }
 
@@ -115,17 +113,14 @@ impl Chain {
             let name = plugin.name.as_str();
             let count = live.events.len();
             if plugin.is_quarantined() {
-                self.metrics
-                    .plugin_outcome(name, PluginOutcome::r#in, count);
+                plugin.metrics.outcome(PluginOutcome::r#in, count);
                 match link.on_error {
                     FailurePolicy::Pass => {
-                        self.metrics
-                            .plugin_outcome(name, PluginOutcome::passed, count);
+                        plugin.metrics.outcome(PluginOutcome::passed, count);
                         continue;
                     }
                     FailurePolicy::DeadLetter => {
-                        self.metrics
-                            .plugin_outcome(name, PluginOutcome::faulted, count);
+                        plugin.metrics.outcome(PluginOutcome::faulted, count);
                         live.dead_letter_all(
                             &mut result,
                             name,
@@ -144,8 +139,7 @@ impl Chain {
                 .stats
                 .events_in
                 .fetch_add(count as u64, Ordering::Relaxed);
-            self.metrics
-                .plugin_outcome(name, PluginOutcome::r#in, count);
+            plugin.metrics.outcome(PluginOutcome::r#in, count);
             let answer = plugin.process(&batch).and_then(|a| check_answer(a, count));
             match answer {
                 Ok(answer) => {
@@ -250,12 +244,11 @@ impl Chain {
             .stats
             .kept
             .fetch_add((total - dropped - rejected) as u64, Ordering::Relaxed);
-        self.metrics
-            .plugin_outcome(name, PluginOutcome::dropped, dropped);
-        self.metrics
-            .plugin_outcome(name, PluginOutcome::rejected, rejected);
-        self.metrics
-            .plugin_outcome(name, PluginOutcome::kept, total - dropped - rejected);
+        plugin.metrics.outcome(PluginOutcome::dropped, dropped);
+        plugin.metrics.outcome(PluginOutcome::rejected, rejected);
+        plugin
+            .metrics
+            .outcome(PluginOutcome::kept, total - dropped - rejected);
         if dropped + rejected > 0 {
             live.retain(&remove);
         }
@@ -279,13 +272,11 @@ impl Chain {
             .stats
             .faulted
             .fetch_add(count as u64, Ordering::Relaxed);
-        self.metrics
-            .plugin_outcome(name, PluginOutcome::faulted, count);
+        plugin.metrics.outcome(PluginOutcome::faulted, count);
         match link.on_error {
             FailurePolicy::Pass => {
                 tracing::warn!(plugin = name, reason = ?fault.reason, events = count, error = %fault.message, "plugin faulted; passing the batch on unchanged (on_error = \"pass\")");
-                self.metrics
-                    .plugin_outcome(name, PluginOutcome::passed, count);
+                plugin.metrics.outcome(PluginOutcome::passed, count);
                 true
             }
             FailurePolicy::DeadLetter => {

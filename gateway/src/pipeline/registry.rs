@@ -78,7 +78,7 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(dir: PathBuf, host: Arc<Host>, limits: Limits, max_batch: usize) -> Arc<Registry> {
-        let empty = Chain::new(Vec::new(), 0, max_batch, host.metrics().clone());
+        let empty = Chain::new(Vec::new(), 0, max_batch);
         Arc::new(Registry {
             dir,
             host,
@@ -226,16 +226,11 @@ impl Registry {
         st.disabled = disabled;
         st.generation += 1;
         report.generation = st.generation;
-        let metrics = self.host.metrics().clone();
-        metrics.chain_plugins.set(links.len() as i64);
+        self.host.metrics().chain_plugins.set(links.len() as i64);
         let order: Vec<&str> = links.iter().map(|l| l.runtime.name.as_str()).collect();
         tracing::info!(generation = st.generation, chain = ?order, "plugin chain is live");
-        self.chain.store(Arc::new(Chain::new(
-            links,
-            st.generation,
-            self.max_batch,
-            metrics,
-        )));
+        self.chain
+            .store(Arc::new(Chain::new(links, st.generation, self.max_batch)));
         drop(st);
         self.count_reload(report.failed.is_empty());
         report
