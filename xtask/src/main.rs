@@ -211,6 +211,17 @@ fn build_wasm(root: &Path, groups: &[Group]) -> Result<()> {
         for c in crates_in(&src)? {
             jobs.push((c, dest.clone()));
         }
+        if let Group::Fixtures = g {
+            // The example plugin an outside author would write runs in the
+            // integration tests too.
+            jobs.push((
+                Crate {
+                    dir_name: "redact-names".into(),
+                    package: "redact-names".into(),
+                },
+                dest.clone(),
+            ));
+        }
     }
     if jobs.is_empty() {
         return Ok(());

@@ -21,7 +21,7 @@
 //! `tokens_used`, `max_tokens`, `author`, `session_count`, `authority`,
 //! `tokenizer` do not match.
 
-use crate::detect::{Hit, at, before};
+use crate::detect::{Hit, at, before, find_byte3};
 use crate::rules::Rule;
 
 const MAX_NAME: usize = 64;
@@ -227,15 +227,29 @@ fn contains(h: &[u8], n: &[u8]) -> bool {
     h.windows(n.len()).any(|w| w == n)
 }
 
+/// Cheap reject: every secret name contains one of these letter pairs
+/// (`pw`, `ss`, `se`, `cr`, `ke`, `au`, `co`, `to`), in any case.
+fn maybe_secret(name: &[u8]) -> bool {
+    name.len() >= 3
+        && name.len() <= MAX_NAME
+        && name.windows(2).any(|w| {
+            matches!(
+                [w[0] | 0x20, w[1] | 0x20],
+                [b'p', b'w']
+                    | [b's', b's']
+                    | [b's', b'e']
+                    | [b'c', b'r']
+                    | [b'k', b'e']
+                    | [b'a', b'u']
+                    | [b'c', b'o']
+                    | [b't', b'o']
+            )
+        })
+}
+
 /// Classify a key name (raw or path-escaped).
 pub(crate) fn classify(name: &[u8]) -> Option<KeyKind> {
-    // Cheap reject: every secret name has one of these letters in it.
-    if name.len() < 3
-        || name.len() > MAX_NAME
-        || !name
-            .iter()
-            .any(|c| matches!(c | 0x20, b'p' | b's' | b'k' | b'a' | b'c' | b't'))
-    {
+    if !maybe_secret(name) {
         return None;
     }
     let mut buf = [0u8; MAX_NAME];
@@ -263,10 +277,15 @@ fn is_key_char(c: u8) -> bool {
 /// `session`, `session_id` and `pwd` (too common in prose and in `PWD=` dumps
 /// of the working directory).
 pub(crate) fn secret_assignments(b: &[u8], out: &mut Vec<Hit>) {
-    for (i, &c) in b.iter().enumerate() {
-        let hit = match c {
+    let mut from = 0;
+    while let Some(i) = find_byte3(b, b'=', b':', b'-', from) {
+        from = i + 1;
+        let hit = match b[i] {
             b'=' | b':' => assignment(b, i),
             b'-' if at(b, i + 1) == b'-' && !is_key_char(before(b, i)) => flag(b, i),
+            b'-' if at(b, i + 1) == b'u' && at(b, i + 2) == b' ' && before(b, i) == b' ' => {
+                curl_user(b, i + 3)
+            }
             _ => None,
         };
         if let Some((s, e)) = hit {
@@ -305,6 +324,9 @@ fn last_component(k: &[u8]) -> &[u8] {
 }
 
 fn inline_kind(k: &[u8]) -> Option<KeyKind> {
+    if !maybe_secret(k) {
+        return None;
+    }
     let mut buf = [0u8; MAX_NAME];
     let norm = normalize(last_component(k), &mut buf)?;
     if matches!(norm, b"auth" | b"session" | b"session_id" | b"pwd") {
@@ -351,6 +373,9 @@ fn flag(b: &[u8], i: usize) -> Option<(usize, usize)> {
     while ke < b.len() && is_key_char(b[ke]) {
         ke += 1;
     }
+    if &b[ks..ke] == b"user" && at(b, ke) == b' ' {
+        return curl_user(b, ke + 1);
+    }
     // `--password=x` is handled as an assignment.
     if ke == ks || at(b, ke) != b' ' || inline_kind(&b[ks..ke])? == KeyKind::Header {
         return None;
@@ -360,6 +385,17 @@ fn flag(b: &[u8], i: usize) -> Option<(usize, usize)> {
         return None;
     }
     value_span(b, v, false)
+}
+
+/// curl's `-u user:password` / `--user user:password` (only in a curl
+/// command line: `docker run -u 1000:1000` is a uid, not a password).
+fn curl_user(b: &[u8], v: usize) -> Option<(usize, usize)> {
+    if !b[..v].windows(5).any(|w| w == b"curl ") {
+        return None;
+    }
+    let (s, e) = value_span(b, v, false)?;
+    let colon = b[s..e].iter().position(|&c| c == b':')?;
+    (colon + 1 < e - s).then_some((s, e))
 }
 
 /// The value starting at `v`: quoted (to the closing quote), to the end of

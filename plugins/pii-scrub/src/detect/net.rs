@@ -1,6 +1,6 @@
 //! E-mail addresses, IP addresses, MAC addresses and credentials in URLs.
 
-use super::{Hit, at, before, find, find_byte, is_digit, is_hex, is_word};
+use super::{DigitRuns, Hit, at, before, find, find_byte, find_byte2, is_digit, is_hex, is_word};
 use crate::rules::Rule;
 
 // ---------------------------------------------------------------- e-mail
@@ -78,13 +78,10 @@ fn is_retina(d: &[u8]) -> bool {
 /// (`1.3.6.1.4.1`), glued to a word (`v1.2.3.4`, `python3.1.2.3`) or
 /// followed by a pre-release tag (`1.2.3.4-beta`). The port stays:
 /// `10.0.0.1:8080` → `[ip]:8080`.
-pub(crate) fn ipv4(b: &[u8], out: &mut Vec<Hit>) {
-    let mut i = 0;
-    while i < b.len() {
-        if !is_digit(b[i]) {
-            i += 1;
-            continue;
-        }
+pub(crate) fn ipv4(b: &[u8], runs: &DigitRuns, out: &mut Vec<Hit>) {
+    let mut from = 0;
+    while let Some(i) = runs.next(b, from) {
+        from = i + 1;
         let p = before(b, i);
         if !(is_word(p) || p == b'.')
             && let Some(end) = parse_v4(b, i)
@@ -95,12 +92,8 @@ pub(crate) fn ipv4(b: &[u8], out: &mut Vec<Hit>) {
                 || (n == b'-' && at(b, end + 1).is_ascii_alphabetic());
             if !glued {
                 out.push(Hit::new(Rule::Ip, i, end));
-                i = end;
-                continue;
+                from = end;
             }
-        }
-        while i < b.len() && (is_digit(b[i]) || b[i] == b'.') {
-            i += 1;
         }
     }
 }
@@ -240,33 +233,50 @@ fn count_groups(part: &[u8], v4_tail_ok: bool) -> Option<usize> {
 /// `00:1A:2B:3C:4D:5E`, `00-1a-2b-3c-4d-5e` (one separator throughout) and
 /// Cisco's `001a.2b3c.4d5e`; not inside a longer colon/dash run (IPv6,
 /// UUIDs) and not times (three groups).
-pub(crate) fn mac(b: &[u8], out: &mut Vec<Hit>) {
-    let mut i = 0;
-    while i + 14 <= b.len() {
-        if !is_hex(b[i]) || is_hex(before(b, i)) || is_word(before(b, i)) {
-            i += 1;
-            continue;
+pub(crate) fn mac(b: &[u8], out: &mut Vec<Hit>, separated: bool, dotted: bool) {
+    // Anchor on the first separator (`00:` / `001a.`) rather than every byte.
+    let starts_ok = |i: usize| !is_hex(before(b, i)) && !is_word(before(b, i));
+    if separated {
+        let mut j = 2;
+        while let Some(next) = find_byte2(b, b':', b'-', j) {
+            j = next;
+            let i = j - 2;
+            let p = before(b, i);
+            if starts_ok(i)
+                && let Some(end) = mac_colon(b, i)
+            {
+                let sep = b[j];
+                let glued_before = p == sep && is_hex(before(b, i - 1));
+                let n = at(b, end);
+                let glued_after = is_word(n) || (n == sep && is_hex(at(b, end + 1)));
+                if !glued_before && !glued_after {
+                    out.push(Hit::new(Rule::Mac, i, end));
+                    j = end + 2;
+                    continue;
+                }
+            }
+            j += 1;
         }
-        let p = before(b, i);
-        if let Some(end) = mac_colon(b, i) {
-            let sep = b[i + 2];
-            let glued_before = p == sep && is_hex(before(b, i - 1));
-            let n = at(b, end);
-            if !glued_before && !is_word(n) && !(n == sep && is_hex(at(b, end + 1))) {
-                out.push(Hit::new(Rule::Mac, i, end));
-                i = end;
+    }
+    if dotted {
+        let mut j = 4;
+        while let Some(d) = find_byte(b, b'.', j) {
+            j = d + 1;
+            let Some(i) = d.checked_sub(4) else {
+                continue;
+            };
+            if before(b, i) == b'.' || !starts_ok(i) {
                 continue;
             }
-        }
-        if let Some(end) = mac_dotted(b, i) {
-            let n = at(b, end);
-            if p != b'.' && !is_word(n) && !(n == b'.' && is_hex(at(b, end + 1))) {
-                out.push(Hit::new(Rule::Mac, i, end));
-                i = end;
-                continue;
+            if let Some(end) = mac_dotted(b, i) {
+                let n = at(b, end);
+                let glued_after = is_word(n) || (n == b'.' && is_hex(at(b, end + 1)));
+                if !glued_after {
+                    out.push(Hit::new(Rule::Mac, i, end));
+                    j = end;
+                }
             }
         }
-        i += 1;
     }
 }
 

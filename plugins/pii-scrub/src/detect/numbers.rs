@@ -1,6 +1,6 @@
 //! Payment cards, US social security numbers, phone numbers and IBANs.
 
-use super::{Hit, at, before, is_digit, is_word};
+use super::{DigitRuns, Hit, at, before, is_digit, is_word};
 use crate::rules::Rule;
 
 // ---------------------------------------------------------------- cards
@@ -12,24 +12,17 @@ const MAX_GROUPS: usize = 10;
 /// Amex, Discover, Diners, JCB, UnionPay, Maestro) and a valid Luhn check
 /// digit. The longest valid prefix of a run of groups is taken, so a trailing
 /// `… 1111 exp 12/25` does not hide the card.
-pub(crate) fn credit_card(b: &[u8], out: &mut Vec<Hit>) {
-    let mut i = 0;
-    while i < b.len() {
-        if !is_digit(b[i]) {
-            i += 1;
-            continue;
-        }
+pub(crate) fn credit_card(b: &[u8], runs: &DigitRuns, out: &mut Vec<Hit>) {
+    let mut from = 0;
+    while let Some(i) = runs.next(b, from) {
+        from = i + 1;
         let p = before(b, i);
         let glued = is_word(p)
-            || p == b'.'
-            || (matches!(p, b'-' | b'+' | b'/' | b':') && is_digit(before(b, i - 1)));
+            || matches!(p, b'.' | b'+')
+            || (matches!(p, b'-' | b'/' | b':') && is_digit(before(b, i - 1)));
         if !glued && let Some(end) = card_at(b, i) {
             out.push(Hit::new(Rule::CreditCard, i, end));
-            i = end;
-            continue;
-        }
-        while i < b.len() && is_digit(b[i]) {
-            i += 1;
+            from = end;
         }
     }
 }
@@ -132,9 +125,13 @@ fn luhn(d: &[u8]) -> bool {
 
 /// `123-45-6789`, rejecting area 000, 666 and 9xx, group 00 and serial 0000,
 /// and anything glued to more digits or dashes (dates, ISBNs, phone numbers).
-pub(crate) fn ssn(b: &[u8], out: &mut Vec<Hit>) {
-    let mut i = 0;
-    while i + 11 <= b.len() {
+pub(crate) fn ssn(b: &[u8], runs: &DigitRuns, out: &mut Vec<Hit>) {
+    let mut from = 0;
+    while let Some(i) = runs.next(b, from) {
+        from = i + 1;
+        if i + 11 > b.len() {
+            break;
+        }
         let w = &b[i..i + 11];
         let shape = w[3] == b'-'
             && w[6] == b'-'
@@ -142,7 +139,6 @@ pub(crate) fn ssn(b: &[u8], out: &mut Vec<Hit>) {
             && w[4..6].iter().all(|c| is_digit(*c))
             && w[7..].iter().all(|c| is_digit(*c));
         if !shape {
-            i += 1;
             continue;
         }
         let p = before(b, i);
@@ -159,9 +155,7 @@ pub(crate) fn ssn(b: &[u8], out: &mut Vec<Hit>) {
             && &w[7..] != b"0000";
         if !glued && valid {
             out.push(Hit::new(Rule::Ssn, i, i + 11));
-            i += 11;
-        } else {
-            i += 1;
+            from = i + 11;
         }
     }
 }
@@ -187,27 +181,31 @@ struct Group {
 /// Deliberately not matched: unseparated digit strings without `+` (ids),
 /// anything glued to letters or to `:`/`.`/`-`/`/` + digit (times, dates,
 /// versions, UUIDs, IPs), and national numbers without a trunk prefix.
-pub(crate) fn phone(b: &[u8], out: &mut Vec<Hit>) {
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if !(c == b'+' || c == b'(' || is_digit(c)) {
-            i += 1;
-            continue;
+pub(crate) fn phone(b: &[u8], runs: &DigitRuns, out: &mut Vec<Hit>) {
+    let mut from = 0;
+    while let Some(r) = runs.next(b, from) {
+        from = r + 1;
+        // The number may open with `(`, `+` or `+(` just before the digits.
+        let mut i = r;
+        if before(b, i) == b'(' {
+            i -= 1;
         }
-        let p = before(b, i);
-        let glued = is_word(p)
-            || matches!(p, b'.' | b'-' | b'+' | b'_' | b'/' | b'#' | b'$' | b'%')
-            || (p == b':' && is_digit(before(b, i - 1)))
-            || (c == b'(' && is_word(p));
-        if !glued && let Some(end) = phone_at(b, i) {
-            out.push(Hit::new(Rule::Phone, i, end));
-            i = end;
-            continue;
+        if before(b, i) == b'+' {
+            i -= 1;
         }
-        i += 1;
-        while i < b.len() && is_digit(b[i]) {
-            i += 1;
+        for start in [i, r] {
+            let p = before(b, start);
+            let glued = is_word(p)
+                || matches!(p, b'.' | b'-' | b'+' | b'_' | b'/' | b'#' | b'$' | b'%')
+                || (p == b':' && is_digit(before(b, start - 1)));
+            if !glued && let Some(end) = phone_at(b, start) {
+                out.push(Hit::new(Rule::Phone, start, end));
+                from = end;
+                break;
+            }
+            if i == r {
+                break;
+            }
         }
     }
 }
@@ -416,16 +414,20 @@ fn iban_len(c0: u8, c1: u8) -> Option<usize> {
 /// IBANs of a known country with that country's length, compact
 /// (`DE89370400440532013000`) or in groups of four (`GB82 WEST 1234 5698
 /// 7654 32`), uppercase, with a valid ISO 7064 mod-97 checksum.
-pub(crate) fn iban(b: &[u8], out: &mut Vec<Hit>) {
-    let mut i = 0;
-    while i + 15 <= b.len() {
+pub(crate) fn iban(b: &[u8], runs: &DigitRuns, out: &mut Vec<Hit>) {
+    let mut from = 2;
+    while let Some(r) = runs.next(b, from) {
+        from = r + 1;
+        let i = r - 2;
+        if i + 15 > b.len() {
+            break;
+        }
         let head = b[i].is_ascii_uppercase()
             && b[i + 1].is_ascii_uppercase()
             && is_digit(b[i + 2])
             && is_digit(b[i + 3])
             && !before(b, i).is_ascii_alphanumeric();
         let Some(want) = head.then(|| iban_len(b[i], b[i + 1])).flatten() else {
-            i += 1;
             continue;
         };
         let mut buf = [0u8; 34];
@@ -446,9 +448,7 @@ pub(crate) fn iban(b: &[u8], out: &mut Vec<Hit>) {
         }
         if n == want && !at(b, pos).is_ascii_alphanumeric() && mod97(&buf[..n]) == 1 {
             out.push(Hit::new(Rule::Iban, i, pos));
-            i = pos;
-        } else {
-            i += 1;
+            from = pos;
         }
     }
 }

@@ -1,6 +1,6 @@
 //! User names in home directory paths.
 
-use super::{Hit, at, before, is_word, starts_with_ci};
+use super::{Hit, at, before, find_byte2, is_word, starts_with_ci};
 use crate::rules::Rule;
 
 /// Where a user name ends inside a path.
@@ -68,7 +68,8 @@ fn not_a_user(u: &[u8]) -> bool {
 /// shared folders (`/Users/Shared`, `C:\Users\Public`) stay.
 pub(crate) fn home_dir(b: &[u8], out: &mut Vec<Hit>) {
     let mut i = 0;
-    while i < b.len() {
+    while let Some(next) = find_byte2(b, b'/', b':', i) {
+        i = next;
         let c = b[i];
         if c == b'/' {
             let rest = &b[i..];

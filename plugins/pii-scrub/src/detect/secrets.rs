@@ -1,7 +1,10 @@
 //! Credentials: JWTs, AWS keys, vendor API tokens, `Bearer`/`Basic`
 //! authorization values and PEM private keys.
 
-use super::{Hit, at, before, contains_ci, find, find_byte, is_digit, is_word, starts_with_ci};
+use super::{
+    Hit, at, before, contains_ci, find, find_at, find_byte, find_byte2, is_digit, is_word,
+    starts_with_ci,
+};
 use crate::rules::Rule;
 
 fn is_b64url(c: u8) -> bool {
@@ -25,7 +28,7 @@ fn skip(b: &[u8], mut i: usize, f: impl Fn(u8) -> bool) -> usize {
 /// dot-separated; the five-part JWE form is taken whole.
 pub(crate) fn jwt(b: &[u8], out: &mut Vec<Hit>) {
     let mut from = 0;
-    while let Some(p) = find(b, b"eyJ", from) {
+    while let Some(p) = find_at(b, b"eyJ", 2, from) {
         from = p + 1;
         if is_b64url(before(b, p)) {
             continue;
@@ -79,9 +82,29 @@ pub(crate) fn aws_key(b: &[u8], out: &mut Vec<Hit>) {
         out.push(Hit::new(Rule::AwsKey, p, p + 20));
         from = p + 20;
     }
-    if b.len() >= 40 {
+    if b.len() >= 40 && has_aws_context(b) {
         aws_secret(b, out);
     }
+}
+
+/// Whether `aws` or `secret` occurs anywhere (any case): anchored on the
+/// rarer `w` and `c` so most strings are rejected in one tight pass.
+fn has_aws_context(b: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(i) = find_byte2(b, b'w', b'W', from) {
+        if i > 0 && b[i - 1] | 0x20 == b'a' && at(b, i + 1) | 0x20 == b's' {
+            return true;
+        }
+        from = i + 1;
+    }
+    let mut from = 2;
+    while let Some(i) = find_byte2(b, b'c', b'C', from) {
+        if starts_with_ci(&b[i - 2..], b"secret") {
+            return true;
+        }
+        from = i + 1;
+    }
+    false
 }
 
 fn aws_secret(b: &[u8], out: &mut Vec<Hit>) {
@@ -133,51 +156,61 @@ impl Body {
     }
 }
 
-/// (prefix, minimum body length, body alphabet).
-const TOKENS: &[(&[u8], usize, Body)] = &[
-    (b"ghp_", 30, Body::Alnum),
-    (b"gho_", 30, Body::Alnum),
-    (b"ghu_", 30, Body::Alnum),
-    (b"ghs_", 30, Body::Alnum),
-    (b"ghr_", 30, Body::Alnum),
-    (b"github_pat_", 22, Body::AlnumUnderscore),
-    (b"xoxb-", 10, Body::AlnumDash),
-    (b"xoxp-", 10, Body::AlnumDash),
-    (b"xoxa-", 10, Body::AlnumDash),
-    (b"xoxr-", 10, Body::AlnumDash),
-    (b"xoxs-", 10, Body::AlnumDash),
-    (b"sk_live_", 16, Body::Alnum),
-    (b"rk_live_", 16, Body::Alnum),
-    (b"sk_test_", 16, Body::Alnum),
-    (b"rk_test_", 16, Body::Alnum),
-    (b"AIza", 35, Body::AlnumDashUnderscore),
-    (b"npm_", 36, Body::Alnum),
-];
+/// The token whose prefix ends with the `_` or `-` at `i`: (prefix length,
+/// minimum body length, body alphabet).
+fn token_prefix(b: &[u8], i: usize) -> Option<(usize, usize, Body)> {
+    let tail = |n: usize| i.checked_sub(n).map(|s| &b[s..i]);
+    if b[i] == b'-' {
+        let t = tail(4)?;
+        return (t.starts_with(b"xox") && matches!(t[3], b'b' | b'p' | b'a' | b'r' | b's'))
+            .then_some((5, 10, Body::AlnumDash));
+    }
+    match tail(3) {
+        Some(b"ghp" | b"gho" | b"ghu" | b"ghs" | b"ghr") => return Some((4, 30, Body::Alnum)),
+        Some(b"npm") => return Some((4, 36, Body::Alnum)),
+        _ => {}
+    }
+    if let Some(b"sk_live" | b"rk_live" | b"sk_test" | b"rk_test") = tail(7) {
+        return Some((8, 16, Body::Alnum));
+    }
+    match tail(10) {
+        Some(b"github_pat") => Some((11, 22, Body::AlnumUnderscore)),
+        _ => None,
+    }
+}
 
-/// GitHub, Slack, Stripe, Google API and npm tokens, by prefix and length.
+/// GitHub (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`), Slack
+/// (`xoxb-`, `xoxp-`, `xoxa-`, `xoxr-`, `xoxs-`), Stripe (`sk_live_`,
+/// `rk_live_`, and the `_test_` forms), Google API (`AIza` + 35) and npm
+/// (`npm_` + 36) tokens, by prefix and length. Every prefix but Google's ends
+/// in `_` or `-`, so the scan anchors on those bytes and looks back; `AIza` is
+/// searched for directly.
 pub(crate) fn token(b: &[u8], out: &mut Vec<Hit>) {
-    let mut i = 0;
-    while i < b.len() {
-        if !matches!(b[i], b'g' | b'x' | b's' | b'r' | b'A' | b'n') || is_word(before(b, i)) {
-            i += 1;
+    let mut from = 0;
+    while let Some(i) = find_byte2(b, b'_', b'-', from) {
+        from = i + 1;
+        let Some((plen, min, body)) = token_prefix(b, i) else {
+            continue;
+        };
+        let s = i + 1 - plen;
+        if is_word(before(b, s)) {
             continue;
         }
-        let mut matched = None;
-        for &(prefix, min, body) in TOKENS {
-            if b[i..].starts_with(prefix) {
-                let end = skip(b, i + prefix.len(), |c| body.accepts(c));
-                if end - (i + prefix.len()) >= min {
-                    matched = Some(end);
-                }
-                break;
-            }
+        let end = skip(b, i + 1, |x| body.accepts(x));
+        if end - (i + 1) >= min {
+            out.push(Hit::new(Rule::Token, s, end));
+            from = end;
         }
-        match matched {
-            Some(end) => {
-                out.push(Hit::new(Rule::Token, i, end));
-                i = end;
+    }
+    if b.len() >= 39 {
+        let mut from = 0;
+        while let Some(p) = find_at(b, b"AIza", 3, from) {
+            from = p + 4;
+            let end = skip(b, p + 4, |x| Body::AlnumDashUnderscore.accepts(x));
+            if !is_word(before(b, p)) && end - (p + 4) >= 35 {
+                out.push(Hit::new(Rule::Token, p, end));
+                from = end;
             }
-            None => i += 1,
         }
     }
 }
@@ -194,10 +227,13 @@ fn is_bearer_char(c: u8) -> bool {
 /// authentication failed` is prose; a Basic credential must decode to
 /// `user:password`, so `basic auth` is prose too.
 pub(crate) fn bearer(b: &[u8], out: &mut Vec<Hit>) {
-    let mut i = 0;
-    while i + 7 < b.len() {
-        if b[i] | 0x20 != b'b' || before(b, i).is_ascii_alphanumeric() {
-            i += 1;
+    let mut from = 0;
+    while let Some(i) = find_byte2(b, b'b', b'B', from) {
+        from = i + 1;
+        if i + 7 >= b.len() {
+            break;
+        }
+        if before(b, i).is_ascii_alphanumeric() {
             continue;
         }
         let rest = &b[i..];
@@ -206,13 +242,11 @@ pub(crate) fn bearer(b: &[u8], out: &mut Vec<Hit>) {
         } else if starts_with_ci(rest, b"basic") {
             (true, 5)
         } else {
-            i += 1;
             continue;
         };
         let sp = i + kw;
         let ts = skip(b, sp, |c| c == b' ');
         if ts == sp || ts - sp > 3 {
-            i += 1;
             continue;
         }
         let found = if basic {
@@ -223,9 +257,9 @@ pub(crate) fn bearer(b: &[u8], out: &mut Vec<Hit>) {
         match found {
             Some(end) => {
                 out.push(Hit::new(Rule::Bearer, ts, end));
-                i = end;
+                from = end;
             }
-            None => i = ts,
+            None => from = ts,
         }
     }
 }
