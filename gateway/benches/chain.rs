@@ -18,6 +18,7 @@ use wraith_gateway::pipeline::manifest::FailurePolicy;
 use wraith_gateway::pipeline::{Chain, Disposition, Link};
 use wraith_gateway::telemetry::Metrics;
 use wraith_plugin::testing::Harness;
+use wraith_plugin_pii_scrub::{PiiScrub, Ruleset};
 
 fn make_event(n: usize) -> Value {
     let user = if n.is_multiple_of(4) {
@@ -73,64 +74,97 @@ fn measure(batch: usize, mut f: impl FnMut()) -> f64 {
     samples[samples.len() / 2]
 }
 
-fn main() {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+/// A PII-heavy event: nested context, a URL with a password, a home path.
+fn make_pii_event(n: usize) -> Value {
+    let message = if n.is_multiple_of(4) {
+        format!(
+            "request from 203.0.113.{} by ada{n}@example.com failed: postgres://u:p@db/x",
+            n % 250
+        )
+    } else {
+        format!("scan finished in {n} ms, 3 findings")
+    };
+    json!({
+        "event_id": format!("01890a5d-ac96-774b-bcce-b302099a{n:04x}"),
+        "timestamp": "2026-11-22T10:00:00Z",
+        "level": "info",
+        "event_type": "tool_failed",
+        "tool": "migrateiq",
+        "command": "scan --deep /usr/lib/x86_64-linux-gnu",
+        "duration_ms": 840,
+        "error_type": "ConnectionError",
+        "message": message,
+        "context": {"installation_id": "9f1c2d3e-8d4a-4e6b-9f0a-1c2d3e4f5a6b", "tool_version": "1.4.2", "os": "linux"},
+    })
+}
+
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let wasm = target.join("fixtures/scrub-email.wasm");
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+fn load_chain(name: &str, wasm: &Path, config: &str) -> Chain {
     assert!(
         wasm.is_file(),
-        "{} is missing: run `cargo xtask bench` (or `cargo xtask fixtures`)",
+        "{} is missing: run `cargo xtask bench` (it builds plugins and fixtures)",
         wasm.display()
     );
-    let metrics = Arc::new(Metrics::new());
-    let host = Host::new(None, metrics).expect("host");
+    let host = Host::new(None, Arc::new(Metrics::new())).expect("host");
     let limits = Limits::from_config(&Default::default());
     let runtime = host
-        .load("scrub-email", &wasm, "{}".into(), limits)
-        .expect("load fixture");
-    let chain = Chain::new(
+        .load(name, wasm, config.into(), limits)
+        .expect("load plugin");
+    Chain::new(
         vec![Link {
             runtime,
             on_error: FailurePolicy::DeadLetter,
         }],
         1,
         1024,
-    );
-    let mut harness = Harness::<ScrubEmail>::new(json!({})).unwrap();
+    )
+}
 
-    println!("chain benchmark: scrub-email, 12-field events, 1 in 4 with an e-mail address");
+fn kept(chain: &Chain, events: Vec<Value>) -> Vec<Value> {
+    chain
+        .run(events)
+        .into_iter()
+        .map(|d| match d {
+            Disposition::Keep { event, .. } => event,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+/// Run one section: the plugin through the host against two native baselines.
+fn section<P: wraith_plugin::Plugin>(
+    title: &str,
+    chain: &Chain,
+    harness: &mut Harness<P>,
+    make: fn(usize) -> Value,
+    direct: &dyn Fn(&mut Value),
+) {
+    println!("\n{title}");
     println!(
         "{:>6} {:>14} {:>14} {:>14} {:>10} {:>10}",
         "batch", "wasm ns/ev", "direct ns/ev", "sdk ns/ev", "vs direct", "vs sdk"
     );
     for batch in [1usize, 16, 128, 1024] {
-        let events: Vec<Value> = (0..batch).map(make_event).collect();
-        // Check once that all three agree.
-        let mut direct = events.clone();
-        direct.iter_mut().for_each(scrub_value);
-        let via_wasm: Vec<Value> = chain
-            .run(events.clone())
-            .into_iter()
-            .map(|d| match d {
-                Disposition::Keep { event, .. } => event,
-                other => panic!("unexpected {other:?}"),
-            })
-            .collect();
-        assert_eq!(via_wasm, direct, "wasm and native disagree");
+        let events: Vec<Value> = (0..batch).map(make).collect();
+        // Check once that the three agree, so the comparison is of equal work.
+        let via_wasm = kept(chain, events.clone());
         let via_sdk: Vec<Value> = harness
             .run(events.clone())
             .into_iter()
             .map(|p| p.event)
             .collect();
-        assert_eq!(via_sdk, direct, "sdk and native disagree");
-
+        assert_eq!(via_wasm, via_sdk, "wasm and native plugin disagree");
         let wasm_ns = measure(batch, || {
             std::hint::black_box(chain.run(events.clone()));
         });
         let direct_ns = measure(batch, || {
             let mut e = events.clone();
-            e.iter_mut().for_each(scrub_value);
+            e.iter_mut().for_each(direct);
             std::hint::black_box(e);
         });
         let sdk_ns = measure(batch, || {
@@ -141,5 +175,63 @@ fn main() {
             wasm_ns / direct_ns,
             wasm_ns / sdk_ns
         );
+    }
+}
+
+fn main() {
+    let target = target_dir();
+    println!(
+        "chain benchmark: ns per event, median of 7 rounds; each plugin against native code in the same run"
+    );
+    println!(
+        "  direct = clone the batch and run the same scrub function over the serde_json values natively"
+    );
+    println!(
+        "  sdk    = the same plugin compiled natively, through the SDK's flat layout and edit application"
+    );
+
+    let chain = load_chain(
+        "scrub-email",
+        &target.join("fixtures/scrub-email.wasm"),
+        "{}",
+    );
+    let mut harness = Harness::<ScrubEmail>::new(json!({})).unwrap();
+    // The direct baseline must agree with the plugin too.
+    let sample: Vec<Value> = (0..16).map(make_event).collect();
+    let mut direct = sample.clone();
+    direct.iter_mut().for_each(scrub_value);
+    assert_eq!(kept(&chain, sample), direct, "wasm and direct disagree");
+    section(
+        "scrub-email fixture (12-field events, 1 in 4 with an address)",
+        &chain,
+        &mut harness,
+        make_event,
+        &scrub_value,
+    );
+
+    let pii = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/pii-scrub.wasm");
+    let chain = load_chain("pii-scrub", &pii, "{\"annotate\": false}");
+    let mut harness = Harness::<PiiScrub>::new(json!({"annotate": false})).unwrap();
+    let rules = harness.plugin().ruleset().clone();
+    let direct = move |v: &mut Value| scrub_strings(&rules, v);
+    section(
+        "pii-scrub, all detectors (12-field events, 1 in 4 with an IP, an e-mail and a URL password)",
+        &chain,
+        &mut harness,
+        make_pii_event,
+        &direct,
+    );
+}
+
+fn scrub_strings(rules: &Ruleset, v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if let Some(clean) = rules.scrub_str(s) {
+                *s = clean;
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| scrub_strings(rules, x)),
+        Value::Object(m) => m.values_mut().for_each(|x| scrub_strings(rules, x)),
+        _ => {}
     }
 }

@@ -77,7 +77,7 @@ fn main() -> Result<()> {
         }
         Cmd::Bench { args } => {
             ensure_wasm_target()?;
-            build_wasm(&root, &[Group::Fixtures])?;
+            build_wasm(&root, &[Group::Plugins, Group::Fixtures])?;
             let mut a = vec!["bench", "-p", "wraith-gateway"];
             a.extend(args.iter().map(String::as_str));
             cargo(&a)

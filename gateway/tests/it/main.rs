@@ -4,6 +4,7 @@
 
 mod cli;
 mod faults;
+mod first_party;
 mod ingest;
 mod python;
 mod reload;
