@@ -104,7 +104,7 @@ fn repeated_faults_quarantine_the_plugin_until_it_is_replaced() {
         gw.get_text("/metrics")
             .contains("wraith_plugin_quarantined{plugin=\"trap\"} 1")
     );
-    assert!(gw.log().contains("quarantined"));
+    gw.wait_for_log("quarantined");
     // Replacing the file lifts the quarantine.
     install(&gw.plugins_dir(), "upper", "trap");
     gw.wait_for("the replacement to load", Duration::from_secs(10), |g| {

@@ -162,7 +162,7 @@ fn a_broken_file_leaves_the_running_chain_working() {
         gw.get_text("/metrics")
             .contains("wraith_reloads_total{outcome=\"failed\"}")
     );
-    assert!(gw.log().contains("previous version keeps running"));
+    gw.wait_for_log("previous version keeps running");
 }
 
 #[test]

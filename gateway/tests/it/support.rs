@@ -216,6 +216,16 @@ impl Gateway {
     }
 
     /// Wait until `f` holds, or fail with `what`.
+    /// Wait until the gateway's log contains `needle`. The log reaches the
+    /// file through a copier thread, so a line just written may lag a little.
+    pub fn wait_for_log(&self, needle: &str) {
+        self.wait_for(
+            &format!("{needle:?} in the log"),
+            Duration::from_secs(10),
+            |g| g.log().contains(needle),
+        );
+    }
+
     pub fn wait_for(&self, what: &str, timeout: Duration, mut f: impl FnMut(&Gateway) -> bool) {
         let start = Instant::now();
         while start.elapsed() < timeout {
