@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wraith_gateway::host::{Host, Limits};
+use wraith_event::flat::FlatBatch;
+use wraith_gateway::host::{EncodedBatch, Host, Limits, PluginRuntime};
 use wraith_gateway::pipeline::manifest::FailurePolicy;
 use wraith_gateway::pipeline::{Chain, Disposition, Link};
 use wraith_gateway::telemetry::Metrics;
@@ -53,25 +54,44 @@ fn scrub_value(v: &mut Value) {
     }
 }
 
-/// Median ns per event over several timed rounds of about 200 ms each.
-fn measure(batch: usize, mut f: impl FnMut()) -> f64 {
-    let start = Instant::now();
-    let mut iters = 0u64;
-    while start.elapsed() < Duration::from_millis(100) {
-        f();
-        iters += 1;
-    }
-    let per_round = (iters * 2).max(1);
-    let mut samples = Vec::new();
-    for _ in 0..7 {
-        let t = Instant::now();
-        for _ in 0..per_round {
-            f();
+/// Median ns per event of each variant. The variants take turns within each
+/// round, so a slow patch of the machine (or of the allocator) hits all of
+/// them alike instead of skewing one column.
+fn measure_all(batch: usize, variants: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    const ROUNDS: usize = 15;
+    let per_round: Vec<u64> = variants
+        .iter_mut()
+        .map(|f| {
+            let start = Instant::now();
+            let mut iters = 0u64;
+            while start.elapsed() < Duration::from_millis(30) {
+                f();
+                iters += 1;
+            }
+            iters.max(1)
+        })
+        .collect();
+    let mut samples = vec![Vec::with_capacity(ROUNDS); variants.len()];
+    for _ in 0..ROUNDS {
+        for (k, f) in variants.iter_mut().enumerate() {
+            let t = Instant::now();
+            for _ in 0..per_round[k] {
+                f();
+            }
+            samples[k].push(t.elapsed().as_nanos() as f64 / (per_round[k] as f64 * batch as f64));
         }
-        samples.push(t.elapsed().as_nanos() as f64 / (per_round as f64 * batch as f64));
     }
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    samples[samples.len() / 2]
+    samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            s[s.len() / 2]
+        })
+        .collect()
+}
+
+fn measure(batch: usize, mut f: impl FnMut()) -> f64 {
+    measure_all(batch, &mut [&mut f])[0]
 }
 
 /// A PII-heavy event: nested context, a URL with a password, a home path.
@@ -104,7 +124,7 @@ fn target_dir() -> std::path::PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
-fn load_chain(name: &str, wasm: &Path, config: &str) -> Chain {
+fn load_chain(name: &str, wasm: &Path, config: &str) -> (Chain, Arc<PluginRuntime>) {
     assert!(
         wasm.is_file(),
         "{} is missing: run `cargo xtask bench` (it builds plugins and fixtures)",
@@ -115,14 +135,40 @@ fn load_chain(name: &str, wasm: &Path, config: &str) -> Chain {
     let runtime = host
         .load(name, wasm, config.into(), limits)
         .expect("load plugin");
-    Chain::new(
+    let chain = Chain::new(
         vec![Link {
-            runtime,
+            runtime: runtime.clone(),
             on_error: FailurePolicy::DeadLetter,
         }],
         1,
         1024,
-    )
+    );
+    (chain, runtime)
+}
+
+/// Where the time of one chain run goes, at one batch size: the parts a
+/// wasm run has that a native call does not, each timed alone.
+fn stages(runtime: &PluginRuntime, make: fn(usize) -> Value, batch: usize) {
+    let events: Vec<Value> = (0..batch).map(make).collect();
+    let clone_ns = measure(batch, || {
+        std::hint::black_box(events.clone());
+    });
+    let encode_ns = measure(batch, || {
+        std::hint::black_box(FlatBatch::encode(&events));
+    });
+    let encoded = EncodedBatch::from(FlatBatch::encode(&events));
+    let answer = runtime.process(&encoded).expect("plugin answers");
+    let call_ns = measure(batch, || {
+        std::hint::black_box(runtime.process(&encoded).expect("plugin answers"));
+    });
+    let apply_ns = measure(batch, || {
+        let mut e = events.clone();
+        wraith_event::flat::apply_edits(&mut e, &answer.edits, &answer.edit_data).unwrap();
+        std::hint::black_box(e);
+    }) - clone_ns;
+    println!(
+        "  at batch {batch}, ns/ev: clone {clone_ns:.0} (all three columns pay it), encode {encode_ns:.0}, wasm call {call_ns:.0}, apply edits {apply_ns:.0}"
+    );
 }
 
 fn kept(chain: &Chain, events: Vec<Value>) -> Vec<Value> {
@@ -159,17 +205,23 @@ fn section<P: wraith_plugin::Plugin>(
             .map(|p| p.event)
             .collect();
         assert_eq!(via_wasm, via_sdk, "wasm and native plugin disagree");
-        let wasm_ns = measure(batch, || {
-            std::hint::black_box(chain.run(events.clone()));
-        });
-        let direct_ns = measure(batch, || {
-            let mut e = events.clone();
-            e.iter_mut().for_each(direct);
-            std::hint::black_box(e);
-        });
-        let sdk_ns = measure(batch, || {
-            std::hint::black_box(harness.run(events.clone()));
-        });
+        let ns = measure_all(
+            batch,
+            &mut [
+                &mut || {
+                    std::hint::black_box(chain.run(events.clone()));
+                },
+                &mut || {
+                    let mut e = events.clone();
+                    e.iter_mut().for_each(direct);
+                    std::hint::black_box(e);
+                },
+                &mut || {
+                    std::hint::black_box(harness.run(events.clone()));
+                },
+            ],
+        );
+        let (wasm_ns, direct_ns, sdk_ns) = (ns[0], ns[1], ns[2]);
         println!(
             "{batch:>6} {wasm_ns:>14.0} {direct_ns:>14.0} {sdk_ns:>14.0} {:>9.2}x {:>9.2}x",
             wasm_ns / direct_ns,
@@ -181,7 +233,7 @@ fn section<P: wraith_plugin::Plugin>(
 fn main() {
     let target = target_dir();
     println!(
-        "chain benchmark: ns per event, median of 7 rounds; each plugin against native code in the same run"
+        "chain benchmark: ns per event, median of 15 interleaved rounds; each plugin against native code in the same run"
     );
     println!(
         "  direct = clone the batch and run the same scrub function over the serde_json values natively"
@@ -190,7 +242,7 @@ fn main() {
         "  sdk    = the same plugin compiled natively, through the SDK's flat layout and edit application"
     );
 
-    let chain = load_chain(
+    let (chain, runtime) = load_chain(
         "scrub-email",
         &target.join("fixtures/scrub-email.wasm"),
         "{}",
@@ -208,9 +260,10 @@ fn main() {
         make_event,
         &scrub_value,
     );
+    stages(&runtime, make_event, 128);
 
     let pii = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/pii-scrub.wasm");
-    let chain = load_chain("pii-scrub", &pii, "{\"annotate\": false}");
+    let (chain, runtime) = load_chain("pii-scrub", &pii, "{\"annotate\": false}");
     let mut harness = Harness::<PiiScrub>::new(json!({"annotate": false})).unwrap();
     let rules = harness.plugin().ruleset().clone();
     let direct = move |v: &mut Value| scrub_strings(&rules, v);
@@ -221,6 +274,7 @@ fn main() {
         make_pii_event,
         &direct,
     );
+    stages(&runtime, make_pii_event, 128);
 }
 
 fn scrub_strings(rules: &Ruleset, v: &mut Value) {

@@ -16,33 +16,53 @@ pub const EDIT_WORDS: usize = 7;
 
 /// Value kinds, as numbered in `wit/types.wit`.
 pub mod kind {
+    /// `null`; no value bytes.
     pub const NULL: u32 = 0;
+    /// `false`; no value bytes.
     pub const FALSE: u32 = 1;
+    /// `true`; no value bytes.
     pub const TRUE: u32 = 2;
+    /// A JSON number; the bytes are its text as written.
     pub const NUMBER: u32 = 3;
+    /// A string; the bytes are its UTF-8 text, unescaped.
     pub const STRING: u32 = 4;
+    /// JSON text (`{}` or `[]` for empty containers; any JSON in an edit).
     pub const JSON: u32 = 5;
 }
 
 /// Edit operations, as numbered in `wit/types.wit`.
 pub mod op {
+    /// Set the path to the value, creating objects along the way.
     pub const SET: u32 = 0;
+    /// Remove the path; the value is ignored.
     pub const REMOVE: u32 = 1;
 }
 
 /// A batch of events in the flat layout.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FlatBatch {
+    /// Path and value bytes of every leaf, back to back.
     pub data: Vec<u8>,
+    /// [`LEAF_WORDS`] words per leaf: path offset, path length, value kind,
+    /// value offset, value length (offsets into `data`).
     pub leaves: Vec<u32>,
+    /// [`EVENT_WORDS`] words per event: index of its first leaf, leaf count.
     pub events: Vec<u32>,
 }
 
 impl FlatBatch {
     /// Encode a whole batch.
     pub fn encode<'a>(events: impl IntoIterator<Item = &'a Value>) -> Self {
-        let mut batch = FlatBatch::default();
-        let mut path = String::new();
+        let events = events.into_iter();
+        // Sized for typical telemetry (a few hundred bytes, a dozen or two
+        // leaves per event) so that most batches never reallocate.
+        let n = events.size_hint().0;
+        let mut batch = FlatBatch {
+            data: Vec::with_capacity(n * 512),
+            leaves: Vec::with_capacity(n * 16 * LEAF_WORDS),
+            events: Vec::with_capacity(n * EVENT_WORDS),
+        };
+        let mut path = String::with_capacity(64);
         for event in events {
             batch.push_event_with(event, &mut path);
         }
@@ -54,6 +74,7 @@ impl FlatBatch {
         self.events.len() / EVENT_WORDS
     }
 
+    /// Whether the batch holds no event.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
@@ -123,11 +144,7 @@ impl FlatBatch {
 
     /// A read-only view, as a plugin sees the batch.
     pub fn view(&self) -> BatchView<'_> {
-        BatchView {
-            data: &self.data,
-            leaves: &self.leaves,
-            events: &self.events,
-        }
+        BatchView::new(&self.data, &self.leaves, &self.events)
     }
 }
 
@@ -166,10 +183,13 @@ impl std::fmt::Write for NumBuf {
 /// A value as stored in a leaf or an edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueRef<'a> {
+    /// `null`.
     Null,
+    /// `true` or `false`.
     Bool(bool),
     /// A JSON number, exactly as written.
     Number(&'a str),
+    /// A string, unescaped.
     String(&'a str),
     /// A JSON text (`{}` / `[]` for empty containers in a batch).
     Json(&'a str),
@@ -222,14 +242,21 @@ impl<'a> ValueRef<'a> {
 
     /// Decode a kind code and value bytes.
     pub fn decode(kind: u32, bytes: &'a [u8]) -> Result<Self, FlatError> {
-        let text = || std::str::from_utf8(bytes).map_err(|_| FlatError::NotUtf8);
+        Self::decode_text(
+            kind,
+            std::str::from_utf8(bytes).map_err(|_| FlatError::NotUtf8)?,
+        )
+    }
+
+    /// Decode a kind code and value text already known to be UTF-8.
+    pub fn decode_text(kind: u32, text: &'a str) -> Result<Self, FlatError> {
         Ok(match kind {
             kind::NULL => ValueRef::Null,
             kind::FALSE => ValueRef::Bool(false),
             kind::TRUE => ValueRef::Bool(true),
-            kind::NUMBER => ValueRef::Number(text()?),
-            kind::STRING => ValueRef::String(text()?),
-            kind::JSON => ValueRef::Json(text()?),
+            kind::NUMBER => ValueRef::Number(text),
+            kind::STRING => ValueRef::String(text),
+            kind::JSON => ValueRef::Json(text),
             other => return Err(FlatError::BadKind(other)),
         })
     }
@@ -255,6 +282,9 @@ impl<'a> ValueRef<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct BatchView<'a> {
     data: &'a [u8],
+    /// `data` as text when all of it is UTF-8 (as the host writes it): leaves
+    /// are then sliced out with a boundary check instead of validated one by one.
+    text: Option<&'a str>,
     leaves: &'a [u32],
     events: &'a [u32],
 }
@@ -265,15 +295,18 @@ impl<'a> BatchView<'a> {
     pub fn new(data: &'a [u8], leaves: &'a [u32], events: &'a [u32]) -> Self {
         BatchView {
             data,
+            text: std::str::from_utf8(data).ok(),
             leaves,
             events,
         }
     }
 
+    /// Number of events.
     pub fn len(&self) -> usize {
         self.events.len() / EVENT_WORDS
     }
 
+    /// Whether the batch holds no event.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -288,6 +321,7 @@ impl<'a> BatchView<'a> {
             .unwrap_or(&[]);
         EventView {
             data: self.data,
+            text: self.text,
             leaves,
         }
     }
@@ -297,13 +331,17 @@ impl<'a> BatchView<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct EventView<'a> {
     data: &'a [u8],
+    text: Option<&'a str>,
     leaves: &'a [u32],
 }
 
 /// One leaf of an event: an escaped path and its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Leaf<'a> {
+    /// Dotted path with `.`, `[`, `]` and `\` in keys escaped by a backslash;
+    /// array items as `[i]` (see [`crate::path`]).
     pub path: &'a str,
+    /// The value at that path.
     pub value: ValueRef<'a>,
 }
 
@@ -319,37 +357,48 @@ impl<'a> EventView<'a> {
             .unwrap_or(&[])
     }
 
-    fn path_bytes(&self, i: usize) -> &'a [u8] {
-        let w = &self.leaves[i * LEAF_WORDS..];
-        self.bytes(w[0], w[1])
+    /// The text at `off..off+len`; `None` when out of range, not on character
+    /// boundaries, or not UTF-8.
+    fn text(&self, off: u32, len: u32) -> Option<&'a str> {
+        let range = off as usize..off as usize + len as usize;
+        match self.text {
+            Some(t) => t.get(range),
+            None => std::str::from_utf8(self.data.get(range)?).ok(),
+        }
     }
 
-    fn leaf(&self, i: usize) -> Leaf<'a> {
-        let w = &self.leaves[i * LEAF_WORDS..(i + 1) * LEAF_WORDS];
+    fn leaf(&self, w: &[u32]) -> Leaf<'a> {
         // The host writes valid UTF-8; a damaged leaf reads as an empty string.
-        let path = std::str::from_utf8(self.bytes(w[0], w[1])).unwrap_or("");
-        let value = ValueRef::decode(w[2], self.bytes(w[3], w[4])).unwrap_or(ValueRef::String(""));
+        let path = self.text(w[0], w[1]).unwrap_or("");
+        let value = self
+            .text(w[3], w[4])
+            .and_then(|t| ValueRef::decode_text(w[2], t).ok())
+            .unwrap_or(ValueRef::String(""));
         Leaf { path, value }
     }
 
     /// The value of the leaf at exactly this (escaped) path.
     pub fn get(&self, path: &str) -> Option<ValueRef<'a>> {
         let wanted = path.as_bytes();
-        (0..self.leaf_count())
-            .find(|&i| self.path_bytes(i) == wanted)
-            .map(|i| self.leaf(i).value)
+        self.leaves
+            .chunks_exact(LEAF_WORDS)
+            .find(|w| self.bytes(w[0], w[1]) == wanted)
+            .map(|w| self.leaf(w).value)
     }
 
     /// Every leaf, in document order.
     pub fn leaves(&self) -> impl Iterator<Item = Leaf<'a>> + '_ {
-        (0..self.leaf_count()).map(|i| self.leaf(i))
+        self.leaves.chunks_exact(LEAF_WORDS).map(|w| self.leaf(w))
     }
 }
 
 /// Edits and their bytes, as a plugin returns them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct EditBuffer {
+    /// [`EDIT_WORDS`] words per edit: event index, operation ([`op`]), path
+    /// offset, path length, value kind ([`kind`]), value offset, value length.
     pub edits: Vec<u32>,
+    /// Path and value bytes of every edit, back to back.
     pub data: Vec<u8>,
 }
 
@@ -381,10 +430,12 @@ impl EditBuffer {
         self.push(event, op::REMOVE, path, ValueRef::Null);
     }
 
+    /// Whether no edit was recorded.
     pub fn is_empty(&self) -> bool {
         self.edits.is_empty()
     }
 
+    /// Forget every edit, keeping the allocations.
     pub fn clear(&mut self) {
         self.edits.clear();
         self.data.clear();
@@ -393,13 +444,18 @@ impl EditBuffer {
 
 /// What is wrong with a flat buffer a plugin returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // fields are named by the messages
 pub enum FlatError {
+    /// The edit list is not whole edits.
     #[error("edit list length {0} is not a multiple of {EDIT_WORDS}")]
     EditLength(usize),
+    /// An edit names an event the batch does not have.
     #[error("edit {edit} names event {event}, but the batch has {len} events")]
     EventOutOfRange { edit: usize, event: u32, len: usize },
+    /// An edit's operation is neither set nor remove.
     #[error("edit {edit} has unknown operation {op}")]
     BadOp { edit: usize, op: u32 },
+    /// An edit's path or value lies outside the edit data.
     #[error("edit {edit} points outside its data ({off}+{len} > {size})")]
     OutOfBounds {
         edit: usize,
@@ -407,16 +463,22 @@ pub enum FlatError {
         len: u32,
         size: usize,
     },
+    /// A value kind not in [`kind`].
     #[error("unknown value kind {0}")]
     BadKind(u32),
+    /// Text that is not UTF-8.
     #[error("value is not valid UTF-8")]
     NotUtf8,
+    /// A number value that does not parse as a JSON number.
     #[error("{0:?} is not a JSON number")]
     BadNumber(String),
+    /// A JSON value that does not parse.
     #[error("value is not valid JSON: {0}")]
     BadJson(String),
+    /// An edit's path does not parse.
     #[error("edit {edit}: {source}")]
     Path { edit: usize, source: PathError },
+    /// An edit's value is wrong.
     #[error("edit {edit}: {source}")]
     Value {
         edit: usize,

@@ -11,6 +11,8 @@
 //!
 //! This crate has no async runtime and compiles to `wasm32-wasip2`.
 
+#![warn(missing_docs)]
+
 pub mod flat;
 pub mod path;
 #[cfg(feature = "validate")]

@@ -16,13 +16,18 @@ pub enum Segment {
 
 /// Why a path could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[allow(missing_docs)] // fields are named by the messages
 pub enum PathError {
+    /// The path has no segment.
     #[error("path is empty")]
     Empty,
+    /// Two dots in a row, or a dot at either end.
     #[error("path {path:?} has an empty key at byte {at}")]
     EmptyKey { path: String, at: usize },
+    /// `[` not followed by digits and `]`.
     #[error("path {path:?} has a bad array index at byte {at}")]
     BadIndex { path: String, at: usize },
+    /// A backslash with nothing after it.
     #[error("path {path:?} ends inside an escape")]
     DanglingEscape { path: String },
 }

@@ -14,6 +14,7 @@ pub const MAX_EVENT_TYPE_LEN: usize = 128;
 pub struct EventError {
     /// The offending field, or empty when the event as a whole is wrong.
     pub field: &'static str,
+    /// What is wrong, naming the field.
     pub message: String,
 }
 

@@ -71,6 +71,8 @@
 //! `set_*`/[`Event::remove`] methods record edits that the gateway applies after
 //! the plugin answers. Nothing is parsed or copied unless the plugin asks for it.
 
+#![warn(missing_docs)]
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
@@ -166,6 +168,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// An error about `field` (a dotted path into the config; empty for the
+    /// config as a whole).
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             field: field.into(),
@@ -294,9 +298,13 @@ fn run_batch<P: Plugin>(plugin: &mut P, view: BatchView<'_>) -> (Vec<(u32, Verdi
 /// Log levels for [`log`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
+    /// Detail for debugging a plugin; hidden by the gateway's default filter.
     Debug,
+    /// Normal operation worth a line.
     Info,
+    /// Something unexpected that the plugin handled.
     Warn,
+    /// Something the plugin could not handle.
     Error,
 }
 
@@ -350,6 +358,7 @@ pub mod testing {
     pub struct Processed {
         /// The event with the plugin's edits applied.
         pub event: Value,
+        /// What the plugin decided ([`Verdict::Keep`] when it said nothing).
         pub verdict: Verdict,
     }
 
