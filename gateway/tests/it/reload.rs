@@ -1,6 +1,7 @@
 use crate::support::*;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -163,6 +164,41 @@ fn a_broken_file_leaves_the_running_chain_working() {
             .contains("wraith_reloads_total{outcome=\"failed\"}")
     );
     gw.wait_for_log("previous version keeps running");
+}
+
+#[test]
+fn a_file_still_being_written_is_waited_out() {
+    let gw = Gateway::start_with(Options {
+        debounce: Some("1s"),
+        ..Default::default()
+    });
+    // Written in place in two pieces with a pause, as a slow copy does: the
+    // gateway must not try the half-written file.
+    let bytes = std::fs::read(fixture("upper")).unwrap();
+    let (first, rest) = bytes.split_at(bytes.len() / 2);
+    let path = gw.plugins_dir().join("upper.wasm");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(first).unwrap();
+    f.sync_all().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    f.write_all(rest).unwrap();
+    drop(f);
+    gw.wait_for("the plugin to load", Duration::from_secs(10), |g| {
+        g.plugin("upper")
+            .map(|p| p["state"] == "active")
+            .unwrap_or(false)
+    });
+    let p = gw.plugin("upper").unwrap();
+    assert!(p["last_error"].is_null(), "{p}");
+    let metrics = gw.get_text("/metrics");
+    let failed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("wraith_reloads_total{outcome=\"failed\"} "))
+        .unwrap_or("0");
+    assert_eq!(failed, "0", "the half-written file was tried:\n{metrics}");
+    let (s, a) = gw.post_json("/v1/events", &json!([event(1)]));
+    assert_eq!((s, a["accepted"].as_u64()), (200, Some(1)));
+    assert_eq!(gw.lines("events")[0]["command"], "CMD-1");
 }
 
 #[test]

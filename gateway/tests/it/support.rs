@@ -55,6 +55,8 @@ pub struct Options {
     pub plugins: Vec<(&'static str, &'static str)>,
     pub manifest: Option<String>,
     pub extra_config: String,
+    /// `plugins.reload_debounce`; 100 ms when not given.
+    pub debounce: Option<&'static str>,
 }
 
 impl Gateway {
@@ -80,8 +82,9 @@ impl Gateway {
         std::fs::write(
             &config,
             format!(
-                "[plugins]\ncache_dir = {:?}\ncall_timeout = \"300ms\"\nmemory_limit = \"32 MiB\"\nmemory_high_water = \"16 MiB\"\nreload_debounce = \"100ms\"\n{}\n[file_sink]\nfsync = false\n",
+                "[plugins]\ncache_dir = {:?}\ncall_timeout = \"300ms\"\nmemory_limit = \"32 MiB\"\nmemory_high_water = \"16 MiB\"\nreload_debounce = {:?}\n{}\n[file_sink]\nfsync = false\n",
                 cache_dir().display().to_string(),
+                opts.debounce.unwrap_or("100ms"),
                 opts.extra_config
             ),
         )
