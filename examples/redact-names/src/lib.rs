@@ -167,4 +167,14 @@ mod tests {
             .unwrap();
         assert!(e.message.contains("unknown field `name`"), "{e}");
     }
+
+    #[test]
+    fn the_readme_config_works_as_documented() {
+        let readme = include_str!("../README.md");
+        let configs = wraith_plugin::testing::configs_in_markdown(readme, "redact-names").unwrap();
+        assert_eq!(configs.len(), 1, "one config example in the README");
+        let mut h = Harness::<RedactNames>::new(configs[0].clone()).unwrap();
+        let out = h.run_one(json!({"command": "deploy hydra to api.internal"}));
+        assert_eq!(out.event["command"], "deploy [internal] to [internal]");
+    }
 }

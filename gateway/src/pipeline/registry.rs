@@ -289,43 +289,34 @@ impl Registry {
             .filter(|(name, _)| !chain.links.iter().any(|l| &l.runtime.name == *name))
             .collect();
         failed.sort_by_key(|(n, _)| n.as_str());
+        // A file that is not in the chain: nothing has run through it.
+        let not_running = |name: &str, state, sha256, last_error| PluginStatus {
+            name: name.to_string(),
+            file: self.dir.join(format!("{name}.wasm")).display().to_string(),
+            state,
+            sha256,
+            loaded_at: None,
+            on_error: FailurePolicy::default(),
+            position: None,
+            events_in: 0,
+            kept: 0,
+            dropped: 0,
+            rejected: 0,
+            faulted: 0,
+            calls: 0,
+            faults: 0,
+            last_error,
+        };
         for (name, (error, sha)) in failed {
-            out.push(PluginStatus {
-                name: name.clone(),
-                file: self.dir.join(format!("{name}.wasm")).display().to_string(),
-                state: "failed",
-                sha256: sha.clone(),
-                loaded_at: None,
-                on_error: FailurePolicy::default(),
-                position: None,
-                events_in: 0,
-                kept: 0,
-                dropped: 0,
-                rejected: 0,
-                faulted: 0,
-                calls: 0,
-                faults: 0,
-                last_error: Some(error.clone()),
-            });
+            out.push(not_running(
+                name,
+                "failed",
+                sha.clone(),
+                Some(error.clone()),
+            ));
         }
         for name in &st.disabled {
-            out.push(PluginStatus {
-                name: name.clone(),
-                file: self.dir.join(format!("{name}.wasm")).display().to_string(),
-                state: "disabled",
-                sha256: None,
-                loaded_at: None,
-                on_error: FailurePolicy::default(),
-                position: None,
-                events_in: 0,
-                kept: 0,
-                dropped: 0,
-                rejected: 0,
-                faulted: 0,
-                calls: 0,
-                faults: 0,
-                last_error: None,
-            });
+            out.push(not_running(name, "disabled", None, None));
         }
         (chain.generation, out, st.manifest_error.clone())
     }

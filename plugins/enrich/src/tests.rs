@@ -413,18 +413,9 @@ fn config_errors_name_the_field() {
 }
 
 /// The config of every ```toml example in the README, as the gateway hands it
-/// to the plugin (the `config` table, as JSON).
+/// to the plugin.
 fn readme_configs() -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut rest = include_str!("../README.md");
-    while let Some(start) = rest.find("```toml\n") {
-        let body = &rest[start + "```toml\n".len()..];
-        let end = body.find("```").expect("closed code block");
-        let table: toml::Table = toml::from_str(&body[..end]).expect("README example is TOML");
-        out.push(serde_json::to_value(&table["plugins"]["enrich"]["config"]).unwrap());
-        rest = &body[end..][3..];
-    }
-    out
+    wraith_plugin::testing::configs_in_markdown(include_str!("../README.md"), "enrich").unwrap()
 }
 
 #[test]

@@ -414,6 +414,47 @@ pub mod testing {
             &mut self.plugin
         }
     }
+
+    /// The `config` table of plugin `plugin` in every ```` ```toml ```` block
+    /// of a Markdown document, as the gateway hands it to the plugin (JSON),
+    /// in the order they appear. Blocks that do not configure `plugin` are
+    /// skipped.
+    ///
+    /// Use it to keep a README's config examples honest:
+    ///
+    /// ```
+    /// # use wraith_plugin::testing::configs_in_markdown;
+    /// let readme = "Mask e-mails:\n\n```toml\n[plugins.scrub.config]\nmask = \"[email]\"\n```\n";
+    /// let configs = configs_in_markdown(readme, "scrub").unwrap();
+    /// assert_eq!(configs, vec![serde_json::json!({"mask": "[email]"})]);
+    /// ```
+    ///
+    /// A block that is not valid TOML is an error naming the block's line.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn configs_in_markdown(markdown: &str, plugin: &str) -> Result<Vec<Value>, String> {
+        let mut out = Vec::new();
+        let mut lines = markdown.lines().enumerate();
+        while let Some((start, line)) = lines.next() {
+            if line.trim_end() != "```toml" {
+                continue;
+            }
+            let body: Vec<&str> = lines
+                .by_ref()
+                .map(|(_, l)| l)
+                .take_while(|l| !l.trim_start().starts_with("```"))
+                .collect();
+            let table: toml::Table = toml::from_str(&body.join("\n"))
+                .map_err(|e| format!("the TOML block at line {}: {e}", start + 1))?;
+            let config = table
+                .get("plugins")
+                .and_then(|p| p.get(plugin))
+                .and_then(|p| p.get("config"));
+            if let Some(config) = config {
+                out.push(serde_json::to_value(config).map_err(|e| e.to_string())?);
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[doc(hidden)]
