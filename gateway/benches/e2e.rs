@@ -4,7 +4,10 @@
 //!
 //! `cargo xtask bench` builds the fixtures first. Settings by environment:
 //! `WRAITH_BENCH_SECS` (default 5), `WRAITH_BENCH_CLIENTS` (default 8),
-//! `WRAITH_BENCH_BATCH` (events per request, default 100).
+//! `WRAITH_BENCH_BATCH` (events per request, default 100), and
+//! `WRAITH_BENCH_COMPARE=/path/to/gateway` to run every chain on another
+//! build of the gateway too (e.g. the previous commit's), taking turns, and
+//! print its ratio to this build.
 
 use serde_json::{Value, json};
 use std::io::BufRead;
@@ -21,7 +24,7 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn run(label: &str, plugins: &[&str], secs: u64, clients: u64, batch: u64) -> f64 {
+fn run(label: &str, gateway: &Path, plugins: &[&str], secs: u64, clients: u64, batch: u64) -> f64 {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
@@ -37,7 +40,7 @@ fn run(label: &str, plugins: &[&str], secs: u64, clients: u64, batch: u64) -> f6
         );
         std::fs::copy(&src, dir.join(format!("{p}.wasm"))).unwrap();
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+    let mut child = Command::new(gateway)
         .args([
             "--plugins",
             dir.to_str().unwrap(),
@@ -92,10 +95,23 @@ fn run(label: &str, plugins: &[&str], secs: u64, clients: u64, batch: u64) -> f6
         t.join().unwrap();
     }
     let rate = sent.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    let peak = peak_rss_mib(child.id());
     let _ = child.kill();
     let _ = child.wait();
-    println!("{label:<28} {rate:>12.0} events/s");
+    println!("{label:<40} {rate:>12.0} events/s   peak RSS {peak}");
     rate
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), for the report.
+fn peak_rss_mib(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(format!("{:.0} MiB", kib / 1024.0))
+        })
+        .unwrap_or_else(|| "n/a".into())
 }
 
 fn main() {
@@ -105,10 +121,40 @@ fn main() {
     println!(
         "end-to-end benchmark: {clients} clients, {batch} events per request, {secs} s each, fsync on"
     );
-    let base = run("empty chain (baseline)", &[], secs, clients, batch);
-    let with = run("scrub-email chain", &["scrub-email"], secs, clients, batch);
+    let this = Path::new(env!("CARGO_BIN_EXE_gateway"));
+    let other = std::env::var_os("WRAITH_BENCH_COMPARE").map(std::path::PathBuf::from);
+    if let Some(other) = &other {
+        assert!(
+            other.is_file(),
+            "WRAITH_BENCH_COMPARE={} is not a file",
+            other.display()
+        );
+        println!("comparing with {}", other.display());
+    }
+    let mut rates = Vec::new();
+    for (label, plugins) in [
+        ("empty chain", &[][..]),
+        ("scrub-email chain", &["scrub-email"][..]),
+    ] {
+        let mine = run(label, this, plugins, secs, clients, batch);
+        if let Some(other) = &other {
+            let theirs = run(
+                &format!("{label}, other build"),
+                other,
+                plugins,
+                secs,
+                clients,
+                batch,
+            );
+            println!(
+                "  this build: {:.2}x the other on the {label}",
+                mine / theirs
+            );
+        }
+        rates.push(mine);
+    }
     println!(
-        "throughput with the plugin: {:.2}x the baseline",
-        with / base
+        "throughput with the plugin: {:.2}x the empty chain",
+        rates[1] / rates[0]
     );
 }

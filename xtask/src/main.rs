@@ -31,6 +31,9 @@ enum Cmd {
     },
     /// Run the benchmarks (chain and end-to-end) and print their ratios.
     Bench {
+        /// Run only this bench: `chain` or `e2e`.
+        #[arg(long, value_parser = ["chain", "e2e"])]
+        bench: Option<String>,
         /// Extra arguments for `cargo bench` (after `--`).
         #[arg(last = true)]
         args: Vec<String>,
@@ -79,10 +82,13 @@ fn main() -> Result<()> {
             a.extend(args.iter().map(String::as_str));
             cargo(&a)
         }
-        Cmd::Bench { args } => {
+        Cmd::Bench { bench, args } => {
             ensure_wasm_target()?;
             build_wasm(&root, &[Group::Plugins, Group::Fixtures])?;
             let mut a = vec!["bench", "-p", "wraith-gateway"];
+            if let Some(b) = &bench {
+                a.extend(["--bench", b]);
+            }
             a.extend(args.iter().map(String::as_str));
             cargo(&a)
         }
