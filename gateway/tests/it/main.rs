@@ -3,6 +3,7 @@
 //! real HTTP requests, assertions on the files written.
 
 mod cli;
+mod durability;
 mod faults;
 mod first_party;
 mod ingest;

@@ -57,6 +57,8 @@ pub struct Options {
     pub extra_config: String,
     /// `plugins.reload_debounce`; 100 ms when not given.
     pub debounce: Option<&'static str>,
+    /// `file_sink.fsync` (off unless asked for: the tests' own speed).
+    pub fsync: bool,
 }
 
 impl Gateway {
@@ -82,51 +84,20 @@ impl Gateway {
         std::fs::write(
             &config,
             format!(
-                "[plugins]\ncache_dir = {:?}\ncall_timeout = \"300ms\"\nmemory_limit = \"32 MiB\"\nmemory_high_water = \"16 MiB\"\nreload_debounce = {:?}\n{}\n[file_sink]\nfsync = false\n",
+                "[plugins]\ncache_dir = {:?}\ncall_timeout = \"300ms\"\nmemory_limit = \"32 MiB\"\nmemory_high_water = \"16 MiB\"\nreload_debounce = {:?}\n{}\n[file_sink]\nfsync = {}\n",
                 cache_dir().display().to_string(),
                 opts.debounce.unwrap_or("100ms"),
-                opts.extra_config
+                opts.extra_config,
+                opts.fsync
             ),
         )
         .unwrap();
-        Self::spawn(root, &["--config", config.to_str().unwrap()])
+        Self::spawn(root)
     }
 
-    fn spawn(root: tempfile::TempDir, extra: &[&str]) -> Gateway {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
-            .args(["--plugins", root.path().join("plugins").to_str().unwrap()])
-            .args(["--data-dir", root.path().join("data").to_str().unwrap()])
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the gateway binary");
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log_path = root.path().join("gateway.log");
-        std::thread::spawn(move || {
-            let mut log = std::fs::File::create(log_path).unwrap();
-            std::io::copy(&mut BufReader::new(stderr), &mut log).ok();
-        });
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("wraith gateway listening on ") {
-                    let _ = tx.send(url.to_string());
-                }
-            }
-        });
-        let url = match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(u) => u,
-            Err(_) => {
-                let _ = child.kill();
-                let log =
-                    std::fs::read_to_string(root.path().join("gateway.log")).unwrap_or_default();
-                panic!("gateway did not start; its log:\n{log}");
-            }
-        };
+    fn spawn(root: tempfile::TempDir) -> Gateway {
+        let config = root.path().join("gateway.toml");
+        let (child, url) = launch(root.path(), &config);
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -137,6 +108,16 @@ impl Gateway {
             root,
             http,
         }
+    }
+
+    /// Kill the process with SIGKILL (no drain, no flush) and start a new
+    /// one on the same plugins, data folder and config.
+    pub fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let (child, url) = launch(self.root.path(), &self.root.path().join("gateway.toml"));
+        self.child = child;
+        self.url = url;
     }
 
     pub fn plugins_dir(&self) -> PathBuf {
@@ -276,4 +257,47 @@ pub fn read_lines(dir: &Path) -> Vec<Value> {
 /// A valid event with a marker field.
 pub fn event(n: usize) -> Value {
     serde_json::json!({"event_type": "tool_invoked", "tool": "wraith-test", "command": format!("cmd-{n}"), "n": n})
+}
+
+/// Start the gateway binary on `root`'s `plugins` and `data` folders with
+/// `config`; its stderr is appended to `root/gateway.log`. Returns the child
+/// and the base URL it announced.
+fn launch(root: &Path, config: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["--plugins", root.join("plugins").to_str().unwrap()])
+        .args(["--data-dir", root.join("data").to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the gateway binary");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log_path = root.join("gateway.log");
+    std::thread::spawn(move || {
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .unwrap();
+        std::io::copy(&mut BufReader::new(stderr), &mut log).ok();
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("wraith gateway listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(url) => (child, url),
+        Err(_) => {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(root.join("gateway.log")).unwrap_or_default();
+            panic!("gateway did not start; its log:\n{log}");
+        }
+    }
 }
