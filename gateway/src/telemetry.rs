@@ -108,6 +108,9 @@ pub enum ReloadOutcome {
     ok,
     /// At least one file failed; the rest of the chain was updated.
     failed,
+    /// Files were touched but their contents and the manifest are what is
+    /// running: nothing was swapped.
+    unchanged,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -254,7 +257,7 @@ impl Metrics {
         );
         r.register(
             "wraith_reloads",
-            "Plugin chain reloads per outcome",
+            "Plugin chain reloads per outcome (ok, failed, unchanged)",
             m.reloads.clone(),
         );
         r.register(

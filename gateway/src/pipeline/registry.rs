@@ -223,6 +223,26 @@ impl Registry {
         }
         st.errors.retain(|name, _| files.contains_key(name));
         st.loaded = next_loaded;
+        let current = self.chain();
+        let same_chain = current.links.len() == links.len()
+            && current
+                .links
+                .iter()
+                .zip(&links)
+                .all(|(a, b)| Arc::ptr_eq(&a.runtime, &b.runtime) && a.on_error == b.on_error);
+        if current.generation > 0
+            && same_chain
+            && report.failed.is_empty()
+            && st.disabled == disabled
+        {
+            // A file was touched or rewritten with the same bytes: the
+            // running chain already is what the folder says.
+            tracing::debug!(generation = current.generation, "plugins folder unchanged");
+            report.generation = current.generation;
+            drop(st);
+            self.count_reload_outcome(ReloadOutcome::unchanged);
+            return report;
+        }
         st.disabled = disabled;
         st.generation += 1;
         report.generation = st.generation;
@@ -237,11 +257,14 @@ impl Registry {
     }
 
     fn count_reload(&self, ok: bool) {
-        let outcome = if ok {
+        self.count_reload_outcome(if ok {
             ReloadOutcome::ok
         } else {
             ReloadOutcome::failed
-        };
+        });
+    }
+
+    fn count_reload_outcome(&self, outcome: ReloadOutcome) {
         self.host
             .metrics()
             .reloads
@@ -331,9 +354,12 @@ impl Registry {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let mut watcher =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                // Reading a file (as every reload does) is not a change.
                 if let Ok(ev) = res
+                    && !matches!(ev.kind, notify::EventKind::Access(_))
                     && ev.paths.iter().any(|p| relevant(p))
                 {
+                    tracing::debug!(kind = ?ev.kind, paths = ?ev.paths, "plugins folder changed");
                     let _ = tx.send(());
                 }
             })?;

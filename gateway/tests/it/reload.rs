@@ -282,3 +282,50 @@ fn init_refusing_its_config_keeps_the_plugin_out() {
         chain_names(g) == ["needs", "upper"]
     });
 }
+
+/// `wraith_reloads_total{outcome=...}`, 0 when absent.
+fn reloads(gw: &Gateway, outcome: &str) -> u64 {
+    let prefix = format!("wraith_reloads_total{{outcome=\"{outcome}\"}} ");
+    gw.get_text("/metrics")
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[test]
+fn the_folder_settles_after_a_reload_and_a_touch_changes_nothing() {
+    let gw = Gateway::start(&[("upper", "upper")]);
+    install(&gw.plugins_dir(), "scrub-email", "scrub");
+    gw.wait_for("the new plugin", Duration::from_secs(10), |g| {
+        chain_names(g).len() == 2
+    });
+    let generation = gw.get_json("/v1/plugins")["generation"].as_u64().unwrap();
+    let ok = reloads(&gw, "ok");
+    // Rewriting a file with the same bytes is noticed but swaps nothing.
+    let upper = gw.plugins_dir().join("upper.wasm");
+    std::fs::write(&upper, std::fs::read(&upper).unwrap()).unwrap();
+    gw.wait_for("the rewrite to be noticed", Duration::from_secs(10), |g| {
+        reloads(g, "unchanged") >= 1
+    });
+    // Reading the files (every reload hashes them) is not a change: were it
+    // taken for one, the gateway would reload every debounce period forever.
+    std::thread::sleep(Duration::from_millis(1500)); // 15 debounce periods
+    let log = gw.log();
+    assert_eq!(
+        gw.get_json("/v1/plugins")["generation"].as_u64().unwrap(),
+        generation,
+        "the chain was swapped without a change; log:\n{log}"
+    );
+    assert_eq!(
+        reloads(&gw, "ok"),
+        ok,
+        "reloads without a change; log:\n{log}"
+    );
+    // One rewrite may reach the watcher as two bursts, never more.
+    let unchanged = reloads(&gw, "unchanged");
+    assert!(
+        unchanged <= 2,
+        "{unchanged} reloads after one rewrite; log:\n{log}"
+    );
+    assert_eq!(chain_names(&gw), ["scrub", "upper"]);
+}
