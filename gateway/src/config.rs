@@ -44,11 +44,12 @@ pub struct ServerConfig {
     /// Address to listen on. Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
     /// Largest accepted request body, after decompression. Default `5 MiB`.
+    #[serde(with = "size")]
     pub max_body_size: ByteSize,
     /// Most events accepted in one request. Default `10000`.
     pub max_events_per_request: usize,
     /// How long shutdown waits for in-flight requests. Default `30s`.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
 }
 
@@ -74,15 +75,17 @@ pub struct PluginsConfig {
     pub watch: bool,
     /// How long the folder must stay quiet before a reload, so that writes in
     /// progress are waited out. Default `250ms`.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub reload_debounce: Duration,
     /// Deadline of one plugin call on one batch. Default `2s`.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "duration")]
     pub call_timeout: Duration,
     /// Most linear memory one plugin instance may use. Default `128 MiB`.
+    #[serde(with = "size")]
     pub memory_limit: ByteSize,
     /// An instance whose memory has grown past this is rebuilt after its
     /// current call. Default `64 MiB`.
+    #[serde(with = "size")]
     pub memory_high_water: ByteSize,
     /// An instance is rebuilt after this many calls. Default `10000`.
     pub max_calls_per_instance: u64,
@@ -123,6 +126,7 @@ pub struct FileSinkConfig {
     /// `<dir>/cache/` unless `plugins.cache_dir` says otherwise. Default `data`.
     pub dir: PathBuf,
     /// Start a new file once the current one is larger than this. Default `64 MiB`.
+    #[serde(with = "size")]
     pub rotate_size: ByteSize,
     /// `fsync` before acknowledging a write, so acknowledged events survive a
     /// power cut, not only a crash. Default `true`.
@@ -203,6 +207,58 @@ impl Config {
     }
 }
 
+/// Sizes in the config file: a number of bytes or a string like `"5 MiB"`,
+/// with an error that shows how to write one.
+mod size {
+    use bytesize::ByteSize;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(v: &ByteSize, s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            D::Error::custom("expected a size: a number of bytes or a string like \"5 MiB\"")
+        })? {
+            Raw::Bytes(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => t.parse().map_err(|_| {
+                D::Error::custom(format!(
+                    "`{t}` is not a size: write a number of bytes or a size like \"5 MiB\", \"512 KiB\" or \"1 GB\""
+                ))
+            }),
+        }
+    }
+}
+
+/// Durations in the config file: strings like `"250ms"` or `"30s"`, with an
+/// error that shows how to write one.
+mod duration {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        humantime_serde::serialize(v, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let t = String::deserialize(d).map_err(|_| {
+            D::Error::custom("expected a duration: a string like \"250ms\", \"2s\" or \"1m\"")
+        })?;
+        humantime_serde::re::humantime::parse_duration(&t).map_err(|e| {
+            D::Error::custom(format!(
+                "`{t}` is not a duration ({e}): write it like \"250ms\", \"2s\" or \"1m\""
+            ))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +295,15 @@ mod tests {
         assert!(e.contains("unknown field `listen_on`"), "{e}");
         let e = Config::from_toml("[plugins]\ncall_timeout = \"soon\"\n").unwrap_err();
         assert!(e.contains("call_timeout"), "{e}");
+        assert!(e.contains("`soon` is not a duration"), "{e}");
+        assert!(e.contains("\"250ms\""), "{e}");
+        let e = Config::from_toml("[server]\nmax_body_size = \"lots\"\n").unwrap_err();
+        assert!(e.contains("max_body_size"), "{e}");
+        assert!(e.contains("`lots` is not a size"), "{e}");
+        let e = Config::from_toml("[file_sink]\nrotate_size = true\n").unwrap_err();
+        assert!(e.contains("expected a size"), "{e}");
+        let c = Config::from_toml("[server]\nmax_body_size = 1024\n").unwrap();
+        assert_eq!(c.server.max_body_size, ByteSize::kib(1));
         let mut c = Config::default();
         c.plugins.memory_high_water = ByteSize::gib(1);
         let e = c.validate().unwrap_err().to_string();
