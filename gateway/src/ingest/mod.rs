@@ -49,7 +49,43 @@ pub fn app(state: Arc<AppState>) -> Router {
             count_requests,
         ))
         .layer(RequestDecompressionLayer::new())
+        .layer(axum::middleware::from_fn(explain_bare_errors))
         .with_state(state)
+}
+
+/// The router answers a wrong method (405) and the decompression layer an
+/// unknown `Content-Encoding` (415) with an empty body; give them the same
+/// JSON error body as every other refusal.
+async fn explain_bare_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let encoding = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let resp = next.run(req).await;
+    if resp.headers().contains_key(header::CONTENT_TYPE) {
+        return resp;
+    }
+    match resp.status() {
+        // The router adds the `Allow` header on the way out.
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path} (the Allow header lists what is)"),
+        )
+        .into_response(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            format!(
+                "content encoding {:?} is not supported; send gzip or no Content-Encoding",
+                encoding.unwrap_or_default()
+            ),
+        )
+        .into_response(),
+        _ => resp,
+    }
 }
 
 async fn count_requests(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {

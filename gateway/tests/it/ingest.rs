@@ -140,6 +140,24 @@ fn bad_requests_get_specific_errors_and_the_gateway_stays_healthy() {
         b"not gzip at all".to_vec(),
     );
     check(s, &a, 400, "unreadable_body", "gzip");
+    let (s, a, _) = gw.post_raw(
+        "/v1/events",
+        Some("application/json"),
+        Some("br"),
+        b"[]".to_vec(),
+    );
+    check(s, &a, 415, "unsupported_encoding", "\"br\"");
+    let r = gw.http.get(format!("{}/v1/events", gw.url)).send().unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    let a: Value = r.json().unwrap();
+    check(
+        405,
+        &a,
+        405,
+        "method_not_allowed",
+        "GET is not allowed on /v1/events",
+    );
     let many: Vec<Value> = (0..51).map(event).collect();
     let (s, a) = gw.post_json("/v1/events", &json!(many));
     check(s, &a, 413, "too_large", "at most 50");
