@@ -561,3 +561,50 @@ fn describe_trap(store: &Store<HostState>, e: &wasmtime::Error, limits: &Limits)
         None => format!("trapped: {trap}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+    use std::path::Path;
+
+    /// The shape of `wraith:plugin@0.1.0`: every line of `wit/*.wit` without
+    /// comments and blank lines, so documentation may change but types,
+    /// functions and names may not.
+    const CONTRACT_0_1_0: &str = "f4c30552cb7820ae1b04c91c374e7ffd08993ab41ca5fa3f786c80d15d7c72ce";
+
+    fn contract_shape() -> String {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wit"))
+            .collect();
+        files.sort();
+        let mut shape = String::new();
+        for f in files {
+            shape.push_str(&format!("# {}\n", f.file_name().unwrap().to_string_lossy()));
+            for line in std::fs::read_to_string(&f).unwrap().lines() {
+                let code = line.split("//").next().unwrap().trim();
+                if !code.is_empty() {
+                    shape.push_str(code);
+                    shape.push('\n');
+                }
+            }
+        }
+        shape
+    }
+
+    #[test]
+    fn the_released_contract_is_frozen() {
+        let hash: String = Sha256::digest(contract_shape())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hash, CONTRACT_0_1_0,
+            "wit/ no longer matches wraith:plugin@0.1.0, which built plugins rely on. \
+             Put the change in a new package version (wraith:plugin@0.2.0), keep 0.1.0 \
+             under wit/deps/ and keep loading its plugins; then record that version's shape here"
+        );
+    }
+}
