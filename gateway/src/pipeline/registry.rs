@@ -380,12 +380,16 @@ impl Registry {
     }
 }
 
-/// Whether a changed path can affect the chain (ignores hidden temp files).
+/// Whether a changed path can affect the chain: a `.wasm` file or the
+/// manifest (hidden temp files being written are not), or a `..name` entry:
+/// Kubernetes updates a mounted ConfigMap or Secret by swapping a `..data`
+/// symlink that the visible files point through.
 fn relevant(p: &Path) -> bool {
     let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
         return false;
     };
-    !name.starts_with('.') && (name.ends_with(".wasm") || name == MANIFEST)
+    name.starts_with("..")
+        || (!name.starts_with('.') && (name.ends_with(".wasm") || name == MANIFEST))
 }
 
 /// `.wasm` files of a folder by plugin name (file stem). Hidden files are

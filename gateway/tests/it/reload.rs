@@ -329,3 +329,47 @@ fn the_folder_settles_after_a_reload_and_a_touch_changes_nothing() {
     );
     assert_eq!(chain_names(&gw), ["scrub", "upper"]);
 }
+
+#[test]
+fn a_kubernetes_style_symlink_swap_is_picked_up() {
+    // A ConfigMap/Secret volume: visible names link through `..data`, which
+    // is swapped atomically to a new timestamped folder on every update.
+    let gw = Gateway::start(&[]);
+    let dir = gw.plugins_dir();
+    let v1 = dir.join("..2026_11_22_v1");
+    std::fs::create_dir(&v1).unwrap();
+    std::fs::copy(fixture("upper"), v1.join("shape.wasm")).unwrap();
+    std::os::unix::fs::symlink("..2026_11_22_v1", dir.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/shape.wasm", dir.join("shape.wasm")).unwrap();
+    gw.wait_for("the linked plugin", Duration::from_secs(10), |g| {
+        chain_names(g) == ["shape"]
+    });
+    let (_, a) = gw.post_json(
+        "/v1/events",
+        &json!([{"event_type": "t", "command": "run"}]),
+    );
+    assert_eq!(a["accepted"], 1, "{a}");
+    assert_eq!(gw.lines("events")[0]["command"], "RUN");
+    let sha_v1 = gw.plugin("shape").unwrap()["sha256"].clone();
+
+    // The update: new folder, then `..data` replaced by a rename.
+    let v2 = dir.join("..2026_11_22_v2");
+    std::fs::create_dir(&v2).unwrap();
+    std::fs::copy(fixture("scrub-email"), v2.join("shape.wasm")).unwrap();
+    std::os::unix::fs::symlink("..2026_11_22_v2", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    gw.wait_for("the swapped plugin", Duration::from_secs(10), |g| {
+        g.plugin("shape").unwrap()["sha256"] != sha_v1
+    });
+    let (_, a) = gw.post_json(
+        "/v1/events",
+        &json!([{"event_type": "t", "command": "run", "user": "ada@example.com"}]),
+    );
+    assert_eq!(a["accepted"], 1, "{a}");
+    let last = gw.lines("events").pop().unwrap();
+    assert_eq!(last["command"], "run", "no longer upper-cased: {last}");
+    assert_ne!(
+        last["user"], "ada@example.com",
+        "scrubbed by the new plugin: {last}"
+    );
+}
