@@ -77,6 +77,12 @@ pub struct PluginsConfig {
     /// progress are waited out. Default `250ms`.
     #[serde(with = "duration")]
     pub reload_debounce: Duration,
+    /// Also look at the folder this often, for changes the watcher cannot
+    /// see (network file systems, the folder deleted and made again). A
+    /// rescan that finds nothing changed is silent. `0s` turns it off.
+    /// Default `30s`.
+    #[serde(with = "duration")]
+    pub rescan_interval: Duration,
     /// Deadline of one plugin call on one batch. Default `2s`.
     #[serde(with = "duration")]
     pub call_timeout: Duration,
@@ -106,6 +112,7 @@ impl Default for PluginsConfig {
             dir: PathBuf::from("plugins"),
             watch: true,
             reload_debounce: Duration::from_millis(250),
+            rescan_interval: Duration::from_secs(30),
             call_timeout: Duration::from_secs(2),
             memory_limit: ByteSize::mib(128),
             memory_high_water: ByteSize::mib(64),

@@ -97,11 +97,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         path: config.file_sink.dir.display().to_string(),
         source,
     })?;
-    let _watcher = if config.plugins.watch {
-        Some(registry.watch(config.plugins.reload_debounce)?)
-    } else {
-        None
-    };
+    if config.plugins.watch {
+        registry.watch(
+            config.plugins.reload_debounce,
+            config.plugins.rescan_interval,
+        )?;
+    }
     let gateway = Arc::new(Gateway {
         registry,
         sink,

@@ -54,11 +54,30 @@ struct Loaded {
     loaded_at: String,
 }
 
+/// What started a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// Startup, the watcher, or a caller: report every outcome.
+    Change,
+    /// The periodic rescan: say nothing when nothing changed.
+    Rescan,
+}
+
+/// Why the newest version of a file did not load, and what was tried: the
+/// same bytes with the same config are not tried again.
+struct LoadError {
+    message: String,
+    sha256: Option<String>,
+    config_json: String,
+}
+
 #[derive(Default)]
 struct State {
     loaded: HashMap<String, Loaded>,
     /// Load errors by plugin name, for files whose newest version failed.
-    errors: HashMap<String, (String, Option<String>)>,
+    errors: HashMap<String, LoadError>,
+    /// Why the folder could not be listed at the last reload.
+    folder_error: Option<String>,
     disabled: Vec<String>,
     manifest_error: Option<String>,
     generation: u64,
@@ -103,8 +122,13 @@ impl Registry {
     /// loaded instances; a file that fails to load keeps its previous version
     /// in the chain (if any) and is reported. Blocking: compiles plugins.
     pub fn reload(&self) -> ReloadReport {
+        self.reload_as(Trigger::Change)
+    }
+
+    fn reload_as(&self, trigger: Trigger) -> ReloadReport {
         let _serial = self.reload_lock.lock().expect("reload lock");
         let mut report = ReloadReport::default();
+        let quiet = trigger == Trigger::Rescan;
         let manifest = match Manifest::load(&self.dir) {
             Ok(m) => {
                 self.state.lock().expect("state").manifest_error = None;
@@ -114,22 +138,34 @@ impl Registry {
                 // Without a readable manifest the order, policies and configs
                 // are unknown: keep the running chain as it is.
                 let msg = e.to_string();
-                tracing::error!(error = %msg, "plugin manifest is invalid; keeping the running chain");
+                let repeated =
+                    self.state.lock().expect("state").manifest_error.as_ref() == Some(&msg);
+                if !(quiet && repeated) {
+                    tracing::error!(error = %msg, "plugin manifest is invalid; keeping the running chain");
+                    self.count_reload(false);
+                }
                 self.state.lock().expect("state").manifest_error = Some(msg.clone());
                 report.failed.push((MANIFEST.to_string(), msg));
                 report.generation = self.chain().generation;
-                self.count_reload(false);
                 return report;
             }
         };
         let files = match wasm_files(&self.dir) {
-            Ok(f) => f,
+            Ok(f) => {
+                self.state.lock().expect("state").folder_error = None;
+                f
+            }
             Err(e) => {
                 let msg = format!("cannot list {}: {e}", self.dir.display());
-                tracing::error!(error = %msg, "keeping the running chain");
+                let repeated =
+                    self.state.lock().expect("state").folder_error.as_ref() == Some(&msg);
+                if !(quiet && repeated) {
+                    tracing::error!(error = %msg, "keeping the running chain");
+                    self.count_reload(false);
+                }
+                self.state.lock().expect("state").folder_error = Some(msg.clone());
                 report.failed.push((self.dir.display().to_string(), msg));
                 report.generation = self.chain().generation;
-                self.count_reload(false);
                 return report;
             }
         };
@@ -168,11 +204,25 @@ impl Registry {
                 next_loaded.insert(name.clone(), previous.expect("checked"));
                 continue;
             }
+            if let Some(failed) = st.errors.get(&name)
+                && failed.sha256 == sha
+                && failed.config_json == config_json
+            {
+                // Already tried and refused; loading is deterministic.
+                if let Some(prev) = previous {
+                    links.push(Link {
+                        runtime: prev.runtime.clone(),
+                        on_error: entry.on_error,
+                    });
+                    next_loaded.insert(name.clone(), prev);
+                }
+                continue;
+            }
             // Compiling can take a while; do not hold the status lock.
             drop(st);
             let result = self
                 .host
-                .load(&name, path, config_json, self.limits.clone());
+                .load(&name, path, config_json.clone(), self.limits.clone());
             st = self.state.lock().expect("state");
             match result {
                 Ok(runtime) => {
@@ -204,7 +254,14 @@ impl Registry {
                             tracing::error!(plugin = %name, error = %msg, "plugin failed to load; it is not in the chain")
                         }
                     }
-                    st.errors.insert(name.clone(), (msg.clone(), sha));
+                    st.errors.insert(
+                        name.clone(),
+                        LoadError {
+                            message: msg.clone(),
+                            sha256: sha,
+                            config_json,
+                        },
+                    );
                     report.failed.push((path.display().to_string(), msg));
                     if let Some(prev) = previous {
                         links.push(Link {
@@ -240,7 +297,9 @@ impl Registry {
             tracing::debug!(generation = current.generation, "plugins folder unchanged");
             report.generation = current.generation;
             drop(st);
-            self.count_reload_outcome(ReloadOutcome::unchanged);
+            if !quiet {
+                self.count_reload_outcome(ReloadOutcome::unchanged);
+            }
             return report;
         }
         st.disabled = disabled;
@@ -282,7 +341,7 @@ impl Registry {
             let r = &link.runtime;
             let s = &r.stats;
             let loaded_at = st.loaded.get(&r.name).map(|l| l.loaded_at.clone());
-            let load_error = st.errors.get(&r.name).map(|(e, _)| e.clone());
+            let load_error = st.errors.get(&r.name).map(|e| e.message.clone());
             let fault = s.last_error.lock().expect("stats").clone();
             out.push(PluginStatus {
                 name: r.name.clone(),
@@ -330,12 +389,12 @@ impl Registry {
             faults: 0,
             last_error,
         };
-        for (name, (error, sha)) in failed {
+        for (name, error) in failed {
             out.push(not_running(
                 name,
                 "failed",
-                sha.clone(),
-                Some(error.clone()),
+                error.sha256.clone(),
+                Some(error.message.clone()),
             ));
         }
         for name in &st.disabled {
@@ -344,12 +403,11 @@ impl Registry {
         (chain.generation, out, st.manifest_error.clone())
     }
 
-    /// Watch the folder and reload after changes settle for `debounce`.
-    /// The returned watcher must be kept alive.
-    pub fn watch(
-        self: &Arc<Self>,
-        debounce: Duration,
-    ) -> notify::Result<notify::RecommendedWatcher> {
+    /// Watch the folder and reload after changes settle for `debounce`; also
+    /// look every `rescan` (unless zero) for changes the watcher cannot see:
+    /// network file systems, or the folder deleted and made again (which is
+    /// then watched afresh). Runs until the runtime stops.
+    pub fn watch(self: &Arc<Self>, debounce: Duration, rescan: Duration) -> notify::Result<()> {
         use notify::{RecursiveMode, Watcher};
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let mut watcher =
@@ -364,19 +422,72 @@ impl Registry {
                 }
             })?;
         watcher.watch(&self.dir, RecursiveMode::NonRecursive)?;
+        let mut watched = folder_identity(&self.dir);
         let me = self.clone();
         tokio::spawn(async move {
-            while rx.recv().await.is_some() {
-                // Wait until the folder has been quiet for `debounce`.
-                while let Ok(Some(())) = tokio::time::timeout(debounce, rx.recv()).await {}
+            let mut ticker = (!rescan.is_zero()).then(|| {
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + rescan, rescan);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            loop {
+                let trigger = tokio::select! {
+                    got = rx.recv() => match got {
+                        Some(()) => Trigger::Change,
+                        None => break,
+                    },
+                    () = next_tick(&mut ticker) => Trigger::Rescan,
+                };
+                if trigger == Trigger::Change {
+                    // Wait until the folder has been quiet for `debounce`.
+                    while let Ok(Some(())) = tokio::time::timeout(debounce, rx.recv()).await {}
+                } else {
+                    let now = folder_identity(&me.dir);
+                    if now.is_some() && now != watched {
+                        let _ = watcher.unwatch(&me.dir);
+                        match watcher.watch(&me.dir, RecursiveMode::NonRecursive) {
+                            Ok(()) => {
+                                tracing::info!(dir = %me.dir.display(), "plugins folder was replaced; watching the new one");
+                                watched = now;
+                            }
+                            Err(e) => {
+                                tracing::warn!(dir = %me.dir.display(), error = %e, "cannot watch the plugins folder; rescanning only")
+                            }
+                        }
+                    }
+                }
                 let me2 = me.clone();
-                match tokio::task::spawn_blocking(move || me2.reload()).await {
+                match tokio::task::spawn_blocking(move || me2.reload_as(trigger)).await {
                     Ok(report) => tracing::debug!(?report, "reload finished"),
                     Err(e) => tracing::error!(error = %e, "reload task failed"),
                 }
             }
         });
-        Ok(watcher)
+        Ok(())
+    }
+}
+
+/// The next rescan, or never.
+async fn next_tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Which folder is at `dir` now (device and inode), to notice a replacement.
+fn folder_identity(dir: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
     }
 }
 

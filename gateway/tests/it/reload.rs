@@ -373,3 +373,37 @@ fn a_kubernetes_style_symlink_swap_is_picked_up() {
         "scrubbed by the new plugin: {last}"
     );
 }
+
+#[test]
+fn rescans_find_a_replaced_folder_and_do_not_retry_what_failed() {
+    let gw = Gateway::start_with(Options {
+        plugins: vec![("upper", "upper")],
+        extra_config: "rescan_interval = \"200ms\"\n".into(),
+        ..Default::default()
+    });
+    // A file that cannot load is tried once, not on every rescan.
+    std::fs::write(gw.plugins_dir().join("broken.wasm"), b"\0asm garbage").unwrap();
+    gw.wait_for("the failure", Duration::from_secs(10), |g| {
+        g.plugin("broken").is_some_and(|p| p["state"] == "failed")
+    });
+    std::thread::sleep(Duration::from_millis(1200)); // 6 rescans
+    assert_eq!(reloads(&gw, "failed"), 1, "log:\n{}", gw.log());
+    assert_eq!(gw.log().matches("plugin failed to load").count(), 1);
+
+    // The whole folder replaced: the old one moved away, a new one made
+    // with another plugin. The watch was on the old folder; a rescan finds
+    // the new one and watches it.
+    let dir = gw.plugins_dir();
+    std::fs::rename(&dir, dir.with_extension("old")).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    install(&dir, "scrub-email", "scrub");
+    gw.wait_for("the new folder's chain", Duration::from_secs(10), |g| {
+        chain_names(g) == ["scrub"]
+    });
+    gw.wait_for_log("plugins folder was replaced; watching the new one");
+    // And it keeps following changes there.
+    install(&dir, "upper", "upper");
+    gw.wait_for("the added plugin", Duration::from_secs(10), |g| {
+        chain_names(g) == ["scrub", "upper"]
+    });
+}
