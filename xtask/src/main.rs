@@ -142,25 +142,40 @@ fn cargo(args: &[&str]) -> Result<()> {
 /// `rustup` adds the targets listed in rust-toolchain.toml only when it
 /// installs the toolchain; an installed toolchain needs the target added.
 fn ensure_wasm_target() -> Result<()> {
-    let out = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output();
-    match out {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).contains("wasm32-wasip2") => Ok(()),
-        Ok(_) => {
-            step("installing the toolchain and targets from rust-toolchain.toml");
-            let status = Command::new("rustup")
-                .args(["toolchain", "install"])
-                .status()?;
-            if !status.success() {
-                bail!("`rustup toolchain install` failed; run `rustup target add wasm32-wasip2`");
-            }
-            Ok(())
-        }
-        Err(e) => bail!(
-            "rustup not found ({e}): install rustup from https://rustup.rs, then run `rustup target add wasm32-wasip2`"
-        ),
+    let installed = || -> Result<bool> {
+        let out = Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .output()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "rustup not found ({e}): install rustup from https://rustup.rs, then run `rustup target add wasm32-wasip2`"
+                )
+            })?;
+        Ok(String::from_utf8_lossy(&out.stdout).contains("wasm32-wasip2"))
+    };
+    if installed()? {
+        return Ok(());
     }
+    step("installing the toolchain and targets from rust-toolchain.toml");
+    let status = Command::new("rustup")
+        .args(["toolchain", "install"])
+        .status()?;
+    if !status.success() {
+        bail!("`rustup toolchain install` failed; run `rustup target add wasm32-wasip2`");
+    }
+    // Under cargo, RUSTUP_TOOLCHAIN names the active toolchain, and
+    // `rustup toolchain install` then finds it installed and adds none of
+    // the file's targets: add the one the plugins need directly.
+    if !installed()? {
+        step("adding the wasm32-wasip2 target");
+        let status = Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip2"])
+            .status()?;
+        if !status.success() || !installed()? {
+            bail!("could not add the wasm32-wasip2 target; run `rustup target add wasm32-wasip2`");
+        }
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy)]

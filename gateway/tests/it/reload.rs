@@ -381,8 +381,11 @@ fn rescans_find_a_replaced_folder_and_do_not_retry_what_failed() {
         extra_config: "rescan_interval = \"200ms\"\n".into(),
         ..Default::default()
     });
-    // A file that cannot load is tried once, not on every rescan.
-    std::fs::write(gw.plugins_dir().join("broken.wasm"), b"\0asm garbage").unwrap();
+    // A file that cannot load is tried once, not on every rescan. (Renamed
+    // into place, so no rescan sees it half written.)
+    let tmp = gw.plugins_dir().join(".broken.tmp");
+    std::fs::write(&tmp, b"\0asm garbage").unwrap();
+    std::fs::rename(&tmp, gw.plugins_dir().join("broken.wasm")).unwrap();
     gw.wait_for("the failure", Duration::from_secs(10), |g| {
         g.plugin("broken").is_some_and(|p| p["state"] == "failed")
     });
