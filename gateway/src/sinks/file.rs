@@ -158,10 +158,16 @@ impl Writer {
             std::fs::create_dir_all(&folder)?;
             let seq = next_seq(&folder, destination)?;
             let path = folder.join(format!("{destination}-{seq:06}.jsonl"));
-            let file = std::fs::OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(&path)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.create_new(true).append(true);
+            // Dead-lettered events are kept as the rejecting or faulting
+            // plugin received them, before any later scrubber: owner-only.
+            #[cfg(unix)]
+            if destination == super::DLQ {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let file = options.open(&path)?;
             if self.fsync {
                 // Make the new directory entry durable too.
                 File::open(&folder)?.sync_all()?;
@@ -253,6 +259,22 @@ mod tests {
             read_all(tmp.path(), "dlq"),
             vec![("dlq-000001.jsonl".into(), "{\"b\":2}".into())]
         );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &str| {
+                std::fs::metadata(tmp.path().join(p))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o777
+            };
+            assert_eq!(
+                mode("dlq/dlq-000001.jsonl"),
+                0o600,
+                "dead letters are owner-only"
+            );
+        }
         let mut sink = FileSink::start(tmp.path().to_path_buf(), 1 << 20, false).unwrap();
         sink.write(vec![rec("events", "{\"a\":4}")]).await.unwrap();
         sink.shutdown();

@@ -183,3 +183,103 @@ fn sigterm_drains_and_a_restart_uses_the_compile_cache() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("from_cache=true"), "{stderr}");
 }
+
+/// A request body that sends its first part, says so, waits, then sends the
+/// rest: a request that is in flight for as long as the test wants.
+struct SlowBody {
+    parts: Vec<Vec<u8>>,
+    sent_first: Option<std::sync::mpsc::Sender<()>>,
+    pause: std::time::Duration,
+}
+
+impl std::io::Read for SlowBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.parts.is_empty() {
+            return Ok(0);
+        }
+        if self.parts.len() == 1
+            && let Some(tx) = self.sent_first.take()
+        {
+            // The first part is on its way; hold the rest back.
+            let _ = tx.send(());
+            std::thread::sleep(self.pause);
+        }
+        let part = &mut self.parts[0];
+        let n = part.len().min(buf.len());
+        buf[..n].copy_from_slice(&part[..n]);
+        part.drain(..n);
+        if part.is_empty() {
+            self.parts.remove(0);
+        }
+        Ok(n)
+    }
+}
+
+/// SIGTERM or SIGINT while a request is being received: the gateway stops
+/// taking connections, the request is answered and its events are on disk,
+/// and the process exits cleanly.
+fn check_signal_drains(signal: &str) {
+    let gw = Gateway::start(&[("upper", "upper")]);
+    let events: Vec<serde_json::Value> = (0..50).map(event).collect();
+    let body = serde_json::to_vec(&events).unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let url = format!("{}/v1/events", gw.url);
+    let body = SlowBody {
+        parts: vec![first.to_vec(), rest.to_vec()],
+        sent_first: Some(tx),
+        pause: std::time::Duration::from_millis(1500),
+    };
+    let in_flight = std::thread::spawn(move || {
+        let r = reqwest::blocking::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(reqwest::blocking::Body::new(body))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().unwrap())
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the slow request started");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    Command::new("kill")
+        .args([&format!("-{signal}"), &gw.child.id().to_string()])
+        .status()
+        .unwrap();
+    gw.wait_for_log("draining in-flight requests");
+    // No new connections once draining.
+    let refused = reqwest::blocking::Client::new()
+        .get(format!("{}/health", gw.url))
+        .timeout(std::time::Duration::from_secs(5))
+        .send();
+    assert!(refused.is_err(), "a new request was served while draining");
+
+    let (status, answer) = in_flight.join().unwrap();
+    assert_eq!(
+        (status, answer["accepted"].as_u64()),
+        (200, Some(50)),
+        "{answer}"
+    );
+    let mut gw = gw;
+    let exit = gw.child.wait().unwrap();
+    assert!(exit.success(), "exit status {exit} after SIG{signal}");
+    gw.wait_for_log("gateway stopped");
+    let stored = gw.lines("events");
+    assert_eq!(stored.len(), 50);
+    assert!(
+        stored
+            .iter()
+            .all(|e| e["command"].as_str().unwrap().starts_with("CMD-"))
+    );
+}
+
+#[test]
+fn sigterm_drains_a_request_in_flight() {
+    check_signal_drains("TERM");
+}
+
+#[test]
+fn sigint_drains_a_request_in_flight() {
+    check_signal_drains("INT");
+}

@@ -158,3 +158,31 @@ fn leaking_instances_are_recycled_before_they_fail() {
     );
     assert_eq!(gw.lines("events").len(), 60);
 }
+
+#[test]
+fn instances_are_recycled_after_a_number_of_calls() {
+    // The same leaking plugin, but every instance is replaced after 5 calls,
+    // long before it nears the 16 MiB high-water mark.
+    let gw = Gateway::start_with(Options {
+        plugins: vec![("leak", "leak")],
+        extra_config: "max_calls_per_instance = 5\n".into(),
+        ..Default::default()
+    });
+    for n in 0..60 {
+        let (s, a) = gw.post_json("/v1/events", &json!([event(n)]));
+        assert_eq!((s, a["accepted"].as_u64()), (200, Some(1)), "call {n}: {a}");
+    }
+    let metrics = gw.get_text("/metrics");
+    assert!(
+        metrics.contains(
+            "wraith_plugin_instances_recycled_total{plugin=\"leak\",reason=\"calls\"} 12\n"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("reason=\"memory\""),
+        "recycled for memory although calls came first:\n{metrics}"
+    );
+    assert_eq!(gw.plugin("leak").unwrap()["faults"], 0);
+    assert_eq!(gw.lines("events").len(), 60);
+}

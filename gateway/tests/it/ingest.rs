@@ -246,4 +246,44 @@ fn verdicts_route_drop_and_dead_letter() {
         (p["dropped"].as_u64(), p["rejected"].as_u64()),
         (Some(1), Some(1))
     );
+    // The plugin listing says which file, which bytes, since when.
+    let file = gw.plugins_dir().join("verdicts.wasm");
+    assert_eq!(p["file"], file.display().to_string(), "{p}");
+    let sha = {
+        use sha2::Digest;
+        sha2::Sha256::digest(std::fs::read(&file).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(p["sha256"], sha, "{p}");
+    let loaded_at = p["loaded_at"].as_str().unwrap();
+    assert!(
+        loaded_at.starts_with("20") && loaded_at.ends_with('Z') && loaded_at.contains('T'),
+        "loaded_at is not an RFC 3339 UTC time: {loaded_at}"
+    );
+    assert_eq!(p["state"], "active");
+
+    // Every count of both requests in /metrics: 9 events in, 5 faulted in
+    // the first batch; 1 dropped, 1 rejected, 2 kept in the second.
+    let metrics = gw.get_text("/metrics");
+    for line in [
+        "wraith_events_received_total 9",
+        "wraith_events_accepted_total 2",
+        "wraith_events_dropped_total 1",
+        "wraith_events_dead_lettered_total 6",
+        "wraith_plugin_events_total{plugin=\"verdicts\",outcome=\"in\"} 9",
+        "wraith_plugin_events_total{plugin=\"verdicts\",outcome=\"faulted\"} 5",
+        "wraith_plugin_events_total{plugin=\"verdicts\",outcome=\"kept\"} 2",
+        "wraith_plugin_events_total{plugin=\"verdicts\",outcome=\"dropped\"} 1",
+        "wraith_plugin_events_total{plugin=\"verdicts\",outcome=\"rejected\"} 1",
+        "wraith_plugin_call_seconds_count{plugin=\"verdicts\"} 2",
+        "wraith_plugin_faults_total{plugin=\"verdicts\",reason=\"malformed\"} 1",
+        "wraith_chain_plugins 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no line {line:?} in\n{metrics}"
+        );
+    }
 }

@@ -20,9 +20,28 @@ fn chain_names(gw: &Gateway) -> Vec<String> {
         .collect()
 }
 
+/// The component's bytes with a custom section appended: a different file
+/// (another hash) that behaves the same.
+fn same_plugin_other_bytes(fixture_name: &str) -> Vec<u8> {
+    let mut bytes = std::fs::read(fixture(fixture_name)).unwrap();
+    let name = b"wraith-test-build";
+    let payload = b"another build";
+    let size = 1 + name.len() + payload.len();
+    assert!(size < 128, "one-byte LEB128 sizes only");
+    bytes.extend([0u8, size as u8, name.len() as u8]);
+    bytes.extend(name);
+    bytes.extend(payload);
+    bytes
+}
+
 #[test]
 fn hot_reload_under_load_loses_nothing_and_applies_within_two_seconds() {
-    let gw = Arc::new(Gateway::start(&[("upper", "a-upper")]));
+    // The default debounce, as an operator runs it.
+    let gw = Arc::new(Gateway::start_with(Options {
+        plugins: vec![("upper", "a-upper")],
+        debounce: Some("250ms"),
+        ..Default::default()
+    }));
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<Vec<Acked>>> = Arc::default();
     let mut senders = Vec::new();
@@ -54,22 +73,43 @@ fn hot_reload_under_load_loses_nothing_and_applies_within_two_seconds() {
         Duration::from_secs(10),
         |g| chain_names(g).contains(&"b-scrub".to_string()),
     );
-    let live_after = dropped_at.elapsed();
+    let added_after = dropped_at.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    // Replace the first plugin with another build of it, still under load.
+    let old_sha = gw.plugin("a-upper").unwrap()["sha256"].clone();
+    let tmp = gw.plugins_dir().join(".a-upper.wasm.tmp");
+    std::fs::write(&tmp, same_plugin_other_bytes("upper")).unwrap();
+    let replaced_at = Instant::now();
+    std::fs::rename(&tmp, gw.plugins_dir().join("a-upper.wasm")).unwrap();
+    gw.wait_for("the replacement", Duration::from_secs(10), |g| {
+        g.plugin("a-upper")
+            .is_some_and(|p| p["sha256"] != old_sha && p["state"] == "active")
+    });
+    let replaced_after = replaced_at.elapsed();
+    assert_eq!(chain_names(&gw), ["a-upper", "b-scrub"]);
     std::thread::sleep(Duration::from_millis(500));
     // Remove the first plugin, still under load.
+    let removed_at = Instant::now();
     std::fs::remove_file(gw.plugins_dir().join("a-upper.wasm")).unwrap();
     gw.wait_for("the removal", Duration::from_secs(10), |g| {
         chain_names(g) == ["b-scrub"]
     });
+    let removed_after = removed_at.elapsed();
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     for s in senders {
         s.join().unwrap();
     }
-    assert!(
-        live_after < Duration::from_secs(2),
-        "the new chain took {live_after:?} to go live"
-    );
+    for (what, took) in [
+        ("an added plugin", added_after),
+        ("a replaced plugin", replaced_after),
+        ("a removal", removed_after),
+    ] {
+        assert!(
+            took < Duration::from_secs(2),
+            "{what} took {took:?} to go live"
+        );
+    }
 
     let stored = gw.lines("events");
     let acked = acked.lock().unwrap();

@@ -391,8 +391,18 @@ fn scan_value(
             return (out, rule.bit());
         }
     }
-    let ValueRef::String(s) = value else {
-        return (ValueScan::Same, 0);
+    let s = match value {
+        ValueRef::String(s) => s,
+        // A card number sent as a JSON number: 13-19 bare digits, taken only
+        // by the card detector (Luhn and network prefix checked as in text).
+        ValueRef::Number(n)
+            if rules.enabled(Rule::CreditCard)
+                && (13..=19).contains(&n.len())
+                && n.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            n
+        }
+        _ => return (ValueScan::Same, 0),
     };
     let out = match rules.scrub_with(s, hits) {
         Scrubbed::Clean => return (ValueScan::Same, 0),

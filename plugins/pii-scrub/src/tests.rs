@@ -331,3 +331,62 @@ fn processing_twice_is_stable() {
     let twice = run(json!({"annotate": false}), once.clone());
     assert_eq!(once, twice);
 }
+
+#[test]
+fn the_readme_config_example_works_as_described() {
+    let configs =
+        wraith_plugin::testing::configs_in_markdown(include_str!("../README.md"), "pii-scrub")
+            .unwrap();
+    assert_eq!(configs.len(), 1, "one TOML example in the README");
+    let out = run(
+        configs[0].clone(),
+        json!({
+            "message": "from ada@example.com at 10.1.2.3 in /home/ada/src",
+            "password": "hunter2",
+        }),
+    );
+    let message = out["message"].as_str().unwrap();
+    // e-mail and IP hashed (stable pseudonyms, not the mask), home_dir off,
+    // the secret-named field removed.
+    assert!(
+        !message.contains("ada@example.com") && !message.contains("10.1.2.3"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("[email]") && !message.contains("[ip]"),
+        "{message}"
+    );
+    assert!(message.ends_with("in /home/ada/src"), "{message}");
+    assert!(out.get("password").is_none(), "{out}");
+    assert!(
+        out["_wraith"]["redactions"].is_array(),
+        "annotate = true: {out}"
+    );
+    let again = run(
+        configs[0].clone(),
+        json!({"message": "from ada@example.com at 10.1.2.3 in /home/ada/src"}),
+    );
+    assert_eq!(again["message"], out["message"], "hashes are stable");
+}
+
+#[test]
+fn card_numbers_sent_as_json_numbers() {
+    let out = run(
+        json!({}),
+        json!({"pan": 4111111111111111u64, "order": 4111111111111112u64, "ts": 1700000000000u64, "n": 42}),
+    );
+    assert_eq!(out["pan"], "[card]");
+    assert_eq!(out["order"], 4111111111111112u64);
+    assert_eq!(out["ts"], 1700000000000u64);
+    assert_eq!(out["n"], 42);
+    let removed = run(
+        json!({"detectors": {"credit_card": "remove"}}),
+        json!({"pan": 4111111111111111u64}),
+    );
+    assert!(removed.get("pan").is_none(), "{removed}");
+    let off = run(
+        json!({"detectors": {"credit_card": "off"}}),
+        json!({"pan": 4111111111111111u64}),
+    );
+    assert_eq!(off["pan"], 4111111111111111u64);
+}

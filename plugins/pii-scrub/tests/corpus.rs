@@ -196,6 +196,12 @@ fn corpus() -> Vec<Sample> {
     );
     c.t("credit_card", "2223003122003222", "mc2 {}");
     c.t("credit_card", "36227206271667", "diners={}");
+    c.ev(
+        "credit_card",
+        "5555555555554444",
+        json!({"payment": {"pan": 5555555555554444u64, "amount_cents": 1999}}),
+        Some("/payment/pan"),
+    );
 
     // ---- ssn
     c.t("ssn", "123-45-6789", "SSN: {}");
@@ -706,6 +712,9 @@ fn control_events() -> Vec<Value> {
         json!({"stats": {"1.2.3": 4, "550e8400-e29b-41d4-a716-446655440000": 1, "2024-01-15": 7}}),
         json!({"tokenizer": "cl100k_base", "keyboard": "us"}),
         json!({"flags": {"password": true, "secret": null}, "empty": {"token": ""}}),
+        // Numbers that are not cards: a Luhn failure with a card prefix, epoch
+        // milliseconds and nanoseconds, a snowflake id, a small count.
+        json!({"ids": {"order": 4111111111111112u64, "ts_ms": 1700000000000u64, "ts_ns": 1700000000000000000u64, "snowflake": 1541815603606036480u64, "count": 4111}}),
     ]
 }
 

@@ -363,23 +363,36 @@ pub mod testing {
     }
 
     /// Holds an initialised plugin and runs batches through it.
+    ///
+    /// Each harness records its own logs and counters, so several harnesses
+    /// in one test do not see each other's.
     pub struct Harness<P> {
         plugin: P,
+        host: NativeHost,
+    }
+
+    /// Run `f` with `host` as the thread's recording host, then take it back.
+    fn with_host<T>(host: &mut NativeHost, f: impl FnOnce() -> T) -> T {
+        NATIVE.with(|n| std::mem::swap(&mut *n.borrow_mut(), host));
+        let out = f();
+        NATIVE.with(|n| std::mem::swap(&mut *n.borrow_mut(), host));
+        out
     }
 
     impl<P: Plugin> Harness<P> {
-        /// Initialise the plugin with a JSON config; resets recorded logs and counters.
+        /// Initialise the plugin with a JSON config. Logs written by `init`
+        /// are recorded too.
         pub fn new(config: Value) -> Result<Self, ConfigError> {
-            NATIVE.with(|n| *n.borrow_mut() = NativeHost::default());
-            Ok(Harness {
-                plugin: P::init(Config::new(config))?,
-            })
+            let mut host = NativeHost::default();
+            let plugin = with_host(&mut host, || P::init(Config::new(config)))?;
+            Ok(Harness { plugin, host })
         }
 
         /// Run one batch.
         pub fn run(&mut self, events: Vec<Value>) -> Vec<Processed> {
             let batch = FlatBatch::encode(&events);
-            let (outcomes, edits) = run_batch(&mut self.plugin, batch.view());
+            let plugin = &mut self.plugin;
+            let (outcomes, edits) = with_host(&mut self.host, || run_batch(plugin, batch.view()));
             let mut events = events;
             apply_edits(&mut events, &edits.edits, &edits.data)
                 .expect("the SDK writes well-formed edits");
@@ -401,12 +414,12 @@ pub mod testing {
 
         /// Counters recorded since [`Harness::new`].
         pub fn counters(&self) -> BTreeMap<String, u64> {
-            NATIVE.with(|n| n.borrow().counters.clone())
+            self.host.counters.clone()
         }
 
         /// Log lines recorded since [`Harness::new`].
         pub fn logs(&self) -> Vec<(LogLevel, String)> {
-            NATIVE.with(|n| n.borrow().logs.clone())
+            self.host.logs.clone()
         }
 
         /// The plugin itself.
