@@ -24,7 +24,8 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
                     .any(|e| e.is::<http_body_util::LengthLimitError>());
             if is_limit {
                 Err(ApiError::too_large(format!(
-                    "the request body is larger than {limit} bytes (after decompression)"
+                    "the request body is larger than {} ({limit} bytes, server.max_body_size; measured after decompression)",
+                    bytesize::ByteSize::b(limit as u64).display().iec()
                 )))
             } else {
                 Err(ApiError::bad_request(

@@ -115,6 +115,56 @@ fn repeated_faults_quarantine_the_plugin_until_it_is_replaced() {
     let (s, a) = gw.post_json("/v1/events", &json!([event(2)]));
     assert_eq!((s, a["accepted"].as_u64()), (200, Some(1)), "{a}");
     assert_eq!(gw.lines("events")[0]["command"], "CMD-2");
+    let metrics = gw.get_text("/metrics");
+    assert!(
+        metrics.contains("wraith_plugin_quarantined{plugin=\"trap\"} 0"),
+        "the quarantine gauge stayed up:\n{metrics}"
+    );
+}
+
+#[test]
+fn a_quarantined_fail_open_plugin_is_skipped() {
+    let gw = Gateway::start_with(Options {
+        plugins: vec![("trap", "enricher"), ("upper", "upper")],
+        manifest: Some("[plugins.enricher]\non_error = \"pass\"\n".into()),
+        extra_config: "quarantine_after = 2\n".into(),
+        ..Default::default()
+    });
+    let mut bad = event(0);
+    bad["boom"] = json!(true);
+    for _ in 0..2 {
+        let (s, a) = gw.post_json("/v1/events", &json!([bad.clone()]));
+        assert_eq!((s, a["accepted"].as_u64()), (200, Some(1)), "{a}");
+    }
+    assert_eq!(gw.plugin("enricher").unwrap()["state"], "quarantined");
+    // Now even a batch that would make it trap is not handed to it: it goes
+    // on, unprocessed by the quarantined plugin, through the rest of the chain.
+    let (s, a) = gw.post_json("/v1/events", &json!([bad.clone(), event(1)]));
+    assert_eq!((s, a["accepted"].as_u64()), (200, Some(2)), "{a}");
+    let stored = gw.lines("events");
+    assert_eq!(stored.len(), 4);
+    assert!(
+        stored
+            .iter()
+            .all(|e| e["command"].as_str().unwrap().starts_with("CMD-"))
+    );
+    assert!(gw.lines("dlq").is_empty());
+    let p = gw.plugin("enricher").unwrap();
+    assert_eq!(
+        p["faults"], 2,
+        "the quarantined plugin was called again: {p}"
+    );
+    let metrics = gw.get_text("/metrics");
+    for line in [
+        "wraith_plugin_quarantined{plugin=\"enricher\"} 1",
+        "wraith_plugin_events_total{plugin=\"enricher\",outcome=\"passed\"} 4",
+        "wraith_plugin_faults_total{plugin=\"enricher\",reason=\"trap\"} 2",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
 }
 
 #[test]

@@ -287,3 +287,29 @@ fn verdicts_route_drop_and_dead_letter() {
         );
     }
 }
+
+#[test]
+fn the_default_body_limit_is_five_mib() {
+    // No `server.max_body_size` in this gateway's config: the default holds.
+    let gw = Gateway::start(&[]);
+    let limit = 5 * 1024 * 1024;
+    let mut over = Vec::with_capacity(limit + 16);
+    over.extend_from_slice(b"[{\"event_type\":\"t\",\"pad\":\"");
+    over.resize(limit + 1 - 3, b'x');
+    over.extend_from_slice(b"\"}]");
+    assert_eq!(over.len(), limit + 1);
+    let (s, a, _) = gw.post_raw("/v1/events", Some("application/json"), None, over);
+    assert_eq!(s, 413, "{a}");
+    assert_eq!(a["error"]["code"], "too_large", "{a}");
+    assert!(
+        a["error"]["message"].as_str().unwrap().contains("5.0 MiB (5242880 bytes"),
+        "the limit is named: {a}"
+    );
+    // One byte less is a valid request.
+    let mut at = Vec::with_capacity(limit);
+    at.extend_from_slice(b"[{\"event_type\":\"t\",\"pad\":\"");
+    at.resize(limit - 3, b'x');
+    at.extend_from_slice(b"\"}]");
+    let (s, a, _) = gw.post_raw("/v1/events", Some("application/json"), None, at);
+    assert_eq!((s, a["accepted"].as_u64()), (200, Some(1)), "{a}");
+}

@@ -928,6 +928,13 @@ fn corpus_recall_and_controls() {
         } else {
             assert!(recall >= 0.9, "{rule} recall {recall}: {:?}", row.misses);
         }
+        // What was caught was caught by its own detector (the annotation
+        // and counters name the right rule).
+        assert_eq!(
+            row.attributed, row.caught,
+            "{rule}: caught by another rule: {:?}",
+            row.misattributed
+        );
         assert_eq!(row.hash_ok, row.caught, "{rule}: hash");
         assert_eq!(row.remove_ok, row.caught, "{rule}: remove");
     }
