@@ -3,7 +3,7 @@ use serde_json::json;
 use std::process::Command;
 
 fn gateway() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gateway"))
+    gateway_command()
 }
 
 #[test]
@@ -19,22 +19,7 @@ fn check_reports_plugins_and_shows_the_sample_before_and_after() {
         "{\"event_type\": \"a\", \"command\": \"scan\"}\n{\"event_type\": \"b\", \"level\": \"debug\"}\n{\"event_type\": \"c\", \"reject_reason\": \"no\"}\nnot json\n",
     )
     .unwrap();
-    let out = gateway()
-        .args([
-            "check",
-            "--plugins",
-            plugins.to_str().unwrap(),
-            "--sample",
-            sample.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = check_ok(&plugins, Some(&sample));
     assert!(stdout.contains("ok    upper"), "{stdout}");
     assert!(stdout.contains("\"command\":\"scan\""), "{stdout}");
     assert!(stdout.contains("\"command\":\"SCAN\""), "{stdout}");

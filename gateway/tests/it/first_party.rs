@@ -156,19 +156,8 @@ fn the_outside_authors_example_runs_in_the_gateway() {
 
 #[test]
 fn gateway_check_shows_the_first_party_chain_on_the_sample_events() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gateway"))
-        .args(["check", "--plugins"])
-        .arg(first_party_dir())
-        .arg("--sample")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/events.jsonl"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/events.jsonl");
+    let stdout = check_ok(&first_party_dir(), Some(&sample));
     for name in FIRST_PARTY {
         assert!(
             stdout

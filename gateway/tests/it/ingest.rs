@@ -302,7 +302,10 @@ fn the_default_body_limit_is_five_mib() {
     assert_eq!(s, 413, "{a}");
     assert_eq!(a["error"]["code"], "too_large", "{a}");
     assert!(
-        a["error"]["message"].as_str().unwrap().contains("5.0 MiB (5242880 bytes"),
+        a["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("5.0 MiB (5242880 bytes"),
         "the limit is named: {a}"
     );
     // One byte less is a valid request.

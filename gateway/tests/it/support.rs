@@ -24,6 +24,28 @@ pub fn fixtures_dir() -> PathBuf {
     dir
 }
 
+/// The gateway binary, for running it as a command.
+pub fn gateway_command() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gateway"))
+}
+
+/// `gateway check --plugins DIR [--sample FILE]`, which must succeed; its stdout.
+pub fn check_ok(plugins: &Path, sample: Option<&Path>) -> String {
+    let mut cmd = gateway_command();
+    cmd.arg("check").arg("--plugins").arg(plugins);
+    if let Some(sample) = sample {
+        cmd.arg("--sample").arg(sample);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "gateway check failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Path of one fixture component.
 pub fn fixture(name: &str) -> PathBuf {
     let p = fixtures_dir().join(format!("{name}.wasm"));
