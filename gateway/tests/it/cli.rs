@@ -213,7 +213,7 @@ fn check_signal_drains(signal: &str) {
     let body = SlowBody {
         parts: vec![first.to_vec(), rest.to_vec()],
         sent_first: Some(tx),
-        pause: std::time::Duration::from_millis(1500),
+        pause: std::time::Duration::from_secs(3),
     };
     let in_flight = std::thread::spawn(move || {
         let r = reqwest::blocking::Client::new()
@@ -233,6 +233,10 @@ fn check_signal_drains(signal: &str) {
         .status()
         .unwrap();
     gw.wait_for_log("draining in-flight requests");
+    assert!(
+        !in_flight.is_finished(),
+        "the request finished before the signal arrived: nothing was drained"
+    );
     // No new connections once draining.
     let refused = reqwest::blocking::Client::new()
         .get(format!("{}/health", gw.url))

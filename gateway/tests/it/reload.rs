@@ -105,6 +105,7 @@ fn hot_reload_under_load_loses_nothing_and_applies_within_two_seconds() {
         ("a replaced plugin", replaced_after),
         ("a removal", removed_after),
     ] {
+        eprintln!("{what}: live after {took:?}");
         assert!(
             took < Duration::from_secs(2),
             "{what} took {took:?} to go live"
