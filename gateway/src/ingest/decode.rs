@@ -66,6 +66,7 @@ pub fn parse_batch(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Vec<Result<Value, Refused>>, ApiError> {
+    let body = strip_bom(body);
     match format(headers)? {
         Format::Json => {
             let v: Value = parse_json(body)?;
@@ -121,6 +122,7 @@ pub fn parse_single(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Vec<Result<Value, Refused>>, ApiError> {
+    let body = strip_bom(body);
     match format(headers)? {
         Format::Json => match parse_json(body)? {
             v @ Value::Object(_) => Ok(vec![Ok(v)]),
@@ -135,6 +137,12 @@ pub fn parse_single(
     }
 }
 
+/// A UTF-8 byte-order mark, as some Windows tools write before text, is not
+/// part of the JSON.
+fn strip_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+}
+
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ApiError::bad_request(
@@ -145,4 +153,93 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type).unwrap(),
+        );
+        h
+    }
+
+    /// Parse `body` as `content_type`; the events, or the error's message.
+    fn check(content_type: &str, body: &[u8], expected: Result<Vec<Value>, &str>) {
+        let got = parse_batch(&headers(content_type), body).map(|items| {
+            items
+                .into_iter()
+                .map(|i| i.unwrap_or_else(|r| Value::String(r.message)))
+                .collect::<Vec<_>>()
+        });
+        match (got, expected) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want),
+            (Err(e), Err(needle)) => {
+                let text = format!("{e:?}");
+                assert!(text.contains(needle), "{text} lacks {needle:?}");
+            }
+            (got, want) => panic!("got {got:?}, expected {want:?}"),
+        }
+    }
+
+    #[test]
+    fn body_shapes() {
+        let a = serde_json::json!({"event_type": "a"});
+        let b = serde_json::json!({"event_type": "b"});
+        let json = "application/json";
+        check(
+            json,
+            br#"[{"event_type":"a"},{"event_type":"b"}]"#,
+            Ok(vec![a.clone(), b.clone()]),
+        );
+        check(
+            json,
+            br#"{"events":[{"event_type":"a"}]}"#,
+            Ok(vec![a.clone()]),
+        );
+        check(json, br#"{"event_type":"a"}"#, Ok(vec![a.clone()]));
+        check(
+            json,
+            b"\xEF\xBB\xBF[{\"event_type\":\"a\"}]",
+            Ok(vec![a.clone()]),
+        );
+        check(json, b"  ", Err("the request body is empty"));
+        check(
+            json,
+            br#"{"events":5}"#,
+            Err("field `events` must be an array"),
+        );
+        check(json, b"5", Err("must be a JSON array of events"));
+        check(json, b"[1", Err("not valid JSON"));
+        let nd = "application/x-ndjson";
+        check(
+            nd,
+            b"{\"event_type\":\"a\"}\n\n{\"event_type\":\"b\"}\n",
+            Ok(vec![a.clone(), b]),
+        );
+        check(
+            nd,
+            b"\xEF\xBB\xBF{\"event_type\":\"a\"}\r\n",
+            Ok(vec![a.clone()]),
+        );
+        check(
+            nd,
+            b"{\"event_type\":\"a\"}\nnope\n",
+            Ok(vec![
+                a,
+                Value::String("line 2 is not valid JSON: expected ident at line 1 column 2".into()),
+            ]),
+        );
+        check(
+            nd,
+            b"nope\n",
+            Err("no line of the NDJSON body is valid JSON"),
+        );
+        check(nd, b"\xff\n", Err("not UTF-8"));
+    }
 }
