@@ -289,6 +289,27 @@ fn the_manifest_orders_and_configures_plugins() {
     });
     gw.post_json("/v1/events", &json!([event(2)]));
     assert_eq!(gw.lines("events")[1]["tool"], "WRAITH-TEST");
+    // A valid change of order and config is live within 2 s.
+    let changed_at = Instant::now();
+    std::fs::write(
+        gw.plugins_dir().join("plugins.toml"),
+        "order = [\"a-verdicts\", \"upper\"]\n[plugins.upper.config]\nfield = \"command\"\n",
+    )
+    .unwrap();
+    gw.wait_for("the new order", Duration::from_secs(10), |g| {
+        chain_names(g) == ["a-verdicts", "upper"]
+    });
+    let took = changed_at.elapsed();
+    gw.post_json("/v1/events", &json!([event(3)]));
+    let e = &gw.lines("events")[2];
+    assert_eq!(
+        (e["tool"].as_str(), e["command"].as_str()),
+        (Some("wraith-test"), Some("CMD-3"))
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "a manifest change took {took:?} to go live"
+    );
 }
 
 #[test]
