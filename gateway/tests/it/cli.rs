@@ -2,10 +2,6 @@ use crate::support::*;
 use serde_json::json;
 use std::process::Command;
 
-fn gateway() -> Command {
-    gateway_command()
-}
-
 #[test]
 fn check_reports_plugins_and_shows_the_sample_before_and_after() {
     let tmp = tempfile::tempdir().unwrap();
@@ -41,7 +37,7 @@ fn check_reports_plugins_and_shows_the_sample_before_and_after() {
 
     // A plugin that does not load makes check fail and say why.
     install(&plugins, "bad-config", "needs");
-    let out = gateway()
+    let out = gateway_command()
         .args(["check", "--plugins", plugins.to_str().unwrap()])
         .output()
         .unwrap();
@@ -56,9 +52,9 @@ fn check_reports_plugins_and_shows_the_sample_before_and_after() {
 
 #[test]
 fn version_help_and_startup_errors() {
-    let out = gateway().arg("version").output().unwrap();
+    let out = gateway_command().arg("version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("wraith:plugin@0.1.0"));
-    let out = gateway().arg("--help").output().unwrap();
+    let out = gateway_command().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for needle in [
         "serve",
@@ -72,7 +68,7 @@ fn version_help_and_startup_errors() {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
     let tmp = tempfile::tempdir().unwrap();
-    let out = gateway()
+    let out = gateway_command()
         .args(["--plugins", tmp.path().join("nope").to_str().unwrap()])
         .output()
         .unwrap();
@@ -80,7 +76,7 @@ fn version_help_and_startup_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
     // A broken plugin at startup: refuse to run rather than run without it.
     std::fs::write(tmp.path().join("scrub.wasm"), b"garbage").unwrap();
-    let out = gateway()
+    let out = gateway_command()
         .args([
             "--plugins",
             tmp.path().to_str().unwrap(),
@@ -98,7 +94,7 @@ fn version_help_and_startup_errors() {
     // A typo in the config file is named.
     let cfg = tmp.path().join("g.toml");
     std::fs::write(&cfg, "[plugins]\ncall_timeot = \"1s\"\n").unwrap();
-    let out = gateway()
+    let out = gateway_command()
         .args(["--config", cfg.to_str().unwrap()])
         .output()
         .unwrap();
@@ -114,7 +110,7 @@ fn sigterm_drains_and_a_restart_uses_the_compile_cache() {
     install(&plugins, "upper", "upper");
     let data = root.path().join("data");
     let start = || {
-        let mut child = gateway()
+        let mut child = gateway_command()
             .args([
                 "--plugins",
                 plugins.to_str().unwrap(),
@@ -204,7 +200,7 @@ impl std::io::Read for SlowBody {
 /// taking connections, the request is answered and its events are on disk,
 /// and the process exits cleanly.
 fn check_signal_drains(signal: &str) {
-    let gw = Gateway::start(&[("upper", "upper")]);
+    let mut gw = Gateway::start(&[("upper", "upper")]);
     let events: Vec<serde_json::Value> = (0..50).map(event).collect();
     let body = serde_json::to_vec(&events).unwrap();
     let (first, rest) = body.split_at(body.len() / 2);
@@ -250,7 +246,6 @@ fn check_signal_drains(signal: &str) {
         (200, Some(50)),
         "{answer}"
     );
-    let mut gw = gw;
     let exit = gw.child.wait().unwrap();
     assert!(exit.success(), "exit status {exit} after SIG{signal}");
     gw.wait_for_log("gateway stopped");

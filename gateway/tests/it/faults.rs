@@ -115,11 +115,8 @@ fn repeated_faults_quarantine_the_plugin_until_it_is_replaced() {
     let (s, a) = gw.post_json("/v1/events", &json!([event(2)]));
     assert_eq!((s, a["accepted"].as_u64()), (200, Some(1)), "{a}");
     assert_eq!(gw.lines("events")[0]["command"], "CMD-2");
-    let metrics = gw.get_text("/metrics");
-    assert!(
-        metrics.contains("wraith_plugin_quarantined{plugin=\"trap\"} 0"),
-        "the quarantine gauge stayed up:\n{metrics}"
-    );
+    // The quarantine gauge is down again.
+    gw.assert_metrics(&["wraith_plugin_quarantined{plugin=\"trap\"} 0"]);
 }
 
 #[test]
@@ -154,17 +151,11 @@ fn a_quarantined_fail_open_plugin_is_skipped() {
         p["faults"], 2,
         "the quarantined plugin was called again: {p}"
     );
-    let metrics = gw.get_text("/metrics");
-    for line in [
+    gw.assert_metrics(&[
         "wraith_plugin_quarantined{plugin=\"enricher\"} 1",
         "wraith_plugin_events_total{plugin=\"enricher\",outcome=\"passed\"} 4",
         "wraith_plugin_faults_total{plugin=\"enricher\",reason=\"trap\"} 2",
-    ] {
-        assert!(
-            metrics.lines().any(|l| l == line),
-            "no {line:?} in\n{metrics}"
-        );
-    }
+    ]);
 }
 
 #[test]
@@ -222,13 +213,9 @@ fn instances_are_recycled_after_a_number_of_calls() {
         let (s, a) = gw.post_json("/v1/events", &json!([event(n)]));
         assert_eq!((s, a["accepted"].as_u64()), (200, Some(1)), "call {n}: {a}");
     }
-    let metrics = gw.get_text("/metrics");
-    assert!(
-        metrics.contains(
-            "wraith_plugin_instances_recycled_total{plugin=\"leak\",reason=\"calls\"} 12\n"
-        ),
-        "{metrics}"
-    );
+    let metrics = gw.assert_metrics(&[
+        "wraith_plugin_instances_recycled_total{plugin=\"leak\",reason=\"calls\"} 12",
+    ]);
     assert!(
         !metrics.contains("reason=\"memory\""),
         "recycled for memory although calls came first:\n{metrics}"

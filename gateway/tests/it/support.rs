@@ -205,6 +205,19 @@ impl Gateway {
             .unwrap()
     }
 
+    /// Assert that `/metrics` has each of `lines` as a whole line
+    /// (`name{labels} value`); returns the text for further checks.
+    pub fn assert_metrics(&self, lines: &[&str]) -> String {
+        let metrics = self.get_text("/metrics");
+        for line in lines {
+            assert!(
+                metrics.lines().any(|l| l == *line),
+                "no line {line:?} in\n{metrics}"
+            );
+        }
+        metrics
+    }
+
     /// Every line written for a destination (`events`, `dlq`, a route).
     pub fn lines(&self, destination: &str) -> Vec<Value> {
         read_lines(&self.data_dir().join(destination))
