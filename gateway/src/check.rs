@@ -50,8 +50,25 @@ pub fn check(
     let report = registry.reload();
     let chain = registry.chain();
     writeln!(out, "plugins in {}:", dir.display())?;
-    if let Err(e) = Manifest::load(dir) {
-        writeln!(out, "  FAIL  {e}")?;
+    let mut destinations_ok = true;
+    match Manifest::load(dir) {
+        Err(e) => writeln!(out, "  FAIL  {e}")?,
+        Ok(m) => {
+            let routed = m.routed_destinations();
+            for (plugin, d) in config.unknown_destinations(&routed) {
+                destinations_ok = false;
+                writeln!(
+                    out,
+                    "  FAIL  {plugin} routes to `{d}`, which no sink knows: add [destinations.{d}] to the config (declared: {})",
+                    config
+                        .destinations
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )?;
+            }
+        }
     }
     for link in &chain.links {
         let r = &link.runtime;
@@ -69,7 +86,7 @@ pub fn check(
     if chain.links.is_empty() && report.failed.is_empty() {
         writeln!(out, "  (no .wasm files)")?;
     }
-    let all_loaded = report.failed.is_empty();
+    let all_loaded = report.failed.is_empty() && destinations_ok;
     let Some(sample) = sample else {
         return Ok(all_loaded);
     };

@@ -4,6 +4,7 @@
 
 use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,8 +34,152 @@ pub struct Config {
     pub server: ServerConfig,
     /// The plugin chain.
     pub plugins: PluginsConfig,
-    /// The embedded JSON Lines sink.
-    pub file_sink: FileSinkConfig,
+    /// Where events go after the chain.
+    pub sinks: SinksConfig,
+    /// Where each destination a plugin routes to lives in each sink
+    /// (`[destinations.errors] subject = "telemetry.errors"`). A destination
+    /// not listed gets its defaults: folder = name, subject =
+    /// `<subject_prefix>.<name>`, table = `loader.table`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub destinations: BTreeMap<String, DestinationConfig>,
+    /// `gateway load`: the JetStream → ClickHouse loader.
+    pub loader: LoaderConfig,
+}
+
+/// The sinks: the embedded file sink and NATS JetStream.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SinksConfig {
+    /// JSON Lines under the data folder. Takes the events while NATS is off,
+    /// and the dead letters always.
+    pub file: FileSinkConfig,
+    /// NATS JetStream. On when `url` is set (or `--nats`, or `NATS_URL`).
+    pub nats: NatsSinkConfig,
+}
+
+/// Where one destination lives in each sink. Every field is optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DestinationConfig {
+    /// Folder under the file sink's `dir`. Default: the destination's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+    /// NATS subject. Default: `<sinks.nats.subject_prefix>.<name>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// ClickHouse table the loader writes these events to. Default: `loader.table`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+}
+
+/// NATS JetStream as the sink. Events are published to
+/// `<subject_prefix>.<destination>` with `Nats-Msg-Id` = `event_id`, and the
+/// client is answered once JetStream acknowledged every event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsSinkConfig {
+    /// Server URL(s), comma-separated (`nats://127.0.0.1:4222`). Empty: off.
+    /// Default empty.
+    pub url: String,
+    /// The JetStream stream, created at start when missing. Default `WRAITH`.
+    pub stream: String,
+    /// Subjects are `<subject_prefix>.<destination>`; the stream takes
+    /// `<subject_prefix>.>`. Default `telemetry`.
+    pub subject_prefix: String,
+    /// Stream replicas (1 for one server, 3 for a three-node cluster). Default `1`.
+    pub replicas: usize,
+    /// How long JetStream keeps events (`0s`: until the size cap). Default `7d`.
+    #[serde(with = "duration")]
+    pub max_age: Duration,
+    /// Size cap of the stream; the oldest events go first. `0`: no cap. Default `0`.
+    #[serde(with = "size")]
+    pub max_bytes: ByteSize,
+    /// Window in which a repeated `Nats-Msg-Id` (a retried publish) is
+    /// dropped as a duplicate. Default `2m`.
+    #[serde(with = "duration")]
+    pub duplicate_window: Duration,
+    /// How long to wait for JetStream to acknowledge a publish. Default `5s`.
+    #[serde(with = "duration")]
+    pub ack_timeout: Duration,
+    /// Also publish dead letters to `<subject_prefix>.dlq`. They hold events
+    /// as the rejecting or faulting plugin received them — possibly before a
+    /// later scrubber — so by default they stay in the gateway's owner-only
+    /// files. Default `false`.
+    pub dead_letters: bool,
+}
+
+impl Default for NatsSinkConfig {
+    fn default() -> Self {
+        NatsSinkConfig {
+            url: String::new(),
+            stream: "WRAITH".into(),
+            subject_prefix: "telemetry".into(),
+            replicas: 1,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: ByteSize(0),
+            duplicate_window: Duration::from_secs(120),
+            ack_timeout: Duration::from_secs(5),
+            dead_letters: false,
+        }
+    }
+}
+
+impl NatsSinkConfig {
+    /// Whether the NATS sink is on.
+    pub fn enabled(&self) -> bool {
+        !self.url.trim().is_empty()
+    }
+}
+
+/// `gateway load`: a durable JetStream consumer that batches events into
+/// ClickHouse and acknowledges them only after the insert.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoaderConfig {
+    /// ClickHouse HTTP URL (`http://127.0.0.1:8123`). Default empty (set it
+    /// here, with `--clickhouse` or `CLICKHOUSE_URL`).
+    pub clickhouse_url: String,
+    /// ClickHouse user. Default `default`.
+    pub user: String,
+    /// ClickHouse password. Default empty.
+    pub password: String,
+    /// Database, created with the schema at start. Default `wraith`.
+    pub database: String,
+    /// Table of events. Default `events`.
+    pub table: String,
+    /// Durable consumer name, shared by every loader. Default `wraith-loader`.
+    pub consumer: String,
+    /// Most events in one insert. Default `10000`.
+    pub batch_size: usize,
+    /// Longest a partial batch waits before it is inserted. Default `1s`.
+    #[serde(with = "duration")]
+    pub flush_interval: Duration,
+    /// Deliveries after which a message that cannot be loaded goes to the
+    /// dead-letter table. Default `5`.
+    pub max_deliveries: u32,
+    /// How long JetStream waits for an ack before redelivering. Default `60s`.
+    #[serde(with = "duration")]
+    pub ack_wait: Duration,
+    /// Address of the loader's `/metrics` and `/health`. Default `127.0.0.1:9464`.
+    pub metrics_listen: SocketAddr,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        LoaderConfig {
+            clickhouse_url: String::new(),
+            user: "default".into(),
+            password: String::new(),
+            database: "wraith".into(),
+            table: "events".into(),
+            consumer: "wraith-loader".into(),
+            batch_size: 10_000,
+            flush_interval: Duration::from_secs(1),
+            max_deliveries: 5,
+            ack_wait: Duration::from_secs(60),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
 }
 
 /// The HTTP server.
@@ -51,6 +196,15 @@ pub struct ServerConfig {
     /// How long shutdown waits for in-flight requests. Default `30s`.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Most batches in the chain or waiting for a sink at once. Past it a
+    /// request waits up to `busy_timeout`, then gets 503 with `Retry-After`,
+    /// so a slow sink slows clients down instead of growing the gateway's
+    /// memory. Default `64`.
+    pub max_batches_in_flight: usize,
+    /// How long a request waits for room among the batches in flight.
+    /// Default `2s`.
+    #[serde(with = "duration")]
+    pub busy_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +214,8 @@ impl Default for ServerConfig {
             max_body_size: ByteSize::mib(5),
             max_events_per_request: 10_000,
             shutdown_timeout: Duration::from_secs(30),
+            max_batches_in_flight: 64,
+            busy_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -101,7 +257,8 @@ pub struct PluginsConfig {
     /// Most events handed to a plugin in one call. Default `1024`.
     pub max_batch: usize,
     /// Where compiled plugins are cached so restarts do not recompile them.
-    /// Default: `cache/` under the file sink's folder.
+    /// Default: `<data dir>-cache` beside the file sink's folder (`data-cache`
+    /// for `data`), never inside it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<PathBuf>,
 }
@@ -129,8 +286,7 @@ impl Default for PluginsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct FileSinkConfig {
     /// Folder the sink writes under (`<dir>/events/`, `<dir>/dlq/`, one
-    /// folder per routed destination); compiled plugins are cached in
-    /// `<dir>/cache/` unless `plugins.cache_dir` says otherwise. Default `data`.
+    /// folder per routed destination). Default `data`.
     pub dir: PathBuf,
     /// Start a new file once the current one is larger than this. Default `64 MiB`.
     #[serde(with = "size")]
@@ -201,7 +357,141 @@ impl Config {
         if self.server.max_events_per_request == 0 {
             return invalid("server.max_events_per_request", "must be at least 1");
         }
+        if self.server.max_batches_in_flight == 0 {
+            return invalid("server.max_batches_in_flight", "must be at least 1");
+        }
+        let n = &self.sinks.nats;
+        if n.stream.is_empty()
+            || !n
+                .stream
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return invalid(
+                "sinks.nats.stream",
+                "must be a non-empty name of letters, digits, `_` and `-`",
+            );
+        }
+        if !valid_subject(&n.subject_prefix) {
+            return invalid(
+                "sinks.nats.subject_prefix",
+                "must be a NATS subject without wildcards or spaces, like `telemetry`",
+            );
+        }
+        if n.replicas == 0 || n.replicas > 5 {
+            return invalid("sinks.nats.replicas", "must be between 1 and 5");
+        }
+        if n.ack_timeout < Duration::from_millis(100) {
+            return invalid("sinks.nats.ack_timeout", "must be at least 100ms");
+        }
+        for (name, d) in &self.destinations {
+            if let Err(e) = wraith_event::destination::check(name) {
+                return Err(ConfigError::Invalid {
+                    field: "destinations",
+                    message: format!("[destinations.{name}]: {e}"),
+                });
+            }
+            if let Some(f) = &d.folder
+                && (f.is_empty() || f.contains(['/', '\\']) || f == "." || f == ".." || f == "dlq")
+            {
+                return Err(ConfigError::Invalid {
+                    field: "destinations",
+                    message: format!(
+                        "[destinations.{name}] folder {f:?}: a folder is one plain name under the data folder, not `dlq`"
+                    ),
+                });
+            }
+            if let Some(s) = &d.subject
+                && !valid_subject(s)
+            {
+                return Err(ConfigError::Invalid {
+                    field: "destinations",
+                    message: format!(
+                        "[destinations.{name}] subject {s:?} is not a NATS subject without wildcards"
+                    ),
+                });
+            }
+            if let Some(t) = &d.table
+                && !valid_identifier(t)
+            {
+                return Err(ConfigError::Invalid {
+                    field: "destinations",
+                    message: format!(
+                        "[destinations.{name}] table {t:?}: use letters, digits and `_`"
+                    ),
+                });
+            }
+        }
+        let l = &self.loader;
+        if !valid_identifier(&l.database) {
+            return invalid("loader.database", "use letters, digits and `_`");
+        }
+        if !valid_identifier(&l.table) {
+            return invalid("loader.table", "use letters, digits and `_`");
+        }
+        if l.batch_size == 0 {
+            return invalid("loader.batch_size", "must be at least 1");
+        }
+        if l.max_deliveries == 0 {
+            return invalid("loader.max_deliveries", "must be at least 1");
+        }
         Ok(())
+    }
+
+    /// The compile cache: `plugins.cache_dir`, else `<data dir>-cache`
+    /// beside the data folder.
+    pub fn cache_dir(&self) -> PathBuf {
+        if let Some(d) = &self.plugins.cache_dir {
+            return d.clone();
+        }
+        let data = &self.sinks.file.dir;
+        let mut name = data
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "data".into());
+        name.push("-cache");
+        data.with_file_name(name)
+    }
+
+    /// Destinations routed to by `routed` (`(plugin, destination)`) that no
+    /// sink knows: with `[destinations.*]` declared, every routed name must
+    /// be one of them. Empty when nothing is declared (every name then maps
+    /// to its default folder, subject and table).
+    pub fn unknown_destinations<'a>(
+        &self,
+        routed: &'a [(String, String)],
+    ) -> Vec<&'a (String, String)> {
+        if self.destinations.is_empty() {
+            return Vec::new();
+        }
+        routed
+            .iter()
+            .filter(|(_, d)| !self.destinations.contains_key(d))
+            .collect()
+    }
+
+    /// The file sink's folder for a destination.
+    pub fn folder_of(&self, destination: &str) -> String {
+        self.destinations
+            .get(destination)
+            .and_then(|d| d.folder.clone())
+            .unwrap_or_else(|| destination.to_string())
+    }
+
+    /// The NATS subject of a destination.
+    pub fn subject_of(&self, destination: &str) -> String {
+        self.destinations
+            .get(destination)
+            .and_then(|d| d.subject.clone())
+            .unwrap_or_else(|| format!("{}.{destination}", self.sinks.nats.subject_prefix))
+    }
+
+    /// The ClickHouse table of a destination.
+    pub fn table_of(&self, destination: &str) -> String {
+        self.destinations
+            .get(destination)
+            .and_then(|d| d.table.clone())
+            .unwrap_or_else(|| self.loader.table.clone())
     }
 
     /// The documented example file: every setting at its default.
@@ -212,6 +502,23 @@ impl Config {
              # see `gateway --help` and gateway/src/config.rs for what each one does.\n\n{body}"
         )
     }
+}
+
+/// A NATS subject to publish to: dot-separated tokens, no wildcards or spaces.
+fn valid_subject(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|t| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_graphic() && b != b'*' && b != b'>')
+        })
+}
+
+/// A ClickHouse identifier that needs no quoting.
+fn valid_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && !s.as_bytes()[0].is_ascii_digit()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// Sizes in the config file: a number of bytes or a string like `"5 MiB"`,
@@ -307,7 +614,7 @@ mod tests {
         let e = Config::from_toml("[server]\nmax_body_size = \"lots\"\n").unwrap_err();
         assert!(e.contains("max_body_size"), "{e}");
         assert!(e.contains("`lots` is not a size"), "{e}");
-        let e = Config::from_toml("[file_sink]\nrotate_size = true\n").unwrap_err();
+        let e = Config::from_toml("[sinks.file]\nrotate_size = true\n").unwrap_err();
         assert!(e.contains("expected a size"), "{e}");
         let c = Config::from_toml("[server]\nmax_body_size = 1024\n").unwrap();
         assert_eq!(c.server.max_body_size, ByteSize::kib(1));

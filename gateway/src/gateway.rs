@@ -1,14 +1,21 @@
 //! The glue between ingest and the rest: runs a batch through the current
-//! chain, hands the outcome to the sink and answers once it is durable.
+//! chain, hands the outcome to the sinks and answers once it is durable.
+//!
+//! At most `server.max_batches_in_flight` batches are in the chain or waiting
+//! for a sink at once; a request that finds no room within
+//! `server.busy_timeout` is refused with 503 and `Retry-After`, so a sink
+//! that cannot keep up slows clients down instead of growing the gateway.
 
 use crate::pipeline::registry::Registry;
 use crate::pipeline::{DeadLetterKind, Disposition};
-use crate::sinks::file::FileSink;
-use crate::sinks::{DLQ, Record, SinkError};
-use crate::telemetry::{Metrics, SinkLabels};
+use crate::sinks::{BatchMeta, DEFAULT_DESTINATION, DLQ, Record, RecordKind, SinkError, Sinks};
+use crate::telemetry::{Metrics, RefusedLabels, SinkLabels};
+use bytes::Bytes;
 use serde_json::{Value, json};
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Counts of what became of a submitted batch.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -21,11 +28,23 @@ pub struct Submitted {
     pub dead_lettered: usize,
 }
 
-/// Why a batch could not be taken.
+/// A batch of validated events and what the gateway knows about it.
+#[derive(Debug)]
+pub struct Batch {
+    pub events: Vec<Value>,
+    pub meta: BatchMeta,
+}
+
+/// Why a batch could not be taken. Each is answered with 503 and
+/// `Retry-After`: nothing of it was acknowledged, so sending it again is safe.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(
+        "the gateway is at its limit of {limit} batches in flight (server.max_batches_in_flight); retry shortly"
+    )]
+    Busy { limit: usize },
     #[error("internal error while processing the batch: {0}")]
     Internal(String),
 }
@@ -33,27 +52,99 @@ pub enum SubmitError {
 /// The running gateway's processing side.
 pub struct Gateway {
     pub registry: Arc<Registry>,
-    pub sink: FileSink,
+    pub sinks: Sinks,
     pub metrics: Arc<Metrics>,
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
+    busy_timeout: Duration,
+    /// The declared destinations, when the config declares any: an event
+    /// routed elsewhere is dead-lettered instead of stored somewhere unplanned.
+    destinations: Option<Arc<HashSet<String>>>,
 }
 
 impl Gateway {
+    pub fn new(
+        registry: Arc<Registry>,
+        sinks: Sinks,
+        metrics: Arc<Metrics>,
+        max_in_flight: usize,
+        busy_timeout: Duration,
+    ) -> Self {
+        Gateway {
+            registry,
+            sinks,
+            metrics,
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            busy_timeout,
+            destinations: None,
+        }
+    }
+
+    /// Only these destinations (besides the default one) may be routed to.
+    pub fn with_destinations(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        let set: HashSet<String> = names.into_iter().collect();
+        self.destinations = (!set.is_empty()).then(|| Arc::new(set));
+        self
+    }
+
     /// Run already-validated events through the chain and store the outcome.
-    /// Returns only after the sink has made every stored event durable.
-    pub async fn submit(&self, events: Vec<Value>) -> Result<Submitted, SubmitError> {
+    /// Returns only after every sink has made its share durable.
+    pub async fn submit(&self, batch: Batch) -> Result<Submitted, SubmitError> {
+        let refused = |reason: &'static str| {
+            self.metrics
+                .batches_refused
+                .get_or_create(&RefusedLabels { reason })
+                .inc();
+        };
+        // Refuse before doing any work when a sink cannot take data.
+        if let Some(e) = self.sinks.not_ready() {
+            refused("sink_unavailable");
+            return Err(e.into());
+        }
+        let permit =
+            match tokio::time::timeout(self.busy_timeout, self.in_flight.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(p)) => p,
+                _ => {
+                    refused("busy");
+                    return Err(SubmitError::Busy {
+                        limit: self.max_in_flight,
+                    });
+                }
+            };
+        let _in_flight = InFlight::new(&self.metrics);
         let chain = self.registry.chain();
+        let Batch { events, meta } = batch;
+        let known = self.destinations.clone();
         let (records, submitted) = tokio::task::spawn_blocking(move || {
             let dispositions = chain.run(events);
-            to_records(dispositions)
+            to_records(dispositions, known.as_deref())
         })
         .await
         .map_err(|e| SubmitError::Internal(e.to_string()))?;
-        let started = Instant::now();
-        self.sink.write(records).await?;
-        self.metrics
-            .sink_write_seconds
-            .get_or_create(&SinkLabels { sink: "file" })
-            .observe(started.elapsed().as_secs_f64());
+        let metrics = &self.metrics;
+        let result = self
+            .sinks
+            .write(records, &meta, |sink, took| {
+                metrics
+                    .sink_write_seconds
+                    .get_or_create(&SinkLabels { sink })
+                    .observe(took.as_secs_f64());
+            })
+            .await;
+        drop(permit);
+        if let Err(e) = result {
+            refused("sink_error");
+            self.metrics
+                .sink_errors
+                .get_or_create(&SinkLabels {
+                    sink: sink_name(&e),
+                })
+                .inc();
+            return Err(e.into());
+        }
         self.metrics
             .events_accepted
             .inc_by(submitted.accepted as u64);
@@ -65,20 +156,77 @@ impl Gateway {
     }
 }
 
-/// Serialise dispositions into sink records.
-pub fn to_records(dispositions: Vec<Disposition>) -> (Vec<Record>, Submitted) {
+fn sink_name(e: &SinkError) -> &'static str {
+    match e {
+        SinkError::Write { sink, .. }
+        | SinkError::Unavailable { sink, .. }
+        | SinkError::Closed { sink } => sink,
+    }
+}
+
+/// Keeps `batches_in_flight` right however `submit` ends.
+struct InFlight<'a>(&'a Metrics);
+
+impl<'a> InFlight<'a> {
+    fn new(metrics: &'a Metrics) -> Self {
+        metrics.batches_in_flight.inc();
+        InFlight(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.batches_in_flight.dec();
+    }
+}
+
+/// Serialise dispositions into sink records, each line once. With `known`
+/// destinations, an event routed to another one is dead-lettered.
+pub fn to_records(
+    dispositions: Vec<Disposition>,
+    known: Option<&HashSet<String>>,
+) -> (Vec<Record>, Submitted) {
     let mut s = Submitted::default();
     let mut records = Vec::with_capacity(dispositions.len());
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
+    let dlq: Arc<str> = Arc::from(DLQ);
+    let mut last_destination: Option<Arc<str>> = None;
     for d in dispositions {
+        let d = match d {
+            Disposition::Keep { event, destination }
+                if destination != DEFAULT_DESTINATION
+                    && known.is_some_and(|k| !k.contains(&destination)) =>
+            {
+                Disposition::DeadLetter {
+                    event,
+                    plugin: "gateway".into(),
+                    kind: DeadLetterKind::Rejected,
+                    reason: format!(
+                        "routed to `{destination}`, which is not among the config's [destinations]"
+                    ),
+                }
+            }
+            d => d,
+        };
         match d {
             Disposition::Keep { event, destination } => {
                 s.accepted += 1;
+                // Consecutive events mostly share a destination: share the name.
+                let destination = match &last_destination {
+                    Some(l) if **l == *destination => l.clone(),
+                    _ => {
+                        let a: Arc<str> = Arc::from(destination.as_str());
+                        last_destination = Some(a.clone());
+                        a
+                    }
+                };
                 records.push(Record {
+                    kind: RecordKind::Event,
                     destination,
-                    line: serde_json::to_vec(&event).expect("JSON values serialize"),
+                    event_id: event_id(&event),
+                    line: Bytes::from(serde_json::to_vec(&event).expect("JSON values serialize")),
                 });
             }
             Disposition::Drop { .. } => s.dropped += 1,
@@ -89,15 +237,24 @@ pub fn to_records(dispositions: Vec<Disposition>) -> (Vec<Record>, Submitted) {
                 reason,
             } => {
                 s.dead_lettered += 1;
+                let id = event_id(&event);
                 records.push(Record {
-                    destination: DLQ.to_string(),
-                    line: serde_json::to_vec(&dead_letter(event, &plugin, kind, &reason, &now))
-                        .expect("JSON values serialize"),
+                    kind: RecordKind::DeadLetter,
+                    destination: dlq.clone(),
+                    event_id: id,
+                    line: Bytes::from(
+                        serde_json::to_vec(&dead_letter(event, &plugin, kind, &reason, &now))
+                            .expect("JSON values serialize"),
+                    ),
                 });
             }
         }
     }
     (records, s)
+}
+
+fn event_id(event: &Value) -> Option<Arc<str>> {
+    event.get("event_id").and_then(Value::as_str).map(Arc::from)
 }
 
 fn dead_letter(event: Value, plugin: &str, kind: DeadLetterKind, reason: &str, at: &str) -> Value {

@@ -25,6 +25,7 @@ pub mod config;
 pub mod gateway;
 pub mod host;
 pub mod ingest;
+pub mod loader;
 pub mod pipeline;
 pub mod server;
 pub mod sinks;

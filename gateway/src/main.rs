@@ -19,8 +19,9 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 ///
 /// Receives events over HTTP, runs every batch through the `.wasm` plugins in
 /// the plugins folder (reloaded when files change) and writes what survives as
-/// JSON Lines under the data folder. `gateway --plugins DIR` is short for
-/// `gateway serve --plugins DIR`.
+/// JSON Lines under the data folder — or, with --nats, to NATS JetStream,
+/// from where `gateway load` moves it into ClickHouse. `gateway --plugins DIR`
+/// is short for `gateway serve --plugins DIR`.
 #[derive(Parser)]
 #[command(name = "gateway", version, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -38,6 +39,11 @@ enum Command {
     /// --sample show each event before and after the chain. Starts no server;
     /// exits with status 1 if a plugin does not load.
     Check(CheckArgs),
+    /// Move events from NATS JetStream into ClickHouse: a durable consumer
+    /// that any number of loaders share. Creates the ClickHouse schema at
+    /// start, acknowledges events only after they are inserted, and puts
+    /// messages that cannot be loaded into the `dead_letters` table.
+    Load(LoadArgs),
     /// Print the version.
     Version,
     /// Print an example config file with every setting at its default.
@@ -58,6 +64,29 @@ struct ServeArgs {
     /// TOML config file; flags override its settings (`gateway config` prints an example)
     #[arg(long, value_name = "FILE", env = "WRAITH_CONFIG")]
     config: Option<PathBuf>,
+    /// NATS server URL(s), comma-separated: publish events to JetStream
+    /// instead of the data folder (dead letters stay in the data folder)
+    #[arg(long, value_name = "URL", env = "NATS_URL")]
+    nats: Option<String>,
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// NATS server URL(s), comma-separated
+    #[arg(long, value_name = "URL", env = "NATS_URL")]
+    nats: Option<String>,
+    /// ClickHouse HTTP URL, e.g. http://127.0.0.1:8123
+    #[arg(long, value_name = "URL", env = "CLICKHOUSE_URL")]
+    clickhouse: Option<String>,
+    /// Address for the loader's /metrics and /health [default: 127.0.0.1:9464]
+    #[arg(long, value_name = "ADDR", env = "WRAITH_LOADER_METRICS")]
+    metrics_listen: Option<SocketAddr>,
+    /// TOML config file (the [loader] and [sinks.nats] sections)
+    #[arg(long, value_name = "FILE", env = "WRAITH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the ClickHouse schema (every DDL statement) and exit
+    #[arg(long)]
+    print_schema: bool,
 }
 
 #[derive(Args)]
@@ -68,7 +97,8 @@ struct CheckArgs {
     /// JSON Lines file of events to run through the chain
     #[arg(long, value_name = "FILE.jsonl")]
     sample: Option<PathBuf>,
-    /// TOML config file (for plugin limits)
+    /// TOML config file: checked for errors (a wrong key is named), and its
+    /// plugin limits are used
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -111,6 +141,7 @@ fn real_main() -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Some(Command::Load(args)) => load(args),
         Some(Command::Version) => {
             println!(
                 "gateway {} (plugin contract wraith:plugin@0.1.0)",
@@ -125,6 +156,35 @@ fn real_main() -> Result<ExitCode> {
     }
 }
 
+fn load(args: LoadArgs) -> Result<ExitCode> {
+    let mut config = load_config(args.config.as_ref())?;
+    if args.print_schema {
+        for s in wraith_gateway::loader::schema::all_statements(
+            &config.loader.database,
+            &config.loader.table,
+        ) {
+            println!("{s};\n");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    wraith_gateway::telemetry::init_tracing();
+    if let Some(n) = args.nats {
+        config.sinks.nats.url = n;
+    }
+    if let Some(c) = args.clickhouse {
+        config.loader.clickhouse_url = c;
+    }
+    if let Some(m) = args.metrics_listen {
+        config.loader.metrics_listen = m;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(wraith_gateway::loader::run(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn serve(args: ServeArgs) -> Result<ExitCode> {
     wraith_gateway::telemetry::init_tracing();
     let mut config = load_config(args.config.as_ref())?;
@@ -135,7 +195,10 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         config.server.listen = l;
     }
     if let Some(d) = args.data_dir {
-        config.file_sink.dir = d;
+        config.sinks.file.dir = d;
+    }
+    if let Some(n) = args.nats {
+        config.sinks.nats.url = n;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

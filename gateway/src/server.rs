@@ -6,8 +6,11 @@ use crate::gateway::Gateway;
 use crate::host::{Host, Limits};
 use crate::ingest::{AppState, IngestLimits, app};
 use crate::pipeline::registry::Registry;
-use crate::sinks::file::FileSink;
+use crate::sinks::file::{FileSink, FileSinkOptions};
+use crate::sinks::nats::{NatsError, NatsSink};
+use crate::sinks::{Sinks, Target};
 use crate::telemetry::Metrics;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -31,6 +34,12 @@ pub enum RunError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Nats(#[from] NatsError),
+    #[error(
+        "plugins route to destinations no sink knows (`gateway check --config` shows them):\n{0}"
+    )]
+    Destinations(String),
     #[error("cannot watch the plugins folder: {0}")]
     Watch(#[from] notify::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -52,13 +61,7 @@ pub fn load_plugins(
     if !dir.is_dir() {
         return Err(RunError::NoPluginsDir(dir.display().to_string()));
     }
-    let cache_dir = cache.then(|| {
-        config
-            .plugins
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| config.file_sink.dir.join("cache"))
-    });
+    let cache_dir = cache.then(|| config.cache_dir());
     let host = Host::new(cache_dir, metrics).map_err(|e| RunError::Host(format!("{e:#}")))?;
     let registry = Registry::new(
         dir.clone(),
@@ -66,6 +69,21 @@ pub fn load_plugins(
         Limits::from_config(&config.plugins),
         config.plugins.max_batch,
     );
+    if let Ok(m) = crate::pipeline::manifest::Manifest::load(dir) {
+        let routed = m.routed_destinations();
+        let unknown = config.unknown_destinations(&routed);
+        if !unknown.is_empty() {
+            return Err(RunError::Destinations(
+                unknown
+                    .iter()
+                    .map(|(p, d)| {
+                        format!("  {p} routes to `{d}`: add [destinations.{d}] to the config")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ));
+        }
+    }
     let report = registry.reload();
     if !report.failed.is_empty() {
         let lines: Vec<String> = report
@@ -88,26 +106,23 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let registry = tokio::task::spawn_blocking(move || load_plugins(&cfg, m, true))
         .await
         .map_err(|e| RunError::Host(e.to_string()))??;
-    let sink = FileSink::start(
-        config.file_sink.dir.clone(),
-        config.file_sink.rotate_size.as_u64(),
-        config.file_sink.fsync,
-    )
-    .map_err(|source| RunError::Sink {
-        path: config.file_sink.dir.display().to_string(),
-        source,
-    })?;
+    let sinks = start_sinks(&config).await?;
     if config.plugins.watch {
         registry.watch(
             config.plugins.reload_debounce,
             config.plugins.rescan_interval,
         )?;
     }
-    let gateway = Arc::new(Gateway {
-        registry,
-        sink,
-        metrics,
-    });
+    let gateway = Arc::new(
+        Gateway::new(
+            registry,
+            sinks,
+            metrics,
+            config.server.max_batches_in_flight,
+            config.server.busy_timeout,
+        )
+        .with_destinations(config.destinations.keys().cloned()),
+    );
     let state = Arc::new(AppState {
         gateway: gateway.clone(),
         limits: IngestLimits {
@@ -122,7 +137,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(RunError::Serve)?;
-    tracing::info!(%addr, plugins = %config.plugins.dir.display(), data = %config.file_sink.dir.display(), "gateway listening");
+    tracing::info!(%addr, plugins = %config.plugins.dir.display(), data = %config.sinks.file.dir.display(), nats = %config.sinks.nats.url, "gateway listening");
     // A line on stdout that scripts and tests can wait for.
     println!("wraith gateway listening on http://{addr}");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -141,16 +156,59 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         } => tracing::warn!(?timeout, "in-flight requests did not finish in time; stopping anyway"),
     }
     drop(stop_rx);
-    // Every acknowledged write is already durable; this closes the files.
-    match Arc::try_unwrap(gateway) {
-        Ok(mut g) => g.sink.shutdown(),
-        Err(_) => tracing::debug!("requests still hold the sink; it closes when they end"),
-    }
+    // Every acknowledged write is already durable; this closes the files and
+    // flushes the NATS connection.
+    gateway.sinks.shutdown().await;
     tracing::info!("gateway stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// The sinks the config asks for: the file sink always (it keeps the dead
+/// letters, and the events too while NATS is off), NATS when a URL is set.
+pub async fn start_sinks(config: &Config) -> Result<Sinks, RunError> {
+    let f = &config.sinks.file;
+    let folders: HashMap<String, String> = config
+        .destinations
+        .keys()
+        .map(|d| (d.clone(), config.folder_of(d)))
+        .filter(|(d, f)| d != f)
+        .collect();
+    let file = FileSink::with_options(
+        f.dir.clone(),
+        FileSinkOptions {
+            rotate_size: f.rotate_size.as_u64(),
+            fsync: f.fsync,
+            folders,
+        },
+    )
+    .map_err(|source| RunError::Sink {
+        path: f.dir.display().to_string(),
+        source,
+    })?;
+    let nats_on = config.sinks.nats.enabled();
+    let mut targets = vec![Target {
+        sink: Arc::new(file),
+        events: !nats_on,
+        dead_letters: true,
+    }];
+    if nats_on {
+        let subjects = config
+            .destinations
+            .keys()
+            .map(|d| (d.clone(), config.subject_of(d)))
+            .collect();
+        let nats = NatsSink::start(&config.sinks.nats, subjects).await?;
+        targets.push(Target {
+            sink: nats,
+            events: true,
+            dead_letters: config.sinks.nats.dead_letters,
+        });
+    }
+    Ok(Sinks::new(targets))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -130,6 +130,14 @@ pub struct SinkLabels {
     pub sink: &'static str,
 }
 
+/// Why a batch was refused with 503: `busy` (no room among the batches in
+/// flight), `sink_unavailable` (a sink was down before the chain ran),
+/// `sink_error` (a sink failed the write).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    pub reason: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -170,6 +178,14 @@ pub struct Metrics {
     pub http_requests: Family<HttpLabels, Counter>,
     /// Seconds from request to sink acknowledgement, per sink.
     pub sink_write_seconds: HistogramFamily<SinkLabels>,
+    /// Failed sink writes, per sink.
+    pub sink_errors: Family<SinkLabels, Counter>,
+    /// 1 while a sink can take data, 0 while it cannot (set when scraped).
+    pub sink_up: Family<SinkLabels, Gauge>,
+    /// Batches in the chain or waiting for a sink.
+    pub batches_in_flight: Gauge,
+    /// Batches refused with 503, per reason.
+    pub batches_refused: Family<RefusedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -197,6 +213,10 @@ impl Metrics {
             chain_plugins: Gauge::default(),
             http_requests: Family::default(),
             sink_write_seconds: Family::new_with_constructor(latency_histogram),
+            sink_errors: Family::default(),
+            sink_up: Family::default(),
+            batches_in_flight: Gauge::default(),
+            batches_refused: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -274,6 +294,26 @@ impl Metrics {
             "wraith_sink_write_seconds",
             "Time from handing events to a sink to its acknowledgement",
             m.sink_write_seconds.clone(),
+        );
+        r.register(
+            "wraith_sink_errors",
+            "Failed sink writes per sink",
+            m.sink_errors.clone(),
+        );
+        r.register(
+            "wraith_sink_up",
+            "1 while a sink can take data, 0 while it cannot",
+            m.sink_up.clone(),
+        );
+        r.register(
+            "wraith_batches_in_flight",
+            "Batches in the chain or waiting for a sink",
+            m.batches_in_flight.clone(),
+        );
+        r.register(
+            "wraith_batches_refused",
+            "Batches refused with 503 per reason (busy, sink_unavailable, sink_error)",
+            m.batches_refused.clone(),
         );
         Metrics { registry, ..m }
     }

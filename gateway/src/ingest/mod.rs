@@ -5,7 +5,8 @@
 mod decode;
 mod error;
 
-use crate::gateway::{Gateway, SubmitError};
+use crate::gateway::{Batch, Gateway, SubmitError};
+use crate::sinks::{BatchMeta, Readiness};
 use crate::telemetry::HttpLabels;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -139,7 +140,7 @@ async fn post_events(
 ) -> Result<Response, ApiError> {
     let bytes = decode::read_body(body, state.limits.max_body_bytes).await?;
     let parsed = decode::parse_batch(&headers, &bytes)?;
-    ingest(&state, parsed).await
+    ingest(&state, parsed, BatchMeta::now("http")).await
 }
 
 async fn post_event(
@@ -149,12 +150,13 @@ async fn post_event(
 ) -> Result<Response, ApiError> {
     let bytes = decode::read_body(body, state.limits.max_body_bytes).await?;
     let parsed = decode::parse_single(&headers, &bytes)?;
-    ingest(&state, parsed).await
+    ingest(&state, parsed, BatchMeta::now("http")).await
 }
 
 async fn ingest(
     state: &AppState,
     parsed: Vec<Result<Value, decode::Refused>>,
+    meta: BatchMeta,
 ) -> Result<Response, ApiError> {
     if parsed.is_empty() {
         return Err(ApiError::bad_request(
@@ -171,7 +173,7 @@ async fn ingest(
     }
     let metrics = &state.gateway.metrics;
     metrics.events_received.inc_by(parsed.len() as u64);
-    let now = time::OffsetDateTime::now_utc();
+    let now = meta.received_at;
     let mut valid = Vec::with_capacity(parsed.len());
     let mut event_ids = Vec::with_capacity(parsed.len());
     let mut errors = Vec::new();
@@ -206,10 +208,18 @@ async fn ingest(
     let submitted = if valid.is_empty() {
         Default::default()
     } else {
-        state.gateway.submit(valid).await.map_err(|e| match e {
-            SubmitError::Sink(e) => ApiError::unavailable(e.to_string()),
-            SubmitError::Internal(m) => ApiError::internal(m),
-        })?
+        state
+            .gateway
+            .submit(Batch {
+                events: valid,
+                meta,
+            })
+            .await
+            .map_err(|e| match e {
+                SubmitError::Sink(e) => ApiError::unavailable(e.to_string()),
+                e @ SubmitError::Busy { .. } => ApiError::busy(e.to_string()),
+                SubmitError::Internal(m) => ApiError::internal(m),
+            })?
     };
     let all_invalid =
         submitted == Default::default() && !errors.is_empty() && errors.len() == event_ids.len();
@@ -233,20 +243,45 @@ async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Able to take data: the chain is loaded and every sink can write.
+/// (`/health` only says the process is alive.)
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let chain = state.gateway.registry.chain();
-    if chain.generation == 0 {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "loading plugins"})),
-        )
-            .into_response();
+    let sinks: serde_json::Map<String, Value> = state
+        .gateway
+        .sinks
+        .targets()
+        .iter()
+        .map(|t| {
+            let r = t.sink.readiness();
+            (t.sink.name().to_string(), json!(r))
+        })
+        .collect();
+    let sinks_ready = state.gateway.sinks.not_ready().is_none();
+    let body = json!({
+        "status": if chain.generation == 0 { "loading plugins" } else if sinks_ready { "ready" } else { "sink unavailable" },
+        "generation": chain.generation,
+        "plugins": chain.links.len(),
+        "sinks": sinks,
+    });
+    if chain.generation == 0 || !sinks_ready {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    Json(json!({"status": "ready", "generation": chain.generation, "plugins": chain.links.len()}))
-        .into_response()
+    Json(body).into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    for t in state.gateway.sinks.targets() {
+        let up = matches!(t.sink.readiness(), Readiness::Ready);
+        state
+            .gateway
+            .metrics
+            .sink_up
+            .get_or_create(&crate::telemetry::SinkLabels {
+                sink: t.sink.name(),
+            })
+            .set(i64::from(up));
+    }
     (
         [(
             header::CONTENT_TYPE,

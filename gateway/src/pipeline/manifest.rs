@@ -83,6 +83,38 @@ pub enum ManifestError {
 }
 
 impl Manifest {
+    /// Every destination a plugin's config routes to (a `route = "NAME"`
+    /// action anywhere in its `config` table, as the route plugin writes
+    /// them), with the plugin's name, so `gateway check --config` and start-up
+    /// can refuse a destination no sink knows.
+    pub fn routed_destinations(&self) -> Vec<(String, String)> {
+        fn walk(v: &toml::Value, plugin: &str, out: &mut Vec<(String, String)>) {
+            match v {
+                toml::Value::Table(t) => {
+                    for (k, v) in t {
+                        if k == "route"
+                            && let toml::Value::String(d) = v
+                        {
+                            out.push((plugin.to_string(), d.clone()));
+                        }
+                        walk(v, plugin, out);
+                    }
+                }
+                toml::Value::Array(a) => a.iter().for_each(|v| walk(v, plugin, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for (name, entry) in &self.plugins {
+            if entry.enabled {
+                walk(&toml::Value::Table(entry.config.clone()), name, &mut out);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Read the manifest of a folder; a missing file is an empty manifest.
     pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
         let path = dir.join(MANIFEST);

@@ -60,15 +60,10 @@ pub struct Chain {
     max_batch: usize,
 }
 
-/// Whether a destination name is acceptable (`[a-z0-9_-]`, 1–64 bytes, not `dlq`).
+/// Whether a destination name is acceptable: the one rule of
+/// [`wraith_event::destination::check`], which the plugin SDK uses too.
 pub fn valid_destination(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name != "dlq"
-        && name != "cache"
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    wraith_event::destination::check(name).is_ok()
 }
 
 impl Chain {

