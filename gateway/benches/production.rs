@@ -46,12 +46,12 @@ fn event(n: u64) -> Value {
     };
     json!({
         "event_id": uuid::Uuid::new_v4().to_string(),
-        "event_type": if n % 10 == 0 { "tool_failed" } else { "tool_succeeded" },
+        "event_type": if n.is_multiple_of(10) { "tool_failed" } else { "tool_succeeded" },
         "tool": "migrateiq",
         "command": "scan",
-        "level": if n % 10 == 0 { "error" } else { "info" },
+        "level": if n.is_multiple_of(10) { "error" } else { "info" },
         "duration_ms": 840 + n % 1000,
-        "error_type": if n % 10 == 0 { "ConnectionReset" } else { "" },
+        "error_type": if n.is_multiple_of(10) { "ConnectionReset" } else { "" },
         "message": message,
         "context": {"installation_id": "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f", "tool_version": "1.4.2", "os": "linux", "arch": "x86_64",
                     "python": "3.11.7", "ci": false, "terminal": {"columns": 120, "color": true}},

@@ -173,12 +173,12 @@ pub fn events(from: usize, n: usize) -> Vec<Value> {
         .map(|i| {
             json!({
                 "event_id": uuid::Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0000 | i as u128).to_string(),
-                "event_type": if i % 10 == 0 { "tool_failed" } else { "tool_succeeded" },
+                "event_type": if i.is_multiple_of(10) { "tool_failed" } else { "tool_succeeded" },
                 "tool": format!("tool-{}", i % 3),
                 "command": "scan",
-                "level": if i % 10 == 0 { "error" } else { "info" },
+                "level": if i.is_multiple_of(10) { "error" } else { "info" },
                 "duration_ms": (i % 100) as u64 * 10,
-                "error_type": if i % 10 == 0 { "Timeout" } else { "" },
+                "error_type": if i.is_multiple_of(10) { "Timeout" } else { "" },
                 "context": {"os": "linux", "tool_version": "1.2.3", "installation_id": "inst-1"},
                 "n": i,
             })
