@@ -3,9 +3,9 @@
 //!
 //! See the crate's README for the config and behaviour.
 
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use wraith_plugin::{Config, ConfigError, Event, Plugin, ValueRef, Verdict, path};
 
