@@ -5,6 +5,9 @@
 //! Run with `cargo test -p wraith-plugin-pii-scrub --test corpus -- --nocapture`
 //! to see the table.
 
+#[path = "corpus/generated.rs"]
+mod generated;
+
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use wraith_plugin::testing::Harness;

@@ -6,8 +6,9 @@
 //! characters, not glued to a dotted name or a domain. It is a secret when
 //! all of these hold:
 //!
-//! * it mixes upper case, lower case and digits (hex digests, UUIDs, paths
-//!   and words in one case fail);
+//! * it mixes upper and lower case, with digits or with capitals in a
+//!   random share (hex digests, UUIDs, paths and words in one case fail,
+//!   and so do camelCase names without digits);
 //! * its Shannon entropy is within 0.7 bit of what a random string of its
 //!   length over 64 symbols is expected to have (random 40-character keys
 //!   sit near 4.8 bits, identifiers and prose near 3.5-4.2);
@@ -17,7 +18,8 @@
 //!   content, not a key);
 //! * it is not labelled as a digest (`sha256`, `sha512-…`, `integrity`,
 //!   `checksum`, `h1:`, …);
-//! * it has at most three `/` and no `//` (paths).
+//! * it has at most five `/`, does not start with `//`, and at most one
+//!   character in five is `-` or `_` (paths, URLs, snake-case names).
 
 use super::context::WordsBefore;
 use super::{Hit, Input, at, before};
@@ -376,15 +378,13 @@ pub(crate) fn looks_secret(run: &[u8]) -> bool {
         }
         counts[(c & 0x7f) as usize] = counts[(c & 0x7f) as usize].saturating_add(1);
     }
-    if upper == 0 || lower == 0 || digit == 0 {
+    // Mixed case, and a digit or capitals in a random share (camelCase
+    // identifiers without digits have one capital in five letters or
+    // fewer; random letters one in two).
+    if upper == 0 || lower == 0 || (digit == 0 && upper * 4 < upper + lower) {
         return false;
     }
-    if slash > 3
-        || run[0] == b'/'
-        || run[run.len() - 1] == b'/'
-        || run.windows(2).any(|w| w == b"//")
-        || seps * 5 > run.len()
-    {
+    if slash > 5 || run.starts_with(b"//") || seps * 5 > run.len() {
         return false;
     }
     let n = run.len() as f32;
