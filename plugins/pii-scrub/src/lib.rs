@@ -32,6 +32,8 @@ struct Settings {
     annotate: bool,
     #[serde(default)]
     detectors: serde_json::Map<String, serde_json::Value>,
+    #[serde(default = "default_true")]
+    decode: bool,
 }
 
 fn default_true() -> bool {
@@ -93,7 +95,8 @@ impl PiiScrub {
             _ => {}
         }
         Ok(PiiScrub {
-            rules: Ruleset::new(methods, s.hash_key.as_deref().map(str::as_bytes)),
+            rules: Ruleset::new(methods, s.hash_key.as_deref().map(str::as_bytes))
+                .with_decoding(s.decode),
             annotate: s.annotate,
             hits: Vec::new(),
         })

@@ -2,8 +2,8 @@
 //! the text-level `scrub` that the plugin and the native benchmark share.
 
 use crate::detect::{
-    self, AT, BACKSLASH, BEE, EQ, Features, Hit, Input, KeyContext, SLASH, SPACE, UPPER, entropy,
-    net, numbers, paths, secrets, vendors,
+    self, AT, BACKSLASH, BEE, EQ, Features, Hit, Input, KeyContext, PERCENT, SLASH, SPACE, UPPER,
+    entropy, net, numbers, paths, secrets, vendors,
 };
 use crate::hash::Keyed;
 use crate::keys::secret_assignments;
@@ -260,6 +260,8 @@ pub struct Ruleset {
     methods: [Method; RULES],
     /// Bit per detector that is not `off`.
     enabled: u32,
+    /// Scan percent- and JSON-escaped words again as decoded.
+    decode: bool,
     hasher: Option<Keyed>,
 }
 
@@ -267,6 +269,7 @@ impl std::fmt::Debug for Ruleset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ruleset")
             .field("methods", &self.methods)
+            .field("decode", &self.decode)
             .field("hash_key", &self.hasher.as_ref().map(|_| "<set>"))
             .finish()
     }
@@ -291,8 +294,16 @@ impl Ruleset {
         Ruleset {
             methods,
             enabled,
+            decode: true,
             hasher: hash_key.map(Keyed::new),
         }
+    }
+
+    /// Whether percent-encoded (`%40`, `+` for a space) and JSON-escaped
+    /// (`\u0040`, `\/`) words are scanned again as decoded (on by default).
+    pub fn with_decoding(mut self, on: bool) -> Ruleset {
+        self.decode = on;
+        self
     }
 
     /// Only `rule`, masking (handy in tests and benchmarks).
@@ -331,10 +342,10 @@ impl Ruleset {
         hits.clear();
         let key = key.map_or(KeyContext::None, |k| KeyContext::of(k.as_bytes()));
         let b = s.as_bytes();
-        detect::find_all(b, self.enabled, key, hits);
+        let seen = detect::find_all(b, self.enabled, key, hits);
         // Percent-, `+`- and JSON-escaped text is scanned again as decoded;
         // its matches are mapped back onto the encoded span.
-        if detect::encoded::has_escapes(b) {
+        if self.decode && seen & (PERCENT | BACKSLASH) != 0 {
             detect::encoded::find_decoded(b, self.enabled, key, hits);
         }
         if hits.len() > 1 {

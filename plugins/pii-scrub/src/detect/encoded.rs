@@ -4,8 +4,9 @@
 //! mapped back onto the encoded span it came from, so the mask replaces
 //! `ada%40example.com` whole.
 //!
-//! Decoding uses a stack buffer for strings up to 2 KiB (no allocation);
-//! longer strings with escapes decode into a heap buffer.
+//! Only the whitespace-delimited words that hold an escape are decoded and
+//! scanned again, each in a stack buffer (no allocation); a word longer
+//! than 2 KiB is not decoded.
 
 use super::{Hit, KeyContext, find_all, find_byte2, is_hex};
 
@@ -33,30 +34,6 @@ fn hex4(b: &[u8], i: usize) -> Option<u32> {
 /// `%XX` at `i`.
 fn percent_at(b: &[u8], i: usize) -> bool {
     b[i] == b'%' && is_hex(at(b, i + 1)) && is_hex(at(b, i + 2))
-}
-
-/// Whether `b` holds an escape that decoding would change: `%XX`, `\uXXXX`
-/// or `\/`. (`\\` and `\"` alone are read fine as they are.)
-pub(crate) fn has_escapes(b: &[u8]) -> bool {
-    let mut from = 0;
-    while let Some(i) = find_byte2(b, b'%', b'\\', from) {
-        if percent_at(b, i) {
-            return true;
-        }
-        if b[i] == b'\\' {
-            match at(b, i + 1) {
-                b'u' if hex4(b, i + 2).is_some() => return true,
-                b'/' => return true,
-                b'\\' => {
-                    from = i + 2;
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        from = i + 1;
-    }
-    false
 }
 
 fn has_percent(b: &[u8]) -> bool {
@@ -101,48 +78,93 @@ fn step(b: &[u8], i: usize, plus: bool) -> (u8, usize) {
     (c, i + 1)
 }
 
-/// Decode `b` into `out`; the number of bytes written (never more than
-/// `b.len()`).
-fn decode(b: &[u8], plus: bool, out: &mut [u8]) -> usize {
+/// Decode `b` into `out`, recording in `map` the encoded offset of every
+/// decoded byte (and of the end); the number of bytes written (never more
+/// than `b.len()`).
+fn decode(b: &[u8], plus: bool, out: &mut [u8], map: &mut [u16]) -> usize {
     let (mut i, mut n) = (0, 0);
     while i < b.len() {
         let (d, next) = step(b, i, plus);
         out[n] = d;
+        map[n] = i as u16;
         n += 1;
         i = next;
     }
+    map[n] = b.len() as u16;
     n
 }
 
-/// The encoded offset of decoded offset `k`.
-fn raw_offset(b: &[u8], plus: bool, k: usize) -> usize {
-    let (mut i, mut n) = (0, 0);
-    while i < b.len() && n < k {
-        i = step(b, i, plus).1;
-        n += 1;
-    }
-    i
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-/// Scan the decoded form of `b` and append its matches, mapped onto `b`.
+/// Scan the decoded form of every whitespace-delimited word of `b` that
+/// holds an escape (a URL, a query string, a form body, an escaped JSON
+/// fragment) and append the matches that cover an escape, mapped onto `b`.
+/// Words longer than 2 KiB are not decoded.
 pub(crate) fn find_decoded(b: &[u8], enabled: u32, key: KeyContext, hits: &mut Vec<Hit>) {
-    // `+` means a space only in form/query encoding, which comes with `%XX`.
-    let plus = has_percent(b);
-    let mut stack = [0u8; STACK];
-    let mut heap = Vec::new();
-    let buf: &mut [u8] = if b.len() <= STACK {
-        &mut stack[..b.len()]
-    } else {
-        heap.resize(b.len(), 0);
-        &mut heap
-    };
-    let n = decode(b, plus, buf);
-    let first = hits.len();
-    find_all(&buf[..n], enabled, key, hits);
-    for h in &mut hits[first..] {
-        h.start = raw_offset(b, plus, h.start);
-        h.end = raw_offset(b, plus, h.end);
+    let mut from = 0;
+    while let Some(e) = next_escape(b, from) {
+        let mut ws = e;
+        while ws > 0 && !is_space(b[ws - 1]) {
+            ws -= 1;
+        }
+        let mut we = e;
+        while we < b.len() && !is_space(b[we]) {
+            we += 1;
+        }
+        from = we;
+        // Most words are short: a small buffer is cheaper to set up.
+        match we - ws {
+            n if n <= 256 => scan_word::<256, 257>(b, ws, we, enabled, key, hits),
+            n if n <= STACK => scan_word::<STACK, { STACK + 1 }>(b, ws, we, enabled, key, hits),
+            _ => {}
+        }
     }
+}
+
+/// The next `%XX`, `\uXXXX` or `\/` at or after `from`.
+fn next_escape(b: &[u8], mut from: usize) -> Option<usize> {
+    while let Some(i) = find_byte2(b, b'%', b'\\', from) {
+        if percent_at(b, i)
+            || (b[i] == b'\\'
+                && (at(b, i + 1) == b'/' || (at(b, i + 1) == b'u' && hex4(b, i + 2).is_some())))
+        {
+            return Some(i);
+        }
+        from = i + if b[i] == b'\\' { 2 } else { 1 };
+    }
+    None
+}
+
+/// Decode `b[ws..we]` (at most `N` bytes; `M` is `N + 1`) and scan it.
+fn scan_word<const N: usize, const M: usize>(
+    b: &[u8],
+    ws: usize,
+    we: usize,
+    enabled: u32,
+    key: KeyContext,
+    hits: &mut Vec<Hit>,
+) {
+    let word = &b[ws..we];
+    // `+` means a space only in form/query encoding, which comes with `%XX`.
+    let plus = has_percent(word);
+    let mut buf = [0u8; N];
+    let mut map = [0u16; M];
+    let n = decode(word, plus, &mut buf, &mut map);
+    let first = hits.len();
+    let _ = find_all(&buf[..n], enabled, key, hits);
+    let mut kept = first;
+    for k in first..hits.len() {
+        let h = hits[k];
+        let (s, e) = (map[h.start] as usize, map[h.end] as usize);
+        // A match that covers no escape was found by the plain scan.
+        if e - s != h.end - h.start {
+            hits[kept] = Hit::new(h.rule, ws + s, ws + e);
+            kept += 1;
+        }
+    }
+    hits.truncate(kept);
 }
 
 #[cfg(test)]

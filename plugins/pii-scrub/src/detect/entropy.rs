@@ -41,7 +41,8 @@ static TOKEN: [bool; 256] = {
     t
 };
 
-/// Words of five letters or more that mark a run as an identifier or text.
+/// Words of five letters or more that mark a run as an identifier or text,
+/// sorted (looked up by their first two letters).
 const WORDS: &[&[u8]] = &[
     b"abstract",
     b"access",
@@ -52,6 +53,7 @@ const WORDS: &[&[u8]] = &[
     b"admin",
     b"agent",
     b"alert",
+    b"alloc",
     b"allow",
     b"apache",
     b"append",
@@ -77,6 +79,7 @@ const WORDS: &[&[u8]] = &[
     b"class",
     b"client",
     b"close",
+    b"closure",
     b"cluster",
     b"collection",
     b"column",
@@ -130,6 +133,7 @@ const WORDS: &[&[u8]] = &[
     b"format",
     b"frame",
     b"function",
+    b"future",
     b"gateway",
     b"generic",
     b"global",
@@ -181,6 +185,7 @@ const WORDS: &[&[u8]] = &[
     b"order",
     b"output",
     b"package",
+    b"panic",
     b"param",
     b"parse",
     b"password",
@@ -191,6 +196,7 @@ const WORDS: &[&[u8]] = &[
     b"plugin",
     b"point",
     b"policy",
+    b"poll",
     b"process",
     b"produce",
     b"product",
@@ -265,10 +271,12 @@ const WORDS: &[&[u8]] = &[
     b"thread",
     b"timeout",
     b"token",
+    b"tokio",
     b"trace",
     b"transaction",
     b"transform",
     b"trigger",
+    b"unwrap",
     b"update",
     b"upload",
     b"utils",
@@ -282,13 +290,6 @@ const WORDS: &[&[u8]] = &[
     b"wrapper",
     b"write",
     b"writer",
-    b"tokio",
-    b"alloc",
-    b"future",
-    b"unwrap",
-    b"panic",
-    b"closure",
-    b"poll",
 ];
 
 /// Labels of digests and checksums (the run is a hash of a file, not a key).
@@ -316,29 +317,36 @@ const DIGEST_LABELS: &[&[u8]] = &[
 /// Every unnamed high-entropy credential in the string.
 pub(crate) fn generic_secret(inp: &Input, out: &mut Vec<Hit>) {
     let b = inp.b;
+    let tok = |i: usize| TOKEN[b[i] as usize];
+    // Probe every MIN_LEN-th byte: a run long enough to matter covers one.
+    // Invariant: `i` is 0 or follows a byte that is not part of a run.
     let mut i = 0;
     while i + MIN_LEN <= b.len() {
-        if !TOKEN[b[i] as usize] {
-            i += 1;
+        let probe = i + MIN_LEN - 1;
+        if !tok(probe) {
+            i = probe + 1;
             continue;
         }
-        let s = i;
-        while i < b.len() && TOKEN[b[i] as usize] {
-            i += 1;
+        let mut s = probe;
+        while s > i && tok(s - 1) {
+            s -= 1;
         }
-        let mut e = i;
-        while e < b.len() && b[e] == b'=' && e - i < 2 {
+        let mut r = probe + 1;
+        while r < b.len() && tok(r) {
+            r += 1;
+        }
+        let mut e = r;
+        while e < b.len() && b[e] == b'=' && e - r < 2 {
             e += 1;
         }
-        let len = i - s;
-        if (MIN_LEN..=MAX_LEN).contains(&len)
+        if (MIN_LEN..=MAX_LEN).contains(&(r - s))
             && !glued(b, s, e)
-            && looks_secret(&b[s..i])
             && !digest_label(b, s)
+            && looks_secret(&b[s..r])
         {
             out.push(Hit::new(Rule::GenericSecret, s, e));
         }
-        i = e;
+        i = e + 1;
     }
 }
 
@@ -399,7 +407,7 @@ pub(crate) fn looks_secret(run: &[u8]) -> bool {
     if entropy < threshold(run.len()) {
         return false;
     }
-    !has_word(run) && !decodes_to_text(run)
+    !decodes_to_text(run) && !has_word(run)
 }
 
 /// Expected entropy of `len` random symbols over 64 (the Miller-Madow
@@ -408,10 +416,43 @@ fn threshold(len: usize) -> f32 {
     6.0 - 63.0 / (2.0 * len as f32 * core::f32::consts::LN_2) - 0.7
 }
 
+/// For each pair of lowercase letters (`26 * a + b`), the index in [`WORDS`]
+/// of the first word starting with it; entry 676 is `WORDS.len()`.
+static PAIR_START: [u16; 677] = {
+    let mut t = [0u16; 677];
+    let mut p = 0;
+    while p <= 676 {
+        let mut n = 0;
+        while n < WORDS.len() && pair(WORDS[n]) < p {
+            n += 1;
+        }
+        t[p] = n as u16;
+        p += 1;
+    }
+    t
+};
+
+const fn pair(w: &[u8]) -> usize {
+    (w[0] - b'a') as usize * 26 + (w[1] - b'a') as usize
+}
+
 fn has_word(run: &[u8]) -> bool {
-    WORDS
-        .iter()
-        .any(|w| run.len() >= w.len() && run.windows(w.len()).any(|x| x.eq_ignore_ascii_case(w)))
+    for i in 0..run.len().saturating_sub(4) {
+        let (a, b) = (run[i] | 0x20, run[i + 1] | 0x20);
+        if !a.is_ascii_lowercase() || !b.is_ascii_lowercase() {
+            continue;
+        }
+        let p = (a - b'a') as usize * 26 + (b - b'a') as usize;
+        let rest = &run[i..];
+        let words = &WORDS[PAIR_START[p] as usize..PAIR_START[p + 1] as usize];
+        if words
+            .iter()
+            .any(|w| rest.len() >= w.len() && rest[..w.len()].eq_ignore_ascii_case(w))
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether `run`, read as base64 (standard or URL alphabet), decodes to
@@ -466,6 +507,20 @@ mod tests {
             "token: aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5bC7dE9fG==.",
             "token: [secret].",
         );
+    }
+
+    #[test]
+    fn words_are_sorted_and_long_enough() {
+        assert!(super::WORDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            super::WORDS
+                .iter()
+                .all(|w| w.len() >= 4 && w.iter().all(u8::is_ascii_lowercase))
+        );
+        assert!(super::has_word(b"xxAbstractQ9"));
+        assert!(!super::has_word(
+            b"q8Rt2vLw0ZbX9kPm4sNc7yHj1uEa5GdF3oTiWxYz"
+        ));
     }
 
     #[test]

@@ -196,15 +196,16 @@ const DIGIT_RULES: u32 = {
 };
 
 /// Run every enabled scanner that could match; raw (possibly overlapping)
-/// hits are appended to `out`.
-pub(crate) fn find_all(b: &[u8], enabled: u32, key: KeyContext, out: &mut Vec<Hit>) {
+/// hits are appended to `out`. Returns the byte classes seen (so the caller
+/// knows, without another pass, whether `%` or `\` occur).
+pub(crate) fn find_all(b: &[u8], enabled: u32, key: KeyContext, out: &mut Vec<Hit>) -> u16 {
     if enabled == 0 {
-        return;
+        return 0;
     }
     let f = Features::of(b);
     let run = f.candidates(enabled);
     if run == 0 {
-        return;
+        return f.flags;
     }
     let runs = if run & DIGIT_RULES != 0 {
         DigitRuns::new(b)
@@ -217,6 +218,7 @@ pub(crate) fn find_all(b: &[u8], enabled: u32, key: KeyContext, out: &mut Vec<Hi
             (d.scan)(&input, out);
         }
     }
+    f.flags
 }
 
 /// Starts of the maximal digit runs of a string, found in one pass and

@@ -50,6 +50,11 @@ pub(crate) struct Vendor {
     pub body: Body,
     pub min: u16,
     pub max: u16,
+    /// Index in `prefix` of its last separator (`_ - .`), if any.
+    anchor: Option<usize>,
+    /// For a prefix without a separator, the index of its rarest byte in
+    /// text (searched for with `memchr`).
+    rare: usize,
     /// The detector the match counts for.
     pub rule: Rule,
     /// The rule's name in gitleaks' public rule list (documentation; the
@@ -71,6 +76,8 @@ const fn v(
         body,
         min,
         max,
+        anchor: anchor(prefix),
+        rare: rarest(prefix),
         rule,
         id,
     }
@@ -146,6 +153,33 @@ const fn anchor(p: &[u8]) -> Option<usize> {
     None
 }
 
+/// The index of the byte of `p` least frequent in text: a capital or a
+/// digit first, then letters by rarity in English.
+const fn rarest(p: &[u8]) -> usize {
+    const ORDER: &[u8] = b"zqxjkvbpygfwmucldrhsnioate";
+    let mut best = 0;
+    let mut best_score = usize::MAX;
+    let mut i = 0;
+    while i < p.len() {
+        let c = p[i];
+        let score = if c.is_ascii_uppercase() || c.is_ascii_digit() {
+            0
+        } else {
+            let mut k = 0;
+            while k < ORDER.len() && ORDER[k] != c {
+                k += 1;
+            }
+            1 + k
+        };
+        if score < best_score {
+            best = i;
+            best_score = score;
+        }
+        i += 1;
+    }
+    best
+}
+
 const fn sep_bit(c: u8) -> u8 {
     match c {
         b'_' => 1,
@@ -209,7 +243,7 @@ pub(crate) fn tokens(inp: &Input, out: &mut Vec<Hit>) {
         }
         let mut best: Option<(usize, usize, &Vendor)> = None;
         for v in VENDORS {
-            let Some(a) = anchor(v.prefix) else {
+            let Some(a) = v.anchor else {
                 continue;
             };
             if v.prefix[a] != b[p] || a > p || (a > 0 && v.prefix[a - 1] != b[p - 1]) {
@@ -229,13 +263,13 @@ pub(crate) fn tokens(inp: &Input, out: &mut Vec<Hit>) {
             from = e;
         }
     }
-    for v in VENDORS.iter().filter(|v| anchor(v.prefix).is_none()) {
+    for v in VENDORS.iter().filter(|v| v.anchor.is_none()) {
         if b.len() < v.prefix.len() + v.min as usize {
             continue;
         }
         let mut from = 0;
-        // Anchor on the prefix's last byte (`a` of `AIza`, `K` of `SK`).
-        while let Some(s) = find_at(b, v.prefix, v.prefix.len() - 1, from) {
+        // Anchor on the prefix's rarest byte (`A` of `AIza`, `p` of `dapi`).
+        while let Some(s) = find_at(b, v.prefix, v.rare, from) {
             from = s + 1;
             if let Some(e) = body_end(b, s, v) {
                 out.push(Hit::new(v.rule, s, e));
