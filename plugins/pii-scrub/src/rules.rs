@@ -2,8 +2,8 @@
 //! the text-level `scrub` that the plugin and the native benchmark share.
 
 use crate::detect::{
-    self, AT, BACKSLASH, BEE, EQ, Features, Hit, Input, KeyContext, PERCENT, SLASH, SPACE, UPPER,
-    entropy, net, numbers, paths, secrets, vendors,
+    self, AT, BACKSLASH, BEE, DASH, DOT, EQ, Features, Hit, Input, KeyContext, PERCENT, SLASH,
+    SPACE, UNDERSCORE, UPPER, entropy, net, numbers, paths, secrets, vendors,
 };
 use crate::hash::Keyed;
 use crate::keys::secret_assignments;
@@ -123,7 +123,7 @@ rules! {
     /// Vendor API tokens, by prefix (`detect::vendors::VENDORS`).
     Token {
         name: "token", label: "token", rank: 5, digits: false,
-        when: |f| f.len >= 16,
+        when: |f| f.len >= 16 && (f.has(UNDERSCORE | DASH | DOT | UPPER) || f.digits >= 8),
         scan: vendors::tokens,
     }
     /// `Bearer` and `Basic` credentials.

@@ -6,7 +6,7 @@
 //! separators in prose after one lookup); the few without one (`AIza`, `SK`,
 //! `dapi`) are searched for directly.
 
-use super::{Hit, Input, at, before, find_at, find_byte3, is_hex, is_word};
+use super::{Hit, Input, UPPER, at, before, find_at, find_byte3, is_hex, is_word};
 use crate::rules::Rule;
 
 /// The characters a token's body may hold (after the prefix).
@@ -264,7 +264,12 @@ pub(crate) fn tokens(inp: &Input, out: &mut Vec<Hit>) {
         }
     }
     for v in VENDORS.iter().filter(|v| v.anchor.is_none()) {
-        if b.len() < v.prefix.len() + v.min as usize {
+        // A hex body of 32 or more holds digits; a capital in the prefix
+        // needs one in the string.
+        let short = b.len() < v.prefix.len() + v.min as usize;
+        let no_hex_digits = v.body == Body::Hex && inp.f.digits < 8;
+        let no_capital = v.prefix[v.rare].is_ascii_uppercase() && !inp.f.has(UPPER);
+        if short || no_hex_digits || no_capital {
             continue;
         }
         let mut from = 0;
