@@ -219,9 +219,10 @@ fn version_word(w: &WordsBefore<'_>, k: usize) -> bool {
 
 /// A dotted quad at `i` (already checked for shape) is a version rather
 /// than an address: the words before it announce a version (or the field's
-/// name does) and none of them an address, and it is not the host of a URL.
+/// name does) and none of them an address, it is not the host of a URL, and
+/// the field is not named for an address (`client_ip`, `host`).
 pub(crate) fn is_version(b: &[u8], i: usize, key: KeyContext) -> bool {
-    if b[..i].ends_with(b"://") || b[..i].ends_with(b"@") {
+    if key == KeyContext::Address || b[..i].ends_with(b"://") || b[..i].ends_with(b"@") {
         return false;
     }
     let w = WordsBefore::new(b, i);
@@ -338,5 +339,6 @@ mod tests {
         assert!(!v("from 4.1.3.9", KeyContext::None));
         assert!(!v("4.1.3.9", KeyContext::None));
         assert!(!v("seen 4.1.3.9", KeyContext::Address));
+        assert!(!v("build 4.1.3.9", KeyContext::Address));
     }
 }

@@ -378,6 +378,22 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_prefix() {
+        let readme = include_str!("../../README.md");
+        let table = &readme[readme.find("### Vendor prefixes").expect("section")..];
+        for v in super::VENDORS {
+            let prefix = format!("`{}`", std::str::from_utf8(v.prefix).unwrap());
+            let id = format!("`{}`", v.id);
+            assert!(
+                table
+                    .lines()
+                    .any(|l| l.starts_with('|') && l.contains(&prefix) && l.contains(&id)),
+                "README row for {prefix} ({id})"
+            );
+        }
+    }
+
+    #[test]
     fn table_rows_are_well_formed() {
         for v in super::VENDORS {
             assert!(v.prefix.len() >= 2, "{}", v.id);
