@@ -2,9 +2,9 @@
 //! set as data: one row per prefix, so a new vendor is one line.
 //!
 //! Prefixes that hold a separator (`_`, `-`, `.`) are found by anchoring on
-//! their last separator and looking back (a byte table rejects most
-//! separators in prose after one lookup); the few without one (`AIza`, `SK`,
-//! `dapi`) are searched for directly.
+//! their last separator and looking back (a table keyed by the separator and
+//! the byte before it lists the few rows to try, usually none); the few
+//! without one (`AIza`, `SK`, `dapi`) are searched for directly.
 
 use super::{Hit, Input, UPPER, at, before, find_at, find_byte3, is_hex, is_word};
 use crate::rules::Rule;
@@ -180,38 +180,48 @@ const fn rarest(p: &[u8]) -> usize {
     best
 }
 
-const fn sep_bit(c: u8) -> u8 {
-    match c {
-        b'_' => 1,
-        b'-' => 2,
-        _ => 4,
-    }
-}
+/// Most rows that share a (separator, byte before it) pair.
+const PER_TAIL: usize = 8;
 
-/// Per byte: bit per separator (`_` 1, `-` 2, `.` 4) for which some prefix
-/// has this byte just before its anchor (or, for a prefix that starts with
-/// its separator, any byte).
-static BEFORE_ANCHOR: [u8; 256] = {
-    let mut t = [0u8; 256];
+/// For each separator (`_` 0, `-` 1, `.` 2) and byte before it, the rows
+/// whose prefix has that pair at its anchor (`u8::MAX` ends the list); a
+/// prefix that starts with its separator is listed under every byte.
+static ROWS_BY_TAIL: [[u8; PER_TAIL]; 768] = {
+    let mut t = [[u8::MAX; PER_TAIL]; 768];
     let mut k = 0;
     while k < VENDORS.len() {
         let p = VENDORS[k].prefix;
         if let Some(a) = anchor(p) {
-            let bit = sep_bit(p[a]);
-            if a == 0 {
-                let mut c = 0;
-                while c < 256 {
-                    t[c] |= bit;
-                    c += 1;
-                }
+            let base = sep_index(p[a]) * 256;
+            let (lo, hi) = if a == 0 {
+                (0, 256)
             } else {
-                t[p[a - 1] as usize] |= bit;
+                (p[a - 1] as usize, p[a - 1] as usize + 1)
+            };
+            let mut c = lo;
+            while c < hi {
+                let slot = &mut t[base + c];
+                let mut n = 0;
+                while slot[n] != u8::MAX {
+                    n += 1;
+                    assert!(n < PER_TAIL, "too many vendor prefixes share a tail");
+                }
+                slot[n] = k as u8;
+                c += 1;
             }
         }
         k += 1;
     }
     t
 };
+
+const fn sep_index(c: u8) -> usize {
+    match c {
+        b'_' => 0,
+        b'-' => 1,
+        _ => 2,
+    }
+}
 
 /// A match of `v` whose prefix starts at `s`: the end of its body.
 fn body_end(b: &[u8], s: usize, v: &Vendor) -> Option<usize> {
@@ -237,16 +247,15 @@ pub(crate) fn tokens(inp: &Input, out: &mut Vec<Hit>) {
     let mut from = 0;
     while let Some(p) = find_byte3(b, b'_', b'-', b'.', from) {
         from = p + 1;
-        let bit = sep_bit(b[p]);
-        if p == 0 || BEFORE_ANCHOR[before(b, p) as usize] & bit == 0 {
+        if p == 0 {
             continue;
         }
+        let rows = &ROWS_BY_TAIL[sep_index(b[p]) * 256 + b[p - 1] as usize];
         let mut best: Option<(usize, usize, &Vendor)> = None;
-        for v in VENDORS {
-            let Some(a) = v.anchor else {
-                continue;
-            };
-            if v.prefix[a] != b[p] || a > p || (a > 0 && v.prefix[a - 1] != b[p - 1]) {
+        for &k in rows.iter().take_while(|&&k| k != u8::MAX) {
+            let v = &VENDORS[k as usize];
+            let a = v.anchor.unwrap_or(0);
+            if a > p {
                 continue;
             }
             let s = p - a;
