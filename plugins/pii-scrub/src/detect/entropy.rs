@@ -341,8 +341,10 @@ pub(crate) fn generic_secret(inp: &Input, out: &mut Vec<Hit>) {
         }
         if (MIN_LEN..=MAX_LEN).contains(&(r - s))
             && !glued(b, s, e)
+            && random_enough(&b[s..r])
             && !digest_label(b, s)
-            && looks_secret(&b[s..r])
+            && !decodes_to_text(&b[s..r])
+            && !has_word(&b[s..r])
         {
             out.push(Hit::new(Rule::GenericSecret, s, e));
         }
@@ -371,8 +373,9 @@ fn digest_label(b: &[u8], s: usize) -> bool {
     w.is_any(0, DIGEST_LABELS) || (w.is(0, b"sum") && w.get(1).len() > 2)
 }
 
-/// The content checks on a candidate run (see the module doc).
-pub(crate) fn looks_secret(run: &[u8]) -> bool {
+/// The cheap content checks on a candidate run: character classes, slashes
+/// and separators, entropy (see the module doc).
+fn random_enough(run: &[u8]) -> bool {
     let (mut upper, mut lower, mut digit, mut slash, mut seps) = (0, 0, 0, 0, 0);
     let mut counts = [0u8; 128];
     for &c in run {
@@ -404,10 +407,7 @@ pub(crate) fn looks_secret(run: &[u8]) -> bool {
             -p * p.log2()
         })
         .sum();
-    if entropy < threshold(run.len()) {
-        return false;
-    }
-    !decodes_to_text(run) && !has_word(run)
+    entropy >= threshold(run.len())
 }
 
 /// Expected entropy of `len` random symbols over 64 (the Miller-Madow
