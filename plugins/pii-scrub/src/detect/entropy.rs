@@ -331,6 +331,15 @@ pub(crate) fn generic_secret(inp: &Input, out: &mut Vec<Hit>) {
         while s > i && tok(s - 1) {
             s -= 1;
         }
+        // A run from `s` too short to matter ends before `s + MIN_LEN - 1`;
+        // no run long enough can start before that byte either.
+        if s + MIN_LEN > b.len() {
+            break;
+        }
+        if !tok(s + MIN_LEN - 1) {
+            i = s + MIN_LEN;
+            continue;
+        }
         let mut r = probe + 1;
         while r < b.len() && tok(r) {
             r += 1;
