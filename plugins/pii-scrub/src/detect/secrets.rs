@@ -82,44 +82,40 @@ pub(crate) fn aws_key(b: &[u8], out: &mut Vec<Hit>) {
         out.push(Hit::new(Rule::AwsKey, p, p + 20));
         from = p + 20;
     }
-    if b.len() >= 40 && has_aws_context(b) {
+    if b.len() >= 40 {
         aws_secret(b, out);
     }
 }
 
-/// Whether `aws` or `secret` occurs anywhere (any case): anchored on the
-/// rarer `w` and `c` so most strings are rejected in one tight pass.
-fn has_aws_context(b: &[u8]) -> bool {
-    let mut from = 0;
-    while let Some(i) = find_byte2(b, b'w', b'W', from) {
-        if i > 0 && b[i - 1] | 0x20 == b'a' && at(b, i + 1) | 0x20 == b's' {
-            return true;
-        }
-        from = i + 1;
-    }
-    let mut from = 2;
-    while let Some(i) = find_byte2(b, b'c', b'C', from) {
-        if starts_with_ci(&b[i - 2..], b"secret") {
-            return true;
-        }
-        from = i + 1;
-    }
-    false
-}
-
+/// Runs of exactly 40 base64 characters, probed every 40 bytes (a run that
+/// long covers a probe; a probe in a shorter word is rejected after walking
+/// back to the word's start and one lookup).
 fn aws_secret(b: &[u8], out: &mut Vec<Hit>) {
+    // Invariant: `i` is 0 or follows a byte outside the alphabet.
     let mut i = 0;
-    while i < b.len() {
-        if !is_b64(b[i]) {
-            i += 1;
+    while i + 40 <= b.len() {
+        let probe = i + 39;
+        if !is_b64(b[probe]) {
+            i = probe + 1;
             continue;
         }
-        let s = i;
-        i = skip(b, i, is_b64);
-        if i - s != 40 || at(b, i) == b'=' {
+        let mut s = probe;
+        while s > i && is_b64(b[s - 1]) {
+            s -= 1;
+        }
+        if s + 40 > b.len() {
+            break;
+        }
+        if !is_b64(b[s + 39]) {
+            i = s + 40;
             continue;
         }
-        let run = &b[s..i];
+        let e = skip(b, probe + 1, is_b64);
+        i = e + 1;
+        if e - s != 40 || at(b, e) == b'=' {
+            continue;
+        }
+        let run = &b[s..e];
         let upper = run.iter().any(u8::is_ascii_uppercase);
         let lower = run.iter().any(u8::is_ascii_lowercase);
         let digit = run.iter().any(u8::is_ascii_digit);
@@ -129,7 +125,7 @@ fn aws_secret(b: &[u8], out: &mut Vec<Hit>) {
         }
         let ctx = &b[s.saturating_sub(80)..s];
         if contains_ci(ctx, b"aws") || contains_ci(ctx, b"secret") {
-            out.push(Hit::new(Rule::AwsKey, s, i));
+            out.push(Hit::new(Rule::AwsKey, s, e));
         }
     }
 }
