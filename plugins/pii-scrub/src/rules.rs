@@ -417,12 +417,15 @@ impl Ruleset {
             (self.method(rule), force_mask, self.hasher.as_ref())
         {
             out.push(':');
+            // A match found in encoded text is hashed as decoded:
+            // `ada%40example.com` and `ada@example.com` are one person.
+            let value = detect::encoded::decoded(matched.as_bytes());
             if rule == Rule::Email {
                 // Addresses are case-insensitive in practice: one pseudonym
                 // for Ada@Example.com and ada@example.com.
-                hasher.push_tag(matched.to_ascii_lowercase().as_bytes(), out);
+                hasher.push_tag(&value.to_ascii_lowercase(), out);
             } else {
-                hasher.push_tag(matched.as_bytes(), out);
+                hasher.push_tag(&value, out);
             }
         }
         out.push(']');

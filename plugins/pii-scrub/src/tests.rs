@@ -454,3 +454,32 @@ fn the_rule_table_is_consistent() {
         assert_eq!(r.counter(), format!("scrubbed_{}", r.name()));
     }
 }
+
+#[test]
+fn encoded_and_plain_values_share_a_pseudonym() {
+    let cfg = json!({"hash_key": "k", "annotate": false, "detectors": {"email": "hash"}});
+    let out = run(
+        cfg,
+        json!({"a": "to=ada%40example.com", "b": "to=Ada@example.com", "c": "{\\\"u\\\": \\\"ada\\u0040example.com\\\"}"}),
+    );
+    let tag = out["b"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("to=")
+        .unwrap()
+        .to_string();
+    assert!(tag.starts_with("[email:"), "{out}");
+    assert_eq!(out["a"], format!("to={tag}"));
+    assert!(out["c"].as_str().unwrap().contains(&tag), "{out}");
+}
+
+#[test]
+fn the_gateway_chain_examples_still_hold() {
+    let out = run(
+        json!({}),
+        json!({"command": "scan --token ghp_1234567890abcdefghijklmnopqrstuvwxyzAB", "context": {"client_ip": "203.0.113.7", "tool_version": "1.4.2"}}),
+    );
+    assert_eq!(out["command"], "scan --token [token]");
+    assert_eq!(out["context"]["client_ip"], "[ip]");
+    assert_eq!(out["context"]["tool_version"], "1.4.2");
+}

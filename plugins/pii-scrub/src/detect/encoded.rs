@@ -78,6 +78,24 @@ fn step(b: &[u8], i: usize, plus: bool) -> (u8, usize) {
     (c, i + 1)
 }
 
+/// `m` decoded when it holds an escape (for keyed pseudonyms: one value,
+/// one pseudonym, however it was written). `+` is a space only next to a
+/// percent escape, as in the scan.
+pub(crate) fn decoded(m: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if next_escape(m, 0).is_none() {
+        return m.into();
+    }
+    let plus = has_percent(m);
+    let mut out = Vec::with_capacity(m.len());
+    let mut i = 0;
+    while i < m.len() {
+        let (d, next) = step(m, i, plus);
+        out.push(d);
+        i = next;
+    }
+    out.into()
+}
+
 /// Decode `b` into `out`, recording in `map` the encoded offset of every
 /// decoded byte (and of the end); the number of bytes written (never more
 /// than `b.len()`).
@@ -190,5 +208,14 @@ mod tests {
             "path=%2Fvar%2Flog%2Fsyslog&q=a+b",
         );
         check("100%25 done", "100%25 done");
+    }
+
+    #[test]
+    fn decoded_values() {
+        use super::decoded;
+        assert_eq!(&*decoded(b"ada%40example.com"), b"ada@example.com");
+        assert_eq!(&*decoded(b"ada\\u0040example.com"), b"ada@example.com");
+        assert_eq!(&*decoded(b"a+b%2Bc"), b"a b+c");
+        assert_eq!(&*decoded(b"a+b"), b"a+b");
     }
 }
