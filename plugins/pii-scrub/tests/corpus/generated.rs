@@ -278,7 +278,13 @@ fn ipv6(r: &mut Rng) -> String {
 }
 
 fn ip(r: &mut Rng) -> Pii {
-    match r.below(11) {
+    match r.below(14) {
+        11 => t(ipv4(r), "X-Real-IP: {}"),
+        12 => t(ipv4(r), "via {} (nat)"),
+        13 => Pii {
+            field: Some("firmware_version"),
+            ..t(ipv4(r), "reported by host {}")
+        },
         0 => t(ipv4(r), "connection from {} refused"),
         1 => t(ipv4(r), "upstream {}:8080 timed out after 30s"),
         2 => t(ipv4(r), "X-Forwarded-For: {}"),
@@ -375,7 +381,10 @@ fn ssn(r: &mut Rng) -> Pii {
         2 => format!("{}.{}.{}", &d[..3], &d[3..5], &d[5..]),
         _ => dashed.clone(),
     };
-    match r.below(10) {
+    match r.below(13) {
+        10 => t(grouped, "SSN number: {}"),
+        11 => t(grouped, "Social Security No. {}"),
+        12 => t(grouped, "taxpayer id={}"),
         // Unlabelled: the dashed form only.
         0 => t(dashed, "record 17: {}, DOB 1970-01-01"),
         1 => t(dashed, "applicant {} verified"),
@@ -795,6 +804,12 @@ fn control(r: &mut Rng) -> Control {
                 "build {}",
                 "driver {}",
                 "osVersion: {}",
+                "kernel {}",
+                "release {}",
+                "fw {}",
+                "BIOS {}",
+                "\"build\": \"{}\"",
+                "version is {}",
             ]);
             c("version", t.replace("{}", &q))
         }
