@@ -3,9 +3,10 @@
 //!
 //! See the crate's README for the config and behaviour.
 
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use wraith_plugin::{Config, ConfigError, Event, Plugin, ValueRef, Verdict, path};
 
 /// Where labels go by default.
@@ -134,37 +135,25 @@ pub fn duration_bucket(ms: f64) -> Option<&'static str> {
     })
 }
 
-/// HMAC-SHA256 with a fixed key (RFC 2104), the key's pads hashed once.
+/// HMAC-SHA256 with a fixed key (RustCrypto's `hmac`), the key absorbed once.
 #[derive(Clone)]
 pub struct KeyedHasher {
-    inner: Sha256,
-    outer: Sha256,
+    mac: Hmac<Sha256>,
 }
 
 impl KeyedHasher {
-    const BLOCK: usize = 64;
-
     pub fn new(key: &[u8]) -> Self {
-        let mut block = [0u8; Self::BLOCK];
-        if key.len() > Self::BLOCK {
-            block[..32].copy_from_slice(&Sha256::digest(key));
-        } else {
-            block[..key.len()].copy_from_slice(key);
+        KeyedHasher {
+            // HMAC takes a key of any length (longer ones are hashed first).
+            mac: Hmac::new_from_slice(key).expect("HMAC accepts any key length"),
         }
-        let mut inner = Sha256::new();
-        inner.update(block.map(|b| b ^ 0x36));
-        let mut outer = Sha256::new();
-        outer.update(block.map(|b| b ^ 0x5c));
-        KeyedHasher { inner, outer }
     }
 
     /// The full HMAC-SHA256 of `message`.
     pub fn mac(&self, message: &[u8]) -> [u8; 32] {
-        let mut inner = self.inner.clone();
-        inner.update(message);
-        let mut outer = self.outer.clone();
-        outer.update(inner.finalize());
-        outer.finalize().into()
+        let mut m = self.mac.clone();
+        m.update(message);
+        m.finalize().into_bytes().into()
     }
 
     /// What replaces an id: the MAC in lower-case hex, first 32 characters.

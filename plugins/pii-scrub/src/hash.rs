@@ -1,37 +1,28 @@
-//! HMAC-SHA256 (RFC 2104) over `sha2`, with the padded key blocks absorbed
-//! once so a pseudonym costs two compressions plus the message.
+//! Keyed pseudonyms: HMAC-SHA256 from RustCrypto's `hmac` over `sha2`. The
+//! key is absorbed once at config time; each pseudonym clones that state.
 
-use sha2::{Digest, Sha256};
-
-const BLOCK: usize = 64;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 /// A keyed hasher.
 #[derive(Clone)]
 pub(crate) struct Keyed {
-    inner: Sha256,
-    outer: Sha256,
+    mac: Hmac<Sha256>,
 }
 
 impl Keyed {
     pub(crate) fn new(key: &[u8]) -> Keyed {
-        let mut block = [0u8; BLOCK];
-        if key.len() > BLOCK {
-            block[..32].copy_from_slice(&Sha256::digest(key));
-        } else {
-            block[..key.len()].copy_from_slice(key);
-        }
-        let ipad = block.map(|b| b ^ 0x36);
-        let opad = block.map(|b| b ^ 0x5c);
         Keyed {
-            inner: Sha256::new_with_prefix(ipad),
-            outer: Sha256::new_with_prefix(opad),
+            // HMAC takes a key of any length (longer ones are hashed first).
+            mac: Hmac::new_from_slice(key).expect("HMAC accepts any key length"),
         }
     }
 
     /// The full HMAC-SHA256 of `msg`.
     pub(crate) fn mac(&self, msg: &[u8]) -> [u8; 32] {
-        let inner = self.inner.clone().chain_update(msg).finalize();
-        self.outer.clone().chain_update(inner).finalize().into()
+        let mut m = self.mac.clone();
+        m.update(msg);
+        m.finalize().into_bytes().into()
     }
 
     /// Append the first 16 hex digits of the HMAC of `msg`.

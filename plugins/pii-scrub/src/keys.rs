@@ -262,6 +262,11 @@ pub fn is_secret_name(name: &str) -> bool {
     classify(name.as_bytes()).is_some()
 }
 
+/// Whether a field named `name` holds a national id (`ssn`, `tax_id`, …).
+pub(crate) fn names_national_id(name: &str) -> bool {
+    crate::detect::KeyContext::of(name.as_bytes()) == crate::detect::KeyContext::NationalId
+}
+
 // ---------------------------------------------------------------- in text
 
 fn is_key_char(c: u8) -> bool {

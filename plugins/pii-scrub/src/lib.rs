@@ -32,6 +32,8 @@ struct Settings {
     annotate: bool,
     #[serde(default)]
     detectors: serde_json::Map<String, serde_json::Value>,
+    #[serde(default = "default_true")]
+    decode: bool,
 }
 
 fn default_true() -> bool {
@@ -93,7 +95,8 @@ impl PiiScrub {
             _ => {}
         }
         Ok(PiiScrub {
-            rules: Ruleset::new(methods, s.hash_key.as_deref().map(str::as_bytes)),
+            rules: Ruleset::new(methods, s.hash_key.as_deref().map(str::as_bytes))
+                .with_decoding(s.decode),
             annotate: s.annotate,
             hits: Vec::new(),
         })
@@ -241,7 +244,7 @@ impl Pending<'_> {
     }
 
     /// Record one annotation per rule that fired at `path`.
-    fn note(&mut self, fired: u16, path: &str) {
+    fn note(&mut self, fired: u32, path: &str) {
         for rule in Rule::ALL {
             if fired & rule.bit() != 0 {
                 self.notes.push((rule, path.to_string()));
@@ -325,7 +328,7 @@ fn scan_keys<'a>(
         if topmost {
             st.prefix_removes.push(old);
         }
-        let mut fired = 0u16;
+        let mut fired = 0u32;
         for h in hits.iter() {
             st.tally[h.rule as usize] += 1;
             fired |= h.rule.bit();
@@ -365,13 +368,14 @@ fn scan_value(
     path: &str,
     value: ValueRef<'_>,
     tally: &mut [u64; RULES],
-) -> (ValueScan, u16) {
+) -> (ValueScan, u32) {
     let text = match value {
         ValueRef::String(s) => s,
         ValueRef::Number(n) => n,
         _ => return (ValueScan::Same, 0),
     };
-    if let Some(kind) = keys::last_key(path).and_then(|k| keys::classify(k.as_bytes())) {
+    let key = keys::last_key(path);
+    if let Some(kind) = key.and_then(|k| keys::classify(k.as_bytes())) {
         let rule = if kind == KeyKind::AwsSecret && rules.enabled(Rule::AwsKey) {
             Some(Rule::AwsKey)
         } else if rules.enabled(Rule::SecretKey) {
@@ -402,9 +406,17 @@ fn scan_value(
         {
             n
         }
+        // Nine digits under a field named like `ssn`: a labelled SSN.
+        ValueRef::Number(n)
+            if rules.enabled(Rule::Ssn)
+                && n.len() == 9
+                && key.is_some_and(keys::names_national_id) =>
+        {
+            n
+        }
         _ => return (ValueScan::Same, 0),
     };
-    let out = match rules.scrub_with(s, hits) {
+    let out = match rules.scrub_in(key, s, hits) {
         Scrubbed::Clean => return (ValueScan::Same, 0),
         Scrubbed::Replaced(t) => ValueScan::Text(t),
         Scrubbed::Remove => ValueScan::Remove,

@@ -1,146 +1,217 @@
 //! The compiled rule set: which detectors run, what they do with a match, and
 //! the text-level `scrub` that the plugin and the native benchmark share.
 
-use crate::detect::{self, Hit};
+use crate::detect::{
+    self, AT, BACKSLASH, BEE, DASH, DOT, EQ, Features, Hit, Input, KeyContext, PERCENT, SLASH,
+    SPACE, UNDERSCORE, UPPER, entropy, net, numbers, paths, secrets, vendors,
+};
 use crate::hash::Keyed;
+use crate::keys::secret_assignments;
 
-/// Number of detectors.
-pub const RULES: usize = 15;
+/// Declares the detectors: one row per rule, and from it the [`Rule`] enum,
+/// [`RULES`] and the [`TABLE`] that every other part of the crate reads
+/// (config names, masks, counters, overlap order, prefilter, scanner).
+macro_rules! rules {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident {
+            name: $name:literal,
+            label: $label:literal,
+            rank: $rank:literal,
+            digits: $digits:literal,
+            when: $when:expr,
+            scan: $scan:expr $(,)?
+        }
+    )*) => {
+        /// A detector. Its [`name`](Rule::name) is used in the config, in the
+        /// `scrubbed_<name>` counters and in `_wraith.redactions`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum Rule {
+            $($(#[$doc])* $variant,)*
+        }
 
-/// A detector. Its [`name`](Rule::name) is used in the config, in the
-/// `scrubbed_<name>` counters and in `_wraith.redactions`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum Rule {
-    Email = 0,
-    Ip,
-    CreditCard,
-    Ssn,
-    Phone,
-    Iban,
-    Jwt,
-    AwsKey,
-    Token,
-    Bearer,
-    UrlPassword,
-    PrivateKey,
-    HomeDir,
-    Mac,
-    SecretKey,
+        /// Number of detectors.
+        pub const RULES: usize = [$($name),*].len();
+
+        /// Every detector, one row each, in config order (`Rule as usize`).
+        pub(crate) static TABLE: [RuleDef; RULES] = [$(
+            RuleDef {
+                rule: Rule::$variant,
+                name: $name,
+                label: $label,
+                counter: concat!("scrubbed_", $name),
+                rank: $rank,
+                digits: $digits,
+                when: $when,
+                scan: $scan,
+            },
+        )*];
+    };
+}
+
+/// One detector: everything the crate knows about it.
+pub(crate) struct RuleDef {
+    pub rule: Rule,
+    /// Config name, annotation rule name, counter suffix.
+    pub name: &'static str,
+    /// The word inside the placeholder: `[email]`, `[card:…]`.
+    pub label: &'static str,
+    /// `scrubbed_<name>`.
+    pub counter: &'static str,
+    /// Overlap order: of two overlapping matches the smaller rank wins (the
+    /// more specific or wider detector first: a PEM block over anything in
+    /// it, `Bearer <jwt>` as a bearer credential, a card over a phone).
+    pub rank: u8,
+    /// The scanner walks digit runs ([`detect::DigitRuns`]).
+    pub digits: bool,
+    /// The prefilter: whether a string with these features could match.
+    pub when: fn(&Features) -> bool,
+    /// The scanner: push every match (overlaps are resolved afterwards).
+    pub scan: fn(&Input, &mut Vec<Hit>),
+}
+
+rules! {
+    /// E-mail addresses.
+    Email {
+        name: "email", label: "email", rank: 8, digits: false,
+        when: |f| f.has(AT) && f.dots > 0 && f.len >= 6,
+        scan: |i, o| net::email(i.b, o),
+    }
+    /// IPv4 and IPv6 addresses (not dotted quads in a version context).
+    Ip {
+        name: "ip", label: "ip", rank: 13, digits: true,
+        when: |f| f.maybe_v4() || f.maybe_v6(),
+        scan: net::ip,
+    }
+    /// Payment card numbers (prefix, length and Luhn checked).
+    CreditCard {
+        name: "credit_card", label: "card", rank: 10, digits: true,
+        when: |f| f.digits >= 13,
+        scan: |i, o| numbers::credit_card(i.b, &i.runs, o),
+    }
+    /// US social security numbers: dashed anywhere, any grouping when labelled.
+    Ssn {
+        name: "ssn", label: "ssn", rank: 11, digits: true,
+        when: |f| f.digits >= 9,
+        scan: numbers::ssn,
+    }
+    /// Phone numbers.
+    Phone {
+        name: "phone", label: "phone", rank: 14, digits: true,
+        when: |f| f.digits >= 8,
+        scan: |i, o| numbers::phone(i.b, &i.runs, o),
+    }
+    /// IBANs (mod-97 checked).
+    Iban {
+        name: "iban", label: "iban", rank: 9, digits: true,
+        when: |f| f.digits >= 2 && f.has(UPPER) && f.len >= 15,
+        scan: |i, o| numbers::iban(i.b, &i.runs, o),
+    }
+    /// JSON web tokens.
+    Jwt {
+        name: "jwt", label: "jwt", rank: 3, digits: false,
+        when: |f| f.dots >= 2 && f.len >= 16,
+        scan: |i, o| secrets::jwt(i.b, o),
+    }
+    /// AWS access key ids and secret access keys.
+    AwsKey {
+        name: "aws_key", label: "aws-key", rank: 4, digits: false,
+        when: |f| f.has(UPPER) && f.len >= 20,
+        scan: |i, o| secrets::aws_key(i.b, o),
+    }
+    /// Vendor API tokens, by prefix (`detect::vendors::VENDORS`).
+    Token {
+        name: "token", label: "token", rank: 5, digits: false,
+        when: |f| f.len >= 16 && (f.has(UNDERSCORE | DASH | DOT | UPPER) || f.digits >= 8),
+        scan: vendors::tokens,
+    }
+    /// `Bearer` and `Basic` credentials.
+    Bearer {
+        name: "bearer", label: "credential", rank: 2, digits: false,
+        when: |f| f.has(SPACE) && f.has(BEE) && f.len >= 10,
+        scan: |i, o| secrets::bearer(i.b, o),
+    }
+    /// Passwords in URLs.
+    UrlPassword {
+        name: "url_password", label: "password", rank: 1, digits: false,
+        when: |f| f.has(AT) && f.colons > 0 && f.has(SLASH),
+        scan: |i, o| net::url_password(i.b, o),
+    }
+    /// PEM private key blocks.
+    PrivateKey {
+        name: "private_key", label: "private-key", rank: 0, digits: false,
+        when: |f| f.len >= 30 && f.dashes >= 10,
+        scan: |i, o| secrets::private_key(i.b, o),
+    }
+    /// The user name in home directory paths.
+    HomeDir {
+        name: "home_dir", label: "~", rank: 15, digits: false,
+        when: |f| f.has(SLASH | BACKSLASH),
+        scan: |i, o| paths::home_dir(i.b, o),
+    }
+    /// MAC addresses.
+    Mac {
+        name: "mac", label: "mac", rank: 12, digits: false,
+        when: |f| f.len >= 14 && (f.colons >= 5 || f.dashes >= 5 || f.dots >= 2),
+        scan: net::mac,
+    }
+    /// Values of secret-named fields and assignments.
+    SecretKey {
+        name: "secret_key", label: "redacted", rank: 6, digits: false,
+        when: |f| f.has(EQ) || f.colons > 0 || f.dashes > 0,
+        scan: |i, o| secret_assignments(i.b, o),
+    }
+    /// Unnamed high-entropy credentials.
+    GenericSecret {
+        name: "generic_secret", label: "secret", rank: 7, digits: false,
+        when: |f| f.len >= entropy::MIN_LEN && f.digits > 0 && f.has(UPPER),
+        scan: entropy::generic_secret,
+    }
 }
 
 impl Rule {
     /// Every detector, in config order.
-    pub const ALL: [Rule; RULES] = [
-        Rule::Email,
-        Rule::Ip,
-        Rule::CreditCard,
-        Rule::Ssn,
-        Rule::Phone,
-        Rule::Iban,
-        Rule::Jwt,
-        Rule::AwsKey,
-        Rule::Token,
-        Rule::Bearer,
-        Rule::UrlPassword,
-        Rule::PrivateKey,
-        Rule::HomeDir,
-        Rule::Mac,
-        Rule::SecretKey,
-    ];
+    pub const ALL: [Rule; RULES] = {
+        let mut all = [Rule::Email; RULES];
+        let mut i = 0;
+        while i < RULES {
+            all[i] = TABLE[i].rule;
+            i += 1;
+        }
+        all
+    };
+
+    const fn def(self) -> &'static RuleDef {
+        &TABLE[self as usize]
+    }
 
     /// The name used in config, counters and annotations.
     pub const fn name(self) -> &'static str {
-        match self {
-            Rule::Email => "email",
-            Rule::Ip => "ip",
-            Rule::CreditCard => "credit_card",
-            Rule::Ssn => "ssn",
-            Rule::Phone => "phone",
-            Rule::Iban => "iban",
-            Rule::Jwt => "jwt",
-            Rule::AwsKey => "aws_key",
-            Rule::Token => "token",
-            Rule::Bearer => "bearer",
-            Rule::UrlPassword => "url_password",
-            Rule::PrivateKey => "private_key",
-            Rule::HomeDir => "home_dir",
-            Rule::Mac => "mac",
-            Rule::SecretKey => "secret_key",
-        }
+        self.def().name
     }
 
     /// The word inside the placeholder: `[email]`, `[card:…]`.
     pub const fn label(self) -> &'static str {
-        match self {
-            Rule::Email => "email",
-            Rule::Ip => "ip",
-            Rule::CreditCard => "card",
-            Rule::Ssn => "ssn",
-            Rule::Phone => "phone",
-            Rule::Iban => "iban",
-            Rule::Jwt => "jwt",
-            Rule::AwsKey => "aws-key",
-            Rule::Token => "token",
-            Rule::Bearer => "credential",
-            Rule::UrlPassword => "password",
-            Rule::PrivateKey => "private-key",
-            Rule::HomeDir => "~",
-            Rule::Mac => "mac",
-            Rule::SecretKey => "redacted",
-        }
+        self.def().label
     }
 
     /// The counter this detector increments.
     pub const fn counter(self) -> &'static str {
-        match self {
-            Rule::Email => "scrubbed_email",
-            Rule::Ip => "scrubbed_ip",
-            Rule::CreditCard => "scrubbed_credit_card",
-            Rule::Ssn => "scrubbed_ssn",
-            Rule::Phone => "scrubbed_phone",
-            Rule::Iban => "scrubbed_iban",
-            Rule::Jwt => "scrubbed_jwt",
-            Rule::AwsKey => "scrubbed_aws_key",
-            Rule::Token => "scrubbed_token",
-            Rule::Bearer => "scrubbed_bearer",
-            Rule::UrlPassword => "scrubbed_url_password",
-            Rule::PrivateKey => "scrubbed_private_key",
-            Rule::HomeDir => "scrubbed_home_dir",
-            Rule::Mac => "scrubbed_mac",
-            Rule::SecretKey => "scrubbed_secret_key",
-        }
+        self.def().counter
     }
 
     /// Look a detector up by its config name.
     pub fn from_name(name: &str) -> Option<Rule> {
-        Rule::ALL.into_iter().find(|r| r.name() == name)
+        TABLE.iter().find(|d| d.name == name).map(|d| d.rule)
     }
 
-    /// When two matches overlap, the one with the smaller rank wins: the
-    /// more specific or wider detector first (a PEM block over anything in
-    /// it, `Bearer <jwt>` as a bearer credential, a card over a phone).
+    /// When two matches overlap, the one with the smaller rank wins.
     pub(crate) const fn rank(self) -> u8 {
-        match self {
-            Rule::PrivateKey => 0,
-            Rule::UrlPassword => 1,
-            Rule::Bearer => 2,
-            Rule::Jwt => 3,
-            Rule::AwsKey => 4,
-            Rule::Token => 5,
-            Rule::SecretKey => 6,
-            Rule::Email => 7,
-            Rule::Iban => 8,
-            Rule::CreditCard => 9,
-            Rule::Ssn => 10,
-            Rule::Mac => 11,
-            Rule::Ip => 12,
-            Rule::Phone => 13,
-            Rule::HomeDir => 14,
-        }
+        self.def().rank
     }
 
-    pub(crate) const fn bit(self) -> u16 {
+    pub(crate) const fn bit(self) -> u32 {
         1 << self as u8
     }
 }
@@ -188,7 +259,9 @@ pub enum Scrubbed {
 pub struct Ruleset {
     methods: [Method; RULES],
     /// Bit per detector that is not `off`.
-    enabled: u16,
+    enabled: u32,
+    /// Scan percent- and JSON-escaped words again as decoded.
+    decode: bool,
     hasher: Option<Keyed>,
 }
 
@@ -196,6 +269,7 @@ impl std::fmt::Debug for Ruleset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ruleset")
             .field("methods", &self.methods)
+            .field("decode", &self.decode)
             .field("hash_key", &self.hasher.as_ref().map(|_| "<set>"))
             .finish()
     }
@@ -216,12 +290,20 @@ impl Ruleset {
         let enabled = Rule::ALL
             .iter()
             .filter(|r| methods[**r as usize] != Method::Off)
-            .fold(0u16, |acc, r| acc | r.bit());
+            .fold(0u32, |acc, r| acc | r.bit());
         Ruleset {
             methods,
             enabled,
+            decode: true,
             hasher: hash_key.map(Keyed::new),
         }
+    }
+
+    /// Whether percent-encoded (`%40`, `+` for a space) and JSON-escaped
+    /// (`\u0040`, `\/`) words are scanned again as decoded (on by default).
+    pub fn with_decoding(mut self, on: bool) -> Ruleset {
+        self.decode = on;
+        self
     }
 
     /// Only `rule`, masking (handy in tests and benchmarks).
@@ -237,7 +319,7 @@ impl Ruleset {
     }
 
     /// Bit per enabled detector.
-    pub(crate) fn text_bits(&self) -> u16 {
+    pub(crate) fn text_bits(&self) -> u32 {
         self.enabled
     }
 
@@ -249,8 +331,23 @@ impl Ruleset {
     /// Find every match in `s`: non-overlapping, in order. `hits` is cleared
     /// first; it only allocates when something matches.
     pub fn find(&self, s: &str, hits: &mut Vec<Hit>) {
+        self.find_in(None, s, hits);
+    }
+
+    /// [`find`](Ruleset::find) for the value of a field named `key` (the
+    /// last key of its path, path-escaped or not): detectors that read
+    /// context look at it (`driver_version` keeps a dotted quad, `ssn` takes
+    /// nine bare digits).
+    pub fn find_in(&self, key: Option<&str>, s: &str, hits: &mut Vec<Hit>) {
         hits.clear();
-        detect::find_all(s.as_bytes(), self.enabled, hits);
+        let key = key.map_or(KeyContext::None, |k| KeyContext::of(k.as_bytes()));
+        let b = s.as_bytes();
+        let seen = detect::find_all(b, self.enabled, key, hits);
+        // Percent-, `+`- and JSON-escaped text is scanned again as decoded;
+        // its matches are mapped back onto the encoded span.
+        if self.decode && seen & (PERCENT | BACKSLASH) != 0 {
+            detect::encoded::find_decoded(b, self.enabled, key, hits);
+        }
         if hits.len() > 1 {
             resolve_overlaps(hits);
         }
@@ -271,7 +368,13 @@ impl Ruleset {
     /// Scrub one string with a caller-provided scratch vector for the hits
     /// (left holding the hits that fired).
     pub fn scrub_with(&self, s: &str, hits: &mut Vec<Hit>) -> Scrubbed {
-        self.find(s, hits);
+        self.scrub_in(None, s, hits)
+    }
+
+    /// [`scrub_with`](Ruleset::scrub_with) for the value of a field named
+    /// `key` (see [`find_in`](Ruleset::find_in)).
+    pub fn scrub_in(&self, key: Option<&str>, s: &str, hits: &mut Vec<Hit>) -> Scrubbed {
+        self.find_in(key, s, hits);
         if hits.is_empty() {
             Scrubbed::Clean
         } else if hits.iter().any(|h| self.method(h.rule) == Method::Remove) {
@@ -314,12 +417,15 @@ impl Ruleset {
             (self.method(rule), force_mask, self.hasher.as_ref())
         {
             out.push(':');
+            // A match found in encoded text is hashed as decoded:
+            // `ada%40example.com` and `ada@example.com` are one person.
+            let value = detect::encoded::decoded(matched.as_bytes());
             if rule == Rule::Email {
                 // Addresses are case-insensitive in practice: one pseudonym
                 // for Ada@Example.com and ada@example.com.
-                hasher.push_tag(matched.to_ascii_lowercase().as_bytes(), out);
+                hasher.push_tag(&value.to_ascii_lowercase(), out);
             } else {
-                hasher.push_tag(matched.as_bytes(), out);
+                hasher.push_tag(&value, out);
             }
         }
         out.push(']');

@@ -390,3 +390,96 @@ fn card_numbers_sent_as_json_numbers() {
     );
     assert_eq!(off["pan"], 4111111111111111u64);
 }
+
+#[test]
+fn field_names_are_context() {
+    let out = run(
+        json!({}),
+        json!({
+            "device": {"driver_version": "10.2.14.7", "osVersion": "6.5.0.21", "client_ip": "10.2.14.7"},
+            "build": {"version": "ip=10.0.0.1"},
+            "person": {"ssn": "219450912", "tax_id": 219450913u64, "order": "219450912"},
+            "net": {"mac_address": "0024.9735.1180", "serial": "2024.0115.1030"},
+        }),
+    );
+    assert_eq!(out["device"]["driver_version"], "10.2.14.7");
+    assert_eq!(out["device"]["osVersion"], "6.5.0.21");
+    assert_eq!(out["device"]["client_ip"], "[ip]");
+    assert_eq!(out["build"]["version"], "ip=[ip]");
+    assert_eq!(out["person"]["ssn"], "[ssn]");
+    assert_eq!(out["person"]["tax_id"], "[ssn]");
+    assert_eq!(out["person"]["order"], "219450912");
+    assert_eq!(out["net"]["mac_address"], "[mac]");
+    assert_eq!(out["net"]["serial"], "2024.0115.1030");
+}
+
+#[test]
+fn encoded_text_and_the_decode_switch() {
+    let ev = json!({"url": "/cb?redirect_uri=https%3A%2F%2Fa.example.com%2F%3Fu%3Dada.lovelace%40example.org"});
+    let out = run(json!({}), ev.clone());
+    assert_eq!(
+        out["url"],
+        "/cb?redirect_uri=https%3A%2F%2Fa.example.com%2F%3Fu%3D[email]"
+    );
+    assert_eq!(out["_wraith"]["redactions"][0]["rule"], "email");
+    let out = run(json!({"decode": false, "annotate": false}), ev.clone());
+    assert_eq!(out, ev);
+}
+
+#[test]
+fn generic_secret_is_a_detector_like_the_others() {
+    let ev =
+        json!({"argv": ["tool", "publish", "--key", "q8Rt2vLw0ZbX9kPm4sNc7yHj1uEa5GdF3oTiWxYz"]});
+    let out = run(json!({}), ev.clone());
+    assert_eq!(out["argv"][3], "[secret]");
+    assert_eq!(out["_wraith"]["redactions"][0]["rule"], "generic_secret");
+    let out = run(json!({"detectors": {"generic_secret": "off"}}), ev.clone());
+    assert_eq!(out, ev);
+    let out = run(json!({"detectors": {"generic_secret": "remove"}}), ev);
+    assert_eq!(out["argv"], json!(["tool", "publish", "--key"]));
+}
+
+#[test]
+fn the_rule_table_is_consistent() {
+    let mut ranks: Vec<u8> = Rule::ALL.iter().map(|r| r.rank()).collect();
+    ranks.sort_unstable();
+    assert_eq!(
+        ranks,
+        (0..RULES as u8).collect::<Vec<_>>(),
+        "ranks are a permutation"
+    );
+    for (i, r) in Rule::ALL.iter().enumerate() {
+        assert_eq!(*r as usize, i);
+        assert_eq!(Rule::from_name(r.name()), Some(*r));
+        assert_eq!(r.counter(), format!("scrubbed_{}", r.name()));
+    }
+}
+
+#[test]
+fn encoded_and_plain_values_share_a_pseudonym() {
+    let cfg = json!({"hash_key": "k", "annotate": false, "detectors": {"email": "hash"}});
+    let out = run(
+        cfg,
+        json!({"a": "to=ada%40example.com", "b": "to=Ada@example.com", "c": "{\\\"u\\\": \\\"ada\\u0040example.com\\\"}"}),
+    );
+    let tag = out["b"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("to=")
+        .unwrap()
+        .to_string();
+    assert!(tag.starts_with("[email:"), "{out}");
+    assert_eq!(out["a"], format!("to={tag}"));
+    assert!(out["c"].as_str().unwrap().contains(&tag), "{out}");
+}
+
+#[test]
+fn the_gateway_chain_examples_still_hold() {
+    let out = run(
+        json!({}),
+        json!({"command": "scan --token ghp_1234567890abcdefghijklmnopqrstuvwxyzAB", "context": {"client_ip": "203.0.113.7", "tool_version": "1.4.2"}}),
+    );
+    assert_eq!(out["command"], "scan --token [token]");
+    assert_eq!(out["context"]["client_ip"], "[ip]");
+    assert_eq!(out["context"]["tool_version"], "1.4.2");
+}

@@ -56,7 +56,8 @@ impl Plugin for Nothing {
 }
 
 /// Events full of things that look like PII but are not: ids, versions,
-/// hashes, timestamps, system paths, numbers, nested objects and arrays.
+/// hashes, timestamps, system paths, numbers, escaped text, nested objects
+/// and arrays.
 fn clean_batch() -> Vec<Value> {
     (0..64)
         .map(|n| {
@@ -77,6 +78,11 @@ fn clean_batch() -> Vec<Value> {
                     "os": "linux",
                     "args": ["--verbose", "--output=/var/tmp/report.json"],
                     "sizes": [1024, 2048, 4096],
+                    // Escaped text is decoded and scanned again, on the stack.
+                    "url": format!("https://registry.example.com/search?q=rust%20lang&page={n}"),
+                    "escaped": "{\"path\": \"\\/var\\/log\\/app.log\"}",
+                    "driver_version": format!("10.2.14.{n}"),
+                    "integrity": "sha512-Ua3Nz8T5Kp0vRq2Lm9Xw4Yb7Cj1Hf6Gd3Se8Af0Iu5Oy2Et9Rw4Qq7Zx1Vc6Bn3Mk==",
                 },
             })
         })

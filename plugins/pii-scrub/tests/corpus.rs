@@ -5,6 +5,9 @@
 //! Run with `cargo test -p wraith-plugin-pii-scrub --test corpus -- --nocapture`
 //! to see the table.
 
+#[path = "corpus/generated.rs"]
+mod generated;
+
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use wraith_plugin::testing::Harness;
@@ -601,6 +604,44 @@ fn corpus() -> Vec<Sample> {
         "curl -sS -u {} https://api.example.com/v1",
     );
 
+    // ---- generic_secret (unnamed, high entropy)
+    c.t(
+        "generic_secret",
+        "q8Rt2vLw0ZbX9kPm4sNc7yHj1uEa5GdF3oTiWxYz",
+        "tool publish --key {}",
+    );
+    c.t(
+        "generic_secret",
+        "Zk3/Qm8vT1xLr+9NpA2sWc6HdYb4FgJe0uKiOt7R",
+        "setting_0 = '{}'",
+    );
+    c.t(
+        "generic_secret",
+        "mB7qX2vN9kL4pR8sT1wY6zC3fH5jD0gA",
+        "export DEPLOY_KEY={}",
+    );
+    c.t(
+        "generic_secret",
+        "Hq4Kz9Lm2Nx7Pw3Rt8Vb1Yc6Jd5Fg0SaEuWo+QiXy",
+        "{\"setting_7\": \"{}\"}",
+    );
+    c.t(
+        "generic_secret",
+        "T9xWq2Lp7Zr4Kv1Nm8Bc3Hs6Df0Gj5Ya",
+        "deploy --signing-key={} --env prod",
+    );
+    c.t("generic_secret", "pV3nQ8rZ1xK6mW4tY9bL2cJ7hF0dS5gA", "{}");
+    c.t(
+        "generic_secret",
+        "R2d7Kq9Xm4Lz1Wp8Vt3Nb6Hc0Jf5Gs+Ya/EuIoQw",
+        "X-Custom-Auth: {}",
+    );
+    c.t(
+        "generic_secret",
+        "W8mZ3qK1xR7vL2pN9tY4bC6hJ0fD5sGaE",
+        "client started with key {} (rotated)",
+    );
+
     c.samples
 }
 
@@ -752,6 +793,7 @@ const STRUCTURED: &[&str] = &[
     "home_dir",
     "mac",
     "secret_key",
+    "generic_secret",
 ];
 
 const ALL: &[&str] = &[
@@ -770,6 +812,7 @@ const ALL: &[&str] = &[
     "home_dir",
     "mac",
     "secret_key",
+    "generic_secret",
 ];
 
 fn all_methods(method: &str) -> Value {

@@ -12,13 +12,18 @@
 //! spans always fall on UTF-8 character boundaries. Bytes outside ASCII count
 //! as separators (so `電話+81 3 1234 5678` is found).
 
-mod net;
-mod numbers;
-mod paths;
-mod secrets;
+mod context;
+pub(crate) mod encoded;
+pub(crate) mod entropy;
+pub(crate) mod net;
+pub(crate) mod numbers;
+pub(crate) mod paths;
+pub(crate) mod secrets;
+pub(crate) mod vendors;
 
-use crate::keys::secret_assignments;
-use crate::rules::Rule;
+pub(crate) use context::KeyContext;
+
+use crate::rules::{RULES, Rule, TABLE};
 
 /// One match: `rule` fired on `start..end` (byte offsets; the replaced span).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,17 +40,18 @@ impl Hit {
 }
 
 // Byte classes for the one-pass prefilter.
-const AT: u16 = 1;
-const COLON: u16 = 1 << 1;
-const DOT: u16 = 1 << 2;
-const DASH: u16 = 1 << 3;
-const SLASH: u16 = 1 << 4;
-const BACKSLASH: u16 = 1 << 5;
-const UNDERSCORE: u16 = 1 << 6;
-const UPPER: u16 = 1 << 7;
-const EQ: u16 = 1 << 8;
-const SPACE: u16 = 1 << 9;
-const BEE: u16 = 1 << 10;
+pub(crate) const AT: u16 = 1;
+pub(crate) const COLON: u16 = 1 << 1;
+pub(crate) const DOT: u16 = 1 << 2;
+pub(crate) const DASH: u16 = 1 << 3;
+pub(crate) const SLASH: u16 = 1 << 4;
+pub(crate) const BACKSLASH: u16 = 1 << 5;
+pub(crate) const UNDERSCORE: u16 = 1 << 6;
+pub(crate) const UPPER: u16 = 1 << 7;
+pub(crate) const EQ: u16 = 1 << 8;
+pub(crate) const SPACE: u16 = 1 << 9;
+pub(crate) const BEE: u16 = 1 << 10;
+pub(crate) const PERCENT: u16 = 1 << 11;
 
 static CLASS: [u16; 256] = {
     let mut t = [0u16; 256];
@@ -62,6 +68,7 @@ static CLASS: [u16; 256] = {
             b'_' => UNDERSCORE,
             b'=' => EQ,
             b' ' => SPACE,
+            b'%' => PERCENT,
             b'B' => UPPER | BEE,
             b'A'..=b'Z' => UPPER,
             b'b' => BEE,
@@ -95,18 +102,20 @@ static PACKED: [u64; 256] = {
 /// on every target (WebAssembly without SIMD included).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Features<'b> {
-    b: &'b [u8],
-    flags: u16,
-    digits: usize,
-    colons: usize,
-    dots: usize,
-    dashes: usize,
+    pub b: &'b [u8],
+    pub len: usize,
+    pub flags: u16,
+    pub digits: usize,
+    pub colons: usize,
+    pub dots: usize,
+    pub dashes: usize,
 }
 
 impl<'b> Features<'b> {
     pub(crate) fn of(b: &'b [u8]) -> Features<'b> {
         let mut f = Features {
             b,
+            len: b.len(),
             flags: 0,
             digits: 0,
             colons: 0,
@@ -128,139 +137,88 @@ impl<'b> Features<'b> {
         f
     }
 
-    fn has(&self, f: u16) -> bool {
+    /// Whether any byte of the classes `f` occurs.
+    pub(crate) fn has(&self, f: u16) -> bool {
         self.flags & f != 0
     }
 
+    /// IPv4 needs four digits and three dots.
+    pub(crate) fn maybe_v4(&self) -> bool {
+        self.digits >= 4 && self.dots >= 3
+    }
+
+    /// IPv6 needs seven colons or a `::`.
+    pub(crate) fn maybe_v6(&self) -> bool {
+        self.colons >= 7 || (self.colons >= 2 && find(self.b, b"::", 0).is_some())
+    }
+
     /// The detectors (bit per [`Rule`]) among `enabled` that could match.
-    pub(crate) fn candidates(&self, enabled: u16) -> u16 {
-        let len = self.b.len();
-        if len < 3 || enabled == 0 {
+    pub(crate) fn candidates(&self, enabled: u32) -> u32 {
+        if self.len < 3 || enabled == 0 {
             return 0;
         }
-        let mut m = 0u16;
-        let mut add = |r: Rule, cond: &dyn Fn() -> bool| {
-            if enabled & r.bit() != 0 && cond() {
-                m |= r.bit();
+        let mut m = 0u32;
+        for d in &TABLE {
+            let bit = d.rule.bit();
+            if enabled & bit != 0 && (d.when)(self) {
+                m |= bit;
             }
-        };
-        add(Rule::Email, &|| self.has(AT) && self.dots > 0 && len >= 6);
-        // IPv4 needs three dots; IPv6 seven colons or a `::`.
-        add(Rule::Ip, &|| {
-            (self.digits >= 4 && self.dots >= 3)
-                || self.colons >= 7
-                || (self.colons >= 2 && find(self.b, b"::", 0).is_some())
-        });
-        add(Rule::CreditCard, &|| self.digits >= 13);
-        add(Rule::Ssn, &|| self.digits >= 9 && self.dashes >= 2);
-        add(Rule::Phone, &|| self.digits >= 8);
-        add(Rule::Iban, &|| {
-            self.digits >= 2 && self.has(UPPER) && len >= 15
-        });
-        add(Rule::Jwt, &|| self.dots >= 2 && len >= 16);
-        add(Rule::AwsKey, &|| self.has(UPPER) && len >= 20);
-        add(Rule::Token, &|| {
-            len >= 20 && (self.flags & UNDERSCORE != 0 || self.dashes > 0 || len >= 39)
-        });
-        add(Rule::Bearer, &|| {
-            self.has(SPACE) && self.has(BEE) && len >= 10
-        });
-        add(Rule::UrlPassword, &|| {
-            self.has(AT) && self.colons > 0 && self.has(SLASH)
-        });
-        add(Rule::PrivateKey, &|| len >= 30 && self.dashes >= 10);
-        add(Rule::HomeDir, &|| self.flags & (SLASH | BACKSLASH) != 0);
-        add(Rule::Mac, &|| {
-            len >= 14 && (self.colons >= 5 || self.dashes >= 5 || self.dots >= 2)
-        });
-        add(Rule::SecretKey, &|| {
-            self.flags & EQ != 0 || self.colons > 0 || self.dashes > 0
-        });
+        }
         m
     }
 }
 
+/// What a scanner sees: the bytes, their features, their digit runs (filled
+/// only when a scanner that walks them runs) and the context of the field.
+pub(crate) struct Input<'b> {
+    pub b: &'b [u8],
+    pub f: Features<'b>,
+    pub runs: DigitRuns,
+    pub key: KeyContext,
+}
+
 /// Whether any enabled detector could match `b` (the cheap prefilter alone).
-pub(crate) fn could_match(b: &[u8], enabled: u16) -> bool {
+pub(crate) fn could_match(b: &[u8], enabled: u32) -> bool {
     Features::of(b).candidates(enabled) != 0
 }
 
+/// Bit per detector whose scanner walks digit runs.
+const DIGIT_RULES: u32 = {
+    let mut m = 0;
+    let mut i = 0;
+    while i < RULES {
+        if TABLE[i].digits {
+            m |= TABLE[i].rule.bit();
+        }
+        i += 1;
+    }
+    m
+};
+
 /// Run every enabled scanner that could match; raw (possibly overlapping)
-/// hits are appended to `out`.
-pub(crate) fn find_all(b: &[u8], enabled: u16, out: &mut Vec<Hit>) {
+/// hits are appended to `out`. Returns the byte classes seen (so the caller
+/// knows, without another pass, whether `%` or `\` occur).
+pub(crate) fn find_all(b: &[u8], enabled: u32, key: KeyContext, out: &mut Vec<Hit>) -> u16 {
     if enabled == 0 {
-        return;
+        return 0;
     }
     let f = Features::of(b);
     let run = f.candidates(enabled);
     if run == 0 {
-        return;
+        return f.flags;
     }
-    let on = |r: Rule| run & r.bit() != 0;
-    if on(Rule::PrivateKey) {
-        secrets::private_key(b, out);
-    }
-    if on(Rule::UrlPassword) {
-        net::url_password(b, out);
-    }
-    if on(Rule::Bearer) {
-        secrets::bearer(b, out);
-    }
-    if on(Rule::Jwt) {
-        secrets::jwt(b, out);
-    }
-    if on(Rule::AwsKey) {
-        secrets::aws_key(b, out);
-    }
-    if on(Rule::Token) {
-        secrets::token(b, out);
-    }
-    if on(Rule::SecretKey) {
-        secret_assignments(b, out);
-    }
-    if on(Rule::Email) {
-        net::email(b, out);
-    }
-    let numeric = Rule::Iban.bit()
-        | Rule::CreditCard.bit()
-        | Rule::Ssn.bit()
-        | Rule::Phone.bit()
-        | Rule::Ip.bit();
-    let runs = if run & numeric != 0 {
+    let runs = if run & DIGIT_RULES != 0 {
         DigitRuns::new(b)
     } else {
-        DigitRuns {
-            starts: [0; 64],
-            len: 0,
-            scanned: 0,
-        }
+        DigitRuns::empty()
     };
-    if on(Rule::Iban) {
-        numbers::iban(b, &runs, out);
-    }
-    if on(Rule::CreditCard) {
-        numbers::credit_card(b, &runs, out);
-    }
-    if on(Rule::Ssn) {
-        numbers::ssn(b, &runs, out);
-    }
-    if on(Rule::Mac) {
-        net::mac(b, out, f.colons >= 5 || f.dashes >= 5, f.dots >= 2);
-    }
-    if on(Rule::Ip) {
-        if f.digits >= 4 && f.dots >= 3 {
-            net::ipv4(b, &runs, out);
-        }
-        if f.colons >= 7 || (f.colons >= 2 && find(b, b"::", 0).is_some()) {
-            net::ipv6(b, out);
+    let input = Input { b, f, runs, key };
+    for d in &TABLE {
+        if run & d.rule.bit() != 0 {
+            (d.scan)(&input, out);
         }
     }
-    if on(Rule::Phone) {
-        numbers::phone(b, &runs, out);
-    }
-    if on(Rule::HomeDir) {
-        paths::home_dir(b, out);
-    }
+    f.flags
 }
 
 /// Starts of the maximal digit runs of a string, found in one pass and
@@ -275,6 +233,15 @@ pub(crate) struct DigitRuns {
 }
 
 impl DigitRuns {
+    /// No runs (for strings no digit scanner looks at).
+    pub(crate) fn empty() -> DigitRuns {
+        DigitRuns {
+            starts: [0; 64],
+            len: 0,
+            scanned: 0,
+        }
+    }
+
     pub(crate) fn new(b: &[u8]) -> DigitRuns {
         let mut r = DigitRuns {
             starts: [0; 64],

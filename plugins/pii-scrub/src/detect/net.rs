@@ -1,6 +1,9 @@
 //! E-mail addresses, IP addresses, MAC addresses and credentials in URLs.
 
-use super::{DigitRuns, Hit, at, before, find, find_byte, find_byte2, is_digit, is_hex, is_word};
+use super::context::{self, KeyContext};
+use super::{
+    DigitRuns, Hit, Input, at, before, find, find_byte, find_byte2, is_digit, is_hex, is_word,
+};
 use crate::rules::Rule;
 
 // ---------------------------------------------------------------- e-mail
@@ -74,11 +77,22 @@ fn is_retina(d: &[u8]) -> bool {
 
 // ---------------------------------------------------------------- IPv4
 
+/// IPv4 and IPv6 addresses.
+pub(crate) fn ip(i: &Input, out: &mut Vec<Hit>) {
+    if i.f.maybe_v4() {
+        ipv4(i.b, &i.runs, i.key, out);
+    }
+    if i.f.maybe_v6() {
+        ipv6(i.b, out);
+    }
+}
+
 /// Dotted quads with octets ≤ 255. Not when part of a longer dotted run
-/// (`1.3.6.1.4.1`), glued to a word (`v1.2.3.4`, `python3.1.2.3`) or
-/// followed by a pre-release tag (`1.2.3.4-beta`). The port stays:
-/// `10.0.0.1:8080` → `[ip]:8080`.
-pub(crate) fn ipv4(b: &[u8], runs: &DigitRuns, out: &mut Vec<Hit>) {
+/// (`1.3.6.1.4.1`), glued to a word (`v1.2.3.4`, `python3.1.2.3`),
+/// followed by a pre-release tag (`1.2.3.4-beta`) or in a version context
+/// (`firmware 4.12.3.9`, a field named `driver_version`; see
+/// [`context::is_version`]). The port stays: `10.0.0.1:8080` → `[ip]:8080`.
+pub(crate) fn ipv4(b: &[u8], runs: &DigitRuns, key: KeyContext, out: &mut Vec<Hit>) {
     let mut from = 0;
     while let Some(i) = runs.next(b, from) {
         from = i + 1;
@@ -90,8 +104,10 @@ pub(crate) fn ipv4(b: &[u8], runs: &DigitRuns, out: &mut Vec<Hit>) {
             let glued = is_word(n)
                 || (n == b'.' && is_digit(at(b, end + 1)))
                 || (n == b'-' && at(b, end + 1).is_ascii_alphabetic());
-            if !glued {
+            if !glued && !context::is_version(b, i, key) {
                 out.push(Hit::new(Rule::Ip, i, end));
+            }
+            if !glued {
                 from = end;
             }
         }
@@ -232,8 +248,15 @@ fn count_groups(part: &[u8], v4_tail_ok: bool) -> Option<usize> {
 
 /// `00:1A:2B:3C:4D:5E`, `00-1a-2b-3c-4d-5e` (one separator throughout) and
 /// Cisco's `001a.2b3c.4d5e`; not inside a longer colon/dash run (IPv6,
-/// UUIDs) and not times (three groups).
-pub(crate) fn mac(b: &[u8], out: &mut Vec<Hit>, separated: bool, dotted: bool) {
+/// UUIDs) and not times (three groups). The Cisco form in decimal digits
+/// only (`0024.9735.1180`) needs a label (`mac`, `hwaddr`, `learned`, a
+/// field named `mac_address`, …): unlabelled it is more likely a number.
+pub(crate) fn mac(i: &Input, out: &mut Vec<Hit>) {
+    let f = &i.f;
+    mac_scan(i.b, i.key, out, f.colons >= 5 || f.dashes >= 5, f.dots >= 2);
+}
+
+fn mac_scan(b: &[u8], key: KeyContext, out: &mut Vec<Hit>, separated: bool, dotted: bool) {
     // Anchor on the first separator (`00:` / `001a.`) rather than every byte.
     let starts_ok = |i: usize| !is_hex(before(b, i)) && !is_word(before(b, i));
     if separated {
@@ -268,7 +291,7 @@ pub(crate) fn mac(b: &[u8], out: &mut Vec<Hit>, separated: bool, dotted: bool) {
             if before(b, i) == b'.' || !starts_ok(i) {
                 continue;
             }
-            if let Some(end) = mac_dotted(b, i) {
+            if let Some(end) = mac_dotted(b, i, key) {
                 let n = at(b, end);
                 let glued_after = is_word(n) || (n == b'.' && is_hex(at(b, end + 1)));
                 if !glued_after {
@@ -297,7 +320,7 @@ fn mac_colon(b: &[u8], i: usize) -> Option<usize> {
     Some(i + 17)
 }
 
-fn mac_dotted(b: &[u8], i: usize) -> Option<usize> {
+fn mac_dotted(b: &[u8], i: usize, key: KeyContext) -> Option<usize> {
     if i + 14 > b.len() {
         return None;
     }
@@ -308,7 +331,7 @@ fn mac_dotted(b: &[u8], i: usize) -> Option<usize> {
         }
     }
     // Four-digit decimal groups (`2024.0115.1030`) are more likely numbers.
-    if b[i..i + 14].iter().all(|c| is_digit(*c) || *c == b'.') {
+    if b[i..i + 14].iter().all(|c| is_digit(*c) || *c == b'.') && !context::mac_label(b, i, key) {
         return None;
     }
     Some(i + 14)

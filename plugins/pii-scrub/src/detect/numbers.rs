@@ -1,6 +1,7 @@
 //! Payment cards, US social security numbers, phone numbers and IBANs.
 
-use super::{DigitRuns, Hit, at, before, is_digit, is_word};
+use super::context;
+use super::{DigitRuns, Hit, Input, at, before, is_digit, is_word};
 use crate::rules::Rule;
 
 // ---------------------------------------------------------------- cards
@@ -123,41 +124,76 @@ fn luhn(d: &[u8]) -> bool {
 
 // ---------------------------------------------------------------- SSN
 
-/// `123-45-6789`, rejecting area 000, 666 and 9xx, group 00 and serial 0000,
-/// and anything glued to more digits or dashes (dates, ISBNs, phone numbers).
-pub(crate) fn ssn(b: &[u8], runs: &DigitRuns, out: &mut Vec<Hit>) {
+/// US SSNs. The dashed form `123-45-6789` anywhere; nine digits in any
+/// grouping (`219450912`, `219 45 0912`, `219.45.0912`) only when labelled
+/// (`SSN:`, `ssn=`, `social security number`, `tax id`, a field named
+/// `ssn`, …; see [`context::national_id_label`]). Area 000, 666 and 9xx,
+/// group 00 and serial 0000 are refused, and so is anything glued to more
+/// digits or dashes (dates, ISBNs, phone numbers).
+pub(crate) fn ssn(inp: &Input, out: &mut Vec<Hit>) {
+    let b = inp.b;
     let mut from = 0;
-    while let Some(i) = runs.next(b, from) {
+    while let Some(i) = inp.runs.next(b, from) {
         from = i + 1;
-        if i + 11 > b.len() {
-            break;
-        }
-        let w = &b[i..i + 11];
-        let shape = w[3] == b'-'
-            && w[6] == b'-'
-            && w[..3].iter().all(|c| is_digit(*c))
-            && w[4..6].iter().all(|c| is_digit(*c))
-            && w[7..].iter().all(|c| is_digit(*c));
-        if !shape {
+        let p = before(b, i);
+        if is_word(p) || (matches!(p, b'-' | b'.' | b'+' | b'/') && is_digit(before(b, i - 1))) {
             continue;
         }
-        let p = before(b, i);
-        let n = at(b, i + 11);
-        let glued = is_word(p)
-            || (matches!(p, b'-' | b'.' | b'+' | b'/') && is_digit(before(b, i - 1)))
-            || is_word(n)
-            || (matches!(n, b'-' | b'.' | b'/') && is_digit(at(b, i + 12)));
-        let area = &w[..3];
-        let valid = area != b"000"
-            && area != b"666"
-            && area[0] != b'9'
-            && &w[4..6] != b"00"
-            && &w[7..] != b"0000";
-        if !glued && valid {
-            out.push(Hit::new(Rule::Ssn, i, i + 11));
-            from = i + 11;
+        let Some((digits, end, dashed)) = nine_digits(b, i) else {
+            continue;
+        };
+        if valid_ssn(&digits) && (dashed || context::national_id_label(b, i, inp.key)) {
+            out.push(Hit::new(Rule::Ssn, i, end));
+            from = end;
         }
     }
+}
+
+/// Nine digits from `i` in groups joined by single spaces, dashes or dots,
+/// not followed by more: the digits, the end, and whether the grouping is
+/// the dashed 3-2-4.
+fn nine_digits(b: &[u8], i: usize) -> Option<([u8; 9], usize, bool)> {
+    let mut d = [0u8; 9];
+    let mut n = 0;
+    let mut pos = i;
+    let mut seps = [0u8; 8];
+    let mut ns = 0;
+    loop {
+        while is_digit(at(b, pos)) {
+            if n == 9 {
+                return None;
+            }
+            d[n] = b[pos];
+            n += 1;
+            pos += 1;
+        }
+        if n == 9 {
+            break;
+        }
+        let c = at(b, pos);
+        if matches!(c, b' ' | b'-' | b'.') && is_digit(at(b, pos + 1)) && ns < seps.len() {
+            seps[ns] = c;
+            ns += 1;
+            pos += 1;
+        } else {
+            return None;
+        }
+    }
+    let n = at(b, pos);
+    if is_word(n) || (matches!(n, b'-' | b'.' | b'/' | b' ') && is_digit(at(b, pos + 1))) {
+        return None;
+    }
+    let dashed = ns == 2
+        && seps[0] == b'-'
+        && seps[1] == b'-'
+        && at(b, i + 3) == b'-'
+        && at(b, i + 6) == b'-';
+    Some((d, pos, dashed))
+}
+
+fn valid_ssn(d: &[u8; 9]) -> bool {
+    let area = &d[..3];
+    area != b"000" && area != b"666" && area[0] != b'9' && &d[3..5] != b"00" && &d[5..] != b"0000"
 }
 
 // ---------------------------------------------------------------- phone
@@ -475,6 +511,23 @@ mod tests {
     }
     fn ssn(i: &str, o: &str) {
         check_rule(Rule::Ssn, i, o);
+    }
+
+    #[test]
+    fn labelled_ssns() {
+        ssn("SSN: 219450912", "SSN: [ssn]");
+        ssn("ssn=219 45 0912;", "ssn=[ssn];");
+        ssn(
+            "social security number 219.45.0912",
+            "social security number [ssn]",
+        );
+        ssn("Tax ID: 219-450-912", "Tax ID: [ssn]");
+        ssn("{\"ssn\": \"219450912\"}", "{\"ssn\": \"[ssn]\"}");
+        // Unlabelled, or invalid, or longer: kept.
+        ssn("order 219450912", "order 219450912");
+        ssn("SSN: 919450912", "SSN: 919450912");
+        ssn("SSN: 2194509123", "SSN: 2194509123");
+        ssn("ssn: 219 45 0912 34", "ssn: 219 45 0912 34");
     }
     fn phone(i: &str, o: &str) {
         check_rule(Rule::Phone, i, o);
