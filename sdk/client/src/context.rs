@@ -61,7 +61,10 @@ mod tests {
         // A damaged file is replaced.
         std::fs::write(home.join("installation_id"), "garbage").unwrap();
         assert_ne!(installation_id(&home).unwrap(), a);
-        let names: Vec<_> = std::fs::read_dir(&home).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&home)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("installation_id")]);
     }
 
@@ -71,7 +74,15 @@ mod tests {
         let keys: Vec<&str> = c.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["installation_id", "tool_version", "os", "arch", "sdk", "sdk_version", "language"]
+            [
+                "installation_id",
+                "tool_version",
+                "os",
+                "arch",
+                "sdk",
+                "sdk_version",
+                "language"
+            ]
         );
         let text = Value::Object(c).to_string();
         for secret in [std::env::var("HOME").ok(), std::env::var("USER").ok()]

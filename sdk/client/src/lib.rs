@@ -129,6 +129,7 @@ pub struct Options {
     endpoint: Option<String>,
     mode: Option<Mode>,
     daemon: Option<PathBuf>,
+    socket: Option<PathBuf>,
     flush_timeout: Duration,
     http_timeout: Duration,
     capacity: usize,
@@ -143,6 +144,7 @@ impl Options {
             endpoint: None,
             mode: None,
             daemon: None,
+            socket: None,
             flush_timeout: Duration::from_secs(1),
             http_timeout: Duration::from_secs(2),
             capacity: 4096,
@@ -166,6 +168,13 @@ impl Options {
     /// tool's executable, else from `PATH`).
     pub fn daemon(mut self, path: impl Into<PathBuf>) -> Self {
         self.daemon = Some(path.into());
+        self
+    }
+
+    /// The daemon's socket when `WRAITH_SOCKET` is not set (default:
+    /// [`settings::socket_path`]).
+    pub fn socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.socket = Some(path.into());
         self
     }
 
@@ -254,7 +263,10 @@ impl Options {
         };
         Some(match mode {
             Mode::Daemon => transport::Target::Daemon(transport::DaemonTarget {
-                socket: settings::socket_path(env)?,
+                socket: match env.var(settings::ENV_SOCKET).filter(|s| !s.is_empty()) {
+                    Some(s) => PathBuf::from(s),
+                    None => self.socket.clone().or_else(|| settings::socket_path(env))?,
+                },
                 daemon: env
                     .var(settings::ENV_DAEMON)
                     .filter(|d| !d.is_empty())
@@ -319,7 +331,9 @@ pub fn enabled() -> bool {
 
 /// Events dropped because the queue to the background thread was full.
 pub fn dropped() -> u64 {
-    CLIENT.get().map_or(0, |c| c.dropped.load(Ordering::Relaxed))
+    CLIENT
+        .get()
+        .map_or(0, |c| c.dropped.load(Ordering::Relaxed))
 }
 
 /// Track one event. Never blocks, never fails, never panics.
@@ -464,7 +478,10 @@ mod tests {
         let r = start("scan");
         assert!(r.command.is_none());
         r.succeeded();
-        assert_eq!(timed("c", || Err::<(), _>(std::fmt::Error)), Err(std::fmt::Error));
+        assert_eq!(
+            timed("c", || Err::<(), _>(std::fmt::Error)),
+            Err(std::fmt::Error)
+        );
         assert_eq!(dropped(), 0);
     }
 

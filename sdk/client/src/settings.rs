@@ -151,7 +151,9 @@ pub fn resolve(env: &impl Env) -> Result<FileConfig, OptOut> {
         return Err(o);
     }
     let config = match wraith_dir(env) {
-        Some(dir) => FileConfig::read(&dir.join("config.json")).map_err(|()| OptOut::UnreadableConfig)?,
+        Some(dir) => {
+            FileConfig::read(&dir.join("config.json")).map_err(|()| OptOut::UnreadableConfig)?
+        }
         None => FileConfig::default(),
     };
     if config.telemetry == Some(false) {
@@ -246,7 +248,9 @@ mod tests {
         assert_eq!(resolve(&e), Err(OptOut::ConfigFile));
         write(r#"{"telemetry": "0"}"#);
         assert_eq!(resolve(&e), Err(OptOut::ConfigFile));
-        write(r#"{"telemetry": true, "endpoint": "https://t.example", "mode": "http", "other": 1}"#);
+        write(
+            r#"{"telemetry": true, "endpoint": "https://t.example", "mode": "http", "other": 1}"#,
+        );
         let c = resolve(&e).unwrap();
         assert_eq!(c.endpoint.as_deref(), Some("https://t.example"));
         assert_eq!(c.mode.as_deref(), Some("http"));
@@ -263,7 +267,10 @@ mod tests {
     fn paths() {
         let e = env(&[("HOME", "/h")]);
         assert_eq!(wraith_dir(&e), Some(PathBuf::from("/h/.wraith")));
-        assert_eq!(socket_path(&e), Some(PathBuf::from("/h/.wraith/wraith.sock")));
+        assert_eq!(
+            socket_path(&e),
+            Some(PathBuf::from("/h/.wraith/wraith.sock"))
+        );
         assert_eq!(spool_dir(&e), Some(PathBuf::from("/h/.wraith/spool")));
         let e = env(&[("HOME", "/h"), ("XDG_RUNTIME_DIR", "/run/user/1")]);
         assert_eq!(

@@ -137,7 +137,10 @@ impl Daemon {
     /// Start `wraith-daemon` with this process as its parent; it detaches
     /// itself and returns once its socket answers. At most once a second.
     fn spawn(&mut self) {
-        if self.spawned.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+        if self
+            .spawned
+            .is_some_and(|at| at.elapsed() < Duration::from_secs(1))
+        {
             return;
         }
         self.spawned = Some(Instant::now());
@@ -293,7 +296,10 @@ impl Sink for Http {
                 .map(|r| r.status().as_u16());
             match status {
                 // Stored, or refused as invalid: either way not worth sending again.
-                Ok(s) if (200..300).contains(&s) || ((400..500).contains(&s) && s != 408 && s != 429) => {
+                Ok(s)
+                    if (200..300).contains(&s)
+                        || ((400..500).contains(&s) && s != 408 && s != 429) =>
+                {
                     pending.drain(..n);
                 }
                 _ => return false,
@@ -354,8 +360,11 @@ mod tests {
         let t = std::thread::spawn(move || run(rx, target));
         tx.send(Msg::Line(b"{}\n".to_vec())).unwrap();
         let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
-        tx.send(Msg::Flush(Instant::now() + Duration::from_millis(200), ack_tx))
-            .unwrap();
+        tx.send(Msg::Flush(
+            Instant::now() + Duration::from_millis(200),
+            ack_tx,
+        ))
+        .unwrap();
         ack_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         drop(tx);
         t.join().unwrap();

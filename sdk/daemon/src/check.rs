@@ -15,12 +15,12 @@ pub fn check(endpoint: &str, timeout: Duration, token: Option<String>) -> Result
         Err(e) => Err(describe(&e, &url)),
         // The gateway refuses an empty body with 400 `empty_body`: it is
         // there, reads requests, and would take events.
-        Ok((400, _, body)) if message(&body).contains("(empty_body)") => Ok(format!(
-            "ok: {url} is a Wraith gateway and takes events"
-        )),
-        Ok((status, _, _)) if (200..300).contains(&status) => Ok(format!(
-            "ok: {url} answered {status} to an empty batch"
-        )),
+        Ok((400, _, body)) if message(&body).contains("(empty_body)") => {
+            Ok(format!("ok: {url} is a Wraith gateway and takes events"))
+        }
+        Ok((status, _, _)) if (200..300).contains(&status) => {
+            Ok(format!("ok: {url} answered {status} to an empty batch"))
+        }
         Ok((401, _, body)) | Ok((403, _, body)) => Err(format!(
             "{url} refused the credentials{}: set --token or WRAITH_TOKEN to a token the gateway accepts",
             message(&body)

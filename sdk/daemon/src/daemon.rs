@@ -99,7 +99,11 @@ pub fn run(cfg: Config) -> Result<bool> {
     let lock_path = PathBuf::from(format!("{}.lock", cfg.socket.display()));
     let Some(_socket_lock) = try_lock(&lock_path)? else {
         let pid = std::fs::read_to_string(&lock_path).unwrap_or_default();
-        info!("already running for {} (pid {}); exiting", cfg.socket.display(), pid.trim());
+        info!(
+            "already running for {} (pid {}); exiting",
+            cfg.socket.display(),
+            pid.trim()
+        );
         return Ok(false);
     };
     let spool_lock_path = cfg.spool_dir.join("daemon.lock");
@@ -116,7 +120,10 @@ pub fn run(cfg: Config) -> Result<bool> {
     // to a daemon that holds no lock (an older one): leave it be.
     if cfg.socket.exists() {
         if UnixStream::connect(&cfg.socket).is_ok() {
-            info!("{} is served by another process; exiting", cfg.socket.display());
+            info!(
+                "{} is served by another process; exiting",
+                cfg.socket.display()
+            );
             return Ok(false);
         }
         std::fs::remove_file(&cfg.socket)
@@ -137,7 +144,8 @@ pub fn run(cfg: Config) -> Result<bool> {
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGHUP,
     ] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing signal handlers")?;
     }
 
     let mut status = Status::new(&cfg);
@@ -162,7 +170,9 @@ pub fn run(cfg: Config) -> Result<bool> {
         cfg.endpoint,
         cfg.spool_dir.display(),
         spool.batches(),
-        cfg.parent_pid.map(|p| format!(", parent {p}")).unwrap_or_default(),
+        cfg.parent_pid
+            .map(|p| format!(", parent {p}"))
+            .unwrap_or_default(),
         if cfg.dry_run { ", dry run" } else { "" }
     );
 
@@ -296,7 +306,10 @@ fn read_lines(conn: UnixStream, shared: &Shared, cfg: &Config) {
     let mut line = Vec::new();
     loop {
         line.clear();
-        match (&mut r).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line) {
+        match (&mut r)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+        {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
@@ -471,7 +484,12 @@ impl Sender {
         let events = body.iter().filter(|b| **b == b'\n').count() as u64;
         if self.cfg.dry_run {
             let mut out = self.out.lock();
-            let _ = writeln!(out, "dry run: would POST {} events to {}", events, self.client.url());
+            let _ = writeln!(
+                out,
+                "dry run: would POST {} events to {}",
+                events,
+                self.client.url()
+            );
             let _ = out.write_all(&body);
             let _ = out.flush();
             let mut st = shared.lock();
@@ -501,11 +519,16 @@ impl Sender {
             if deadline.is_none() && shared.lock().closing {
                 return;
             }
-            let Some((entry, body)) = self.spool.oldest() else { return };
+            let Some((entry, body)) = self.spool.oldest() else {
+                return;
+            };
             let body = match body {
                 Ok(b) => b,
                 Err(e) => {
-                    error!("spooled batch {} cannot be read ({e}); {} events lost", entry.seq, entry.events);
+                    error!(
+                        "spooled batch {} cannot be read ({e}); {} events lost",
+                        entry.seq, entry.events
+                    );
                     let _ = self.spool.remove_oldest();
                     self.update_spool(shared);
                     continue;
@@ -518,7 +541,9 @@ impl Sender {
                 }
                 outcome => {
                     if let Err(e) = self.spool.remove_oldest() {
-                        error!("could not remove a sent batch from the spool ({e}); it may be sent twice");
+                        error!(
+                            "could not remove a sent batch from the spool ({e}); it may be sent twice"
+                        );
                     }
                     self.done(shared, entry.events, outcome);
                     self.update_spool(shared);
@@ -535,15 +560,23 @@ impl Sender {
         match outcome {
             Outcome::Sent(answer) => {
                 if answer.invalid > 0 {
-                    let first = answer.errors.first().map(|e| e.message.as_str()).unwrap_or("");
-                    warning!("gateway refused {} of {events} events as invalid; the first: {first}", answer.invalid);
+                    let first = answer
+                        .errors
+                        .first()
+                        .map(|e| e.message.as_str())
+                        .unwrap_or("");
+                    warning!(
+                        "gateway refused {} of {events} events as invalid; the first: {first}",
+                        answer.invalid
+                    );
                 }
                 st.status.record_sent(events, Some(&answer));
             }
             Outcome::Refused { status, why } => {
                 error!("{why}; dropping the batch of {events} events (not retried)");
                 st.status.rejected_events += events;
-                st.status.record_error(format!("{why} (batch of {events} dropped)"));
+                st.status
+                    .record_error(format!("{why} (batch of {events} dropped)"));
                 let _ = status;
             }
             Outcome::Retry { .. } => {}
@@ -573,7 +606,10 @@ impl Sender {
             }
             Err(e) => {
                 let events = body.iter().filter(|b| **b == b'\n').count();
-                error!("could not write to the spool {} ({e}); {events} events lost", self.cfg.spool_dir.display());
+                error!(
+                    "could not write to the spool {} ({e}); {events} events lost",
+                    self.cfg.spool_dir.display()
+                );
                 let mut st = shared.lock();
                 st.status.dropped_spool_full += events as u64;
                 st.status.record_error(format!("spool write failed: {e}"));

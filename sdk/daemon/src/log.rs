@@ -27,7 +27,10 @@ pub fn init(path: PathBuf, echo: bool) {
 }
 
 pub fn write(level: &str, msg: std::fmt::Arguments<'_>) {
-    let line = format!("{} {level:<5} {msg}\n", crate::time::rfc3339(crate::time::unix_ms()));
+    let line = format!(
+        "{} {level:<5} {msg}\n",
+        crate::time::rfc3339(crate::time::unix_ms())
+    );
     let Some(log) = LOG.get() else {
         eprint!("{line}");
         return;
@@ -35,7 +38,9 @@ pub fn write(level: &str, msg: std::fmt::Arguments<'_>) {
     if log.echo {
         eprint!("{line}");
     }
-    let Ok(mut guard) = log.file.lock() else { return };
+    let Ok(mut guard) = log.file.lock() else {
+        return;
+    };
     if guard.is_none() {
         if let Some(dir) = log.path.parent() {
             let _ = wraith_sdk::settings::create_private_dir(dir);

@@ -123,15 +123,17 @@ struct RunArgs {
 }
 
 fn seconds(name: &str, v: f64) -> Result<Duration> {
-    Duration::try_from_secs_f64(v).with_context(|| format!("--{name} must be a number of seconds ≥ 0, got {v}"))
+    Duration::try_from_secs_f64(v)
+        .with_context(|| format!("--{name} must be a number of seconds ≥ 0, got {v}"))
 }
 
 fn config(a: &RunArgs) -> Result<daemon::Config> {
     let env = settings::ProcessEnv;
     let socket = match &a.socket {
         Some(s) => s.clone(),
-        None => settings::socket_path(&env)
-            .context("no socket path: pass --socket, or set WRAITH_SOCKET, XDG_RUNTIME_DIR or HOME")?,
+        None => settings::socket_path(&env).context(
+            "no socket path: pass --socket, or set WRAITH_SOCKET, XDG_RUNTIME_DIR or HOME",
+        )?,
     };
     let spool_dir = match &a.spool_dir {
         Some(s) => s.clone(),
@@ -151,7 +153,10 @@ fn config(a: &RunArgs) -> Result<daemon::Config> {
     }
     Ok(daemon::Config {
         endpoint: a.endpoint.clone(),
-        log_file: a.log_file.clone().unwrap_or_else(|| spool_dir.join("daemon.log")),
+        log_file: a
+            .log_file
+            .clone()
+            .unwrap_or_else(|| spool_dir.join("daemon.log")),
         socket,
         spool_dir,
         parent_pid: a.parent_pid,
@@ -192,7 +197,10 @@ fn detach(cfg: &daemon::Config) -> Result<ExitCode> {
             return Ok(if status.success() {
                 ExitCode::SUCCESS
             } else {
-                eprintln!("wraith-daemon: failed to start; see {}", cfg.log_file.display());
+                eprintln!(
+                    "wraith-daemon: failed to start; see {}",
+                    cfg.log_file.display()
+                );
                 ExitCode::FAILURE
             });
         }
@@ -246,8 +254,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let _ = socket;
             let dir = match spool_dir {
                 Some(d) => d,
-                None => settings::spool_dir(&settings::ProcessEnv)
-                    .context("no spool folder: pass --spool-dir, or set WRAITH_SPOOL_DIR or HOME")?,
+                None => settings::spool_dir(&settings::ProcessEnv).context(
+                    "no spool folder: pass --spool-dir, or set WRAITH_SPOOL_DIR or HOME",
+                )?,
             };
             Ok(if status::show(&dir, json)? {
                 ExitCode::SUCCESS

@@ -12,7 +12,10 @@ pub enum Outcome {
     Sent(BatchAnswer),
     /// Not delivered; worth sending again (unreachable, timeout, 408, 429,
     /// 5xx). `after` is the gateway's `Retry-After`, when it gave one.
-    Retry { after: Option<Duration>, why: String },
+    Retry {
+        after: Option<Duration>,
+        why: String,
+    },
     /// Refused for good (4xx other than 408 and 429): sending it again would
     /// get the same answer.
     Refused { status: u16, why: String },
@@ -208,7 +211,11 @@ mod tests {
             o => panic!("{o:?}"),
         }
         assert_eq!(
-            classify(503, Some("5"), br#"{"error":{"code":"unavailable","message":"disk full"}}"#),
+            classify(
+                503,
+                Some("5"),
+                br#"{"error":{"code":"unavailable","message":"disk full"}}"#
+            ),
             Outcome::Retry {
                 after: Some(Duration::from_secs(5)),
                 why: "gateway answered 503: disk full (unavailable)".into()
@@ -227,8 +234,14 @@ mod tests {
                 why: "gateway answered 400: 1 invalid event(s), the first (index 0): field `event_type` must not be empty".into()
             }
         );
-        assert!(matches!(classify(401, None, b"no"), Outcome::Refused { status: 401, .. }));
-        assert!(matches!(classify(413, None, b""), Outcome::Refused { status: 413, .. }));
+        assert!(matches!(
+            classify(401, None, b"no"),
+            Outcome::Refused { status: 401, .. }
+        ));
+        assert!(matches!(
+            classify(413, None, b""),
+            Outcome::Refused { status: 413, .. }
+        ));
     }
 
     #[test]
@@ -239,7 +252,10 @@ mod tests {
             let base = Duration::from_secs((1u64 << i).min(8));
             assert!(*w >= base / 2 && *w < base, "{i}: {w:?}");
         }
-        assert_eq!(b.next(Some(Duration::from_secs(30))), Duration::from_secs(30));
+        assert_eq!(
+            b.next(Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
         b.reset();
         assert!(b.next(None) < Duration::from_secs(1));
     }

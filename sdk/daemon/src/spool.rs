@@ -203,7 +203,13 @@ mod tests {
             dropped.batches += d.batches;
             dropped.events += d.events;
         }
-        assert_eq!(dropped, Dropped { batches: 2, events: 4 });
+        assert_eq!(
+            dropped,
+            Dropped {
+                batches: 2,
+                events: 4
+            }
+        );
         assert_eq!(s.bytes(), size * 3);
         assert_eq!(bodies(&mut s), vec![body(2), body(3), body(4)]);
     }

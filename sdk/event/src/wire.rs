@@ -222,7 +222,10 @@ mod tests {
         assert_eq!(e.extra["nested"], json!({"a": [1]}));
         assert_eq!(e.extra.len(), 2);
         let minimal: Event = serde_json::from_str(r#"{"event_type":"x"}"#).unwrap();
-        assert_eq!(serde_json::to_string(&minimal).unwrap(), r#"{"event_type":"x"}"#);
+        assert_eq!(
+            serde_json::to_string(&minimal).unwrap(),
+            r#"{"event_type":"x"}"#
+        );
         assert!(serde_json::from_str::<Event>(r#"{"tool":"x"}"#).is_err());
     }
 
