@@ -1,11 +1,10 @@
 //! `wraith-sdk`: the thin client for tools.
 //!
 //! ```no_run
-//! fn main() {
-//!     let _telemetry = wraith_sdk::init("mytool", env!("CARGO_PKG_VERSION"));
-//!     let result = wraith_sdk::timed("scan", || -> Result<(), std::io::Error> { Ok(()) });
-//!     wraith_sdk::track(wraith_sdk::Event::new("cache_cleared").field("entries", 12));
-//! }
+//! // In `main`, once; keep the guard until the tool exits.
+//! let _telemetry = wraith_sdk::init("mytool", env!("CARGO_PKG_VERSION"));
+//! let result = wraith_sdk::timed("scan", || -> Result<(), std::io::Error> { Ok(()) });
+//! wraith_sdk::track(wraith_sdk::Event::new("cache_cleared").field("entries", 12));
 //! ```
 //!
 //! `init` reads the opt-out rules ([`settings`]) and, when telemetry is on,

@@ -75,6 +75,20 @@ pub enum OptOut {
     UnreadableConfig,
 }
 
+/// Why the config file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// It exists but could not be read.
+    #[error("cannot read the config file: {0}")]
+    Read(#[from] std::io::Error),
+    /// It is not JSON.
+    #[error("the config file is not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// It is JSON but not an object.
+    #[error("the config file is not a JSON object")]
+    NotAnObject,
+}
+
 /// What the config file says (`<folder>/config.json`). Unknown keys are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileConfig {
@@ -91,20 +105,20 @@ pub struct FileConfig {
 impl FileConfig {
     /// Read the config file; `Ok(default)` when there is none, `Err` when it
     /// exists but is not a JSON object.
-    pub fn read(path: &Path) -> Result<FileConfig, ()> {
+    pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
         let text = match std::fs::read(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileConfig::default()),
-            Err(_) => return Err(()),
+            Err(e) => return Err(e.into()),
         };
         Self::parse(&text)
     }
 
     /// Parse the config file's text.
-    pub fn parse(text: &[u8]) -> Result<FileConfig, ()> {
+    pub fn parse(text: &[u8]) -> Result<FileConfig, ConfigError> {
         let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
-        let value: serde_json::Value = serde_json::from_slice(text).map_err(|_| ())?;
-        let map = value.as_object().ok_or(())?;
+        let value: serde_json::Value = serde_json::from_slice(text)?;
+        let map = value.as_object().ok_or(ConfigError::NotAnObject)?;
         let string = |k: &str| map.get(k).and_then(|v| v.as_str()).map(str::to_owned);
         Ok(FileConfig {
             telemetry: match map.get("telemetry") {
@@ -152,7 +166,7 @@ pub fn resolve(env: &impl Env) -> Result<FileConfig, OptOut> {
     }
     let config = match wraith_dir(env) {
         Some(dir) => {
-            FileConfig::read(&dir.join("config.json")).map_err(|()| OptOut::UnreadableConfig)?
+            FileConfig::read(&dir.join("config.json")).map_err(|_| OptOut::UnreadableConfig)?
         }
         None => FileConfig::default(),
     };

@@ -498,13 +498,13 @@ impl Sender {
             return;
         }
         if !self.spool.is_empty() || self.in_backoff() {
-            self.to_spool(shared, &body);
+            self.spool_batch(shared, &body);
             return;
         }
         match self.client.send(&body) {
             Outcome::Retry { after, why } => {
                 self.failed(shared, after, &why);
-                self.to_spool(shared, &body);
+                self.spool_batch(shared, &body);
             }
             outcome => self.done(shared, events, outcome),
         }
@@ -593,7 +593,7 @@ impl Sender {
         st.dirty = true;
     }
 
-    fn to_spool(&mut self, shared: &Shared, body: &[u8]) {
+    fn spool_batch(&mut self, shared: &Shared, body: &[u8]) {
         match self.spool.push(body) {
             Ok(d) => {
                 if d.batches > 0 {

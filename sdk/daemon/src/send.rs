@@ -148,6 +148,13 @@ pub fn describe(e: &ureq::Error, url: &str) -> String {
             std::io::ErrorKind::ConnectionRefused => {
                 format!("connection refused by {url}: is the gateway running and listening there?")
             }
+            std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::InvalidData
+                if url.starts_with("https:") =>
+            {
+                format!("TLS: the handshake with {url} failed ({io}); does the gateway speak HTTPS there?")
+            }
             std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof => format!(
                 "connection to {url} closed before an answer (if the gateway speaks HTTPS, use https://): {io}"
             ),
