@@ -46,7 +46,16 @@ trait Sink {
     /// Try to deliver everything in `pending` (front first); what could not
     /// be delivered stays there.
     fn deliver(&mut self, pending: &mut VecDeque<Vec<u8>>) -> bool;
+
+    /// How long a line may wait for others to share its delivery (HTTP: one
+    /// request per batch rather than per event).
+    fn linger(&self) -> Duration {
+        Duration::ZERO
+    }
 }
+
+/// Lines that make a delivery worth doing at once, lingering or not.
+const BATCH: usize = 25;
 
 pub(crate) fn run(rx: Receiver<Msg>, target: Target) {
     let mut sink: Box<dyn Sink> = match target {
@@ -62,6 +71,8 @@ pub(crate) fn run(rx: Receiver<Msg>, target: Target) {
     let mut pending: VecDeque<Vec<u8>> = VecDeque::new();
     let mut backoff = Duration::from_millis(50);
     let mut retry_at: Option<Instant> = None;
+    let mut oldest: Option<Instant> = None;
+    let linger = sink.linger();
     loop {
         let msg = match retry_at {
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -89,13 +100,24 @@ pub(crate) fn run(rx: Receiver<Msg>, target: Target) {
             retry_at = None;
             backoff = Duration::from_millis(50);
             if pending.is_empty() {
+                oldest = None;
                 continue;
             }
+        }
+        if pending.is_empty() {
+            oldest = None;
+            continue;
+        }
+        let first = *oldest.get_or_insert_with(Instant::now);
+        if !linger.is_zero() && pending.len() < BATCH && first.elapsed() < linger {
+            retry_at = Some(retry_at.map_or(first + linger, |r| r.max(first + linger)));
+            continue;
         }
         if retry_at.is_some_and(|at| Instant::now() < at) {
             continue;
         }
         if sink.deliver(&mut pending) {
+            oldest = None;
             retry_at = None;
             backoff = Duration::from_millis(50);
         } else {
@@ -281,6 +303,10 @@ impl Http {
 
 #[cfg(feature = "http")]
 impl Sink for Http {
+    fn linger(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
     fn deliver(&mut self, pending: &mut VecDeque<Vec<u8>>) -> bool {
         while !pending.is_empty() {
             let n = pending.len().min(100);

@@ -153,7 +153,9 @@ pub fn describe(e: &ureq::Error, url: &str) -> String {
             | std::io::ErrorKind::InvalidData
                 if url.starts_with("https:") =>
             {
-                format!("TLS: the handshake with {url} failed ({io}); does the gateway speak HTTPS there?")
+                format!(
+                    "TLS: the handshake with {url} failed ({io}); does the gateway speak HTTPS there?"
+                )
             }
             std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof => format!(
                 "connection to {url} closed before an answer (if the gateway speaks HTTPS, use https://): {io}"
