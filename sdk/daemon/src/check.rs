@@ -13,9 +13,9 @@ pub fn check(endpoint: &str, timeout: Duration, token: Option<String>) -> Result
     // An empty batch: the gateway parses and answers it, and stores nothing.
     match client.post(b"") {
         Err(e) => Err(describe(&e, &url)),
-        // The gateway refuses an empty body with 400 `empty_body`: it is
-        // there, reads requests, and would take events.
-        Ok((400, _, body)) if message(&body).contains("(empty_body)") => {
+        // The gateway refuses an empty batch with 400 `empty_batch` (or
+        // `empty_body`): it is there, reads requests, and would take events.
+        Ok((400, _, body)) if is_empty_refusal(&body) => {
             Ok(format!("ok: {url} is a Wraith gateway and takes events"))
         }
         Ok((status, _, _)) if (200..300).contains(&status) => {
@@ -31,4 +31,9 @@ pub fn check(endpoint: &str, timeout: Duration, token: Option<String>) -> Result
         )),
         Ok((status, _, body)) => Err(format!("{url} answered {status}{}", message(&body))),
     }
+}
+
+fn is_empty_refusal(body: &[u8]) -> bool {
+    serde_json::from_slice::<wraith_event::wire::ErrorBody>(body)
+        .is_ok_and(|e| matches!(e.error.code.as_str(), "empty_batch" | "empty_body"))
 }

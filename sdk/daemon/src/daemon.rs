@@ -150,6 +150,9 @@ pub fn run(cfg: Config) -> Result<bool> {
 
     let mut status = Status::new(&cfg);
     status.set_spool(&spool);
+    // Written before the first connection is taken, so `status` finds a
+    // daemon as soon as its socket answers.
+    status.write(&cfg.spool_dir.join("status.json"));
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             queue: VecDeque::new(),
