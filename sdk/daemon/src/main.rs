@@ -58,10 +58,8 @@ enum Cmd {
     },
     /// Show the daemon's state: pid, queue, spool, last send, last error.
     Status {
-        /// The daemon's socket (to find its spool by default).
-        #[arg(long, env = "WRAITH_SOCKET")]
-        socket: Option<PathBuf>,
-        /// The daemon's spool folder, where its status file is.
+        /// The daemon's spool folder, where its status file is
+        /// [default: ~/.wraith/spool].
         #[arg(long, env = "WRAITH_SPOOL_DIR")]
         spool_dir: Option<PathBuf>,
         /// Print the status as JSON.
@@ -246,12 +244,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             },
         ),
-        Some(Cmd::Status {
-            socket,
-            spool_dir,
-            json,
-        }) => {
-            let _ = socket;
+        Some(Cmd::Status { spool_dir, json }) => {
             let dir = match spool_dir {
                 Some(d) => d,
                 None => settings::spool_dir(&settings::ProcessEnv).context(

@@ -97,7 +97,10 @@ fn the_socket_protocol_from_a_shell_and_python() {
     assert!(out.status.success(), "{out:?}");
     // The README's shell form needs `nc` with Unix-socket support
     // (netcat-openbsd); the Python form above runs everywhere.
-    let nc = Command::new("sh").args(["-c", "command -v nc"]).output().unwrap();
+    let nc = Command::new("sh")
+        .args(["-c", "command -v nc"])
+        .output()
+        .unwrap();
     let mut expected = 1;
     if nc.status.success() {
         let out = Command::new("sh")
@@ -111,7 +114,9 @@ fn the_socket_protocol_from_a_shell_and_python() {
         assert!(out.status.success(), "{out:?}");
         expected = 2;
     } else {
-        eprintln!("note: nc is not installed, so the shell one-liner was not run (the Python one was)");
+        eprintln!(
+            "note: nc is not installed, so the shell one-liner was not run (the Python one was)"
+        );
     }
     wait_for("the one-liners' events", T, || {
         gw.events().len() == expected
