@@ -575,12 +575,11 @@ impl Sender {
                 }
                 st.status.record_sent(events, Some(&answer));
             }
-            Outcome::Refused { status, why } => {
+            Outcome::Refused { why, .. } => {
                 error!("{why}; dropping the batch of {events} events (not retried)");
                 st.status.rejected_events += events;
                 st.status
                     .record_error(format!("{why} (batch of {events} dropped)"));
-                let _ = status;
             }
             Outcome::Retry { .. } => {}
         }

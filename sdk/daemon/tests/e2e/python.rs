@@ -51,7 +51,7 @@ fn python_client_through_the_daemon_across_an_outage() {
     let mut t = tool(&home, &["--fail"]);
     t.send((1..=5).map(|i| format!("py {i} mail bob@example.org")));
     wait_for("5 events at the gateway", T, || {
-        line_numbers(&gw.events()).len() == 5
+        line_numbers(&gw.events()).len() >= 5
     });
     assert_eq!(home.status().unwrap()["parent_pid"], t.child.id());
     gw.stop();
