@@ -233,8 +233,16 @@ pub fn run(cfg: Config) -> Result<bool> {
         st.closing = true;
         shared.wake.notify_all();
     }
-    let _ = sender.join();
+    let spool = sender.join();
     let mut st = shared.lock();
+    // A client still connected may have written after the final flush took
+    // the queue: keep that too, for the next daemon to send.
+    if let (Ok(mut spool), Some(rest)) = (spool, take(&mut st, usize::MAX)) {
+        match spool.push(&rest) {
+            Ok(_) => st.status.set_spool(&spool),
+            Err(e) => error!("could not spool the last events ({e}); they are lost"),
+        }
+    }
     st.status.queued = st.queue.len() as u64;
     st.status.stopped_ms = Some(crate::time::unix_ms());
     st.status.write(&status_path);
@@ -427,7 +435,8 @@ impl Sender {
         self.retry_at.is_some_and(|t| Instant::now() < t)
     }
 
-    fn run(mut self, shared: &Shared) {
+    /// Returns the spool, for whatever readers queue after the final flush.
+    fn run(mut self, shared: &Shared) -> Spool {
         loop {
             let (batch, closing) = self.next_batch(shared);
             if let Some(b) = batch {
@@ -442,7 +451,7 @@ impl Sender {
                 }
                 self.retry_at = None;
                 self.replay(shared, Some(Instant::now() + self.cfg.timeout * 2));
-                return;
+                return self.spool;
             }
             self.replay(shared, None);
         }

@@ -149,14 +149,17 @@ fn config(a: &RunArgs) -> Result<daemon::Config> {
     if a.endpoint.parse::<ureq::http::Uri>().is_err() {
         bail!("--endpoint {:?} is not a URL", a.endpoint);
     }
+    // Absolute, so the detached daemon can leave the tool's working folder.
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    let log_file = a
+        .log_file
+        .clone()
+        .unwrap_or_else(|| spool_dir.join("daemon.log"));
     Ok(daemon::Config {
         endpoint: a.endpoint.clone(),
-        log_file: a
-            .log_file
-            .clone()
-            .unwrap_or_else(|| spool_dir.join("daemon.log")),
-        socket,
-        spool_dir,
+        log_file: absolute(log_file),
+        socket: absolute(socket),
+        spool_dir: absolute(spool_dir),
         parent_pid: a.parent_pid,
         dry_run: a.dry_run,
         flush_interval,
@@ -267,6 +270,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             if !cli.run.foreground {
                 return detach(&cfg);
+            }
+            if detached {
+                // Do not keep the tool's working folder busy (or unmountable).
+                let _ = std::env::set_current_dir("/");
             }
             daemon::run(cfg)?;
             Ok(ExitCode::SUCCESS)
