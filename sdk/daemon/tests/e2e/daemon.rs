@@ -272,3 +272,45 @@ fn idle_daemon_exits_by_itself() {
     assert!(status.success());
     assert!(!home.socket().exists());
 }
+
+/// Over its size cap the spool drops its oldest batches, counts what it
+/// dropped, and replays the rest in order once the gateway is back.
+#[test]
+fn a_full_spool_drops_the_oldest_and_counts_them() {
+    let mut gw = Gateway::start();
+    gw.stop();
+    let home = Home::new(&gw.url());
+    let d = start(&home, &["--spool-max-mib", "1", "--batch-size", "100"]);
+    wait_ready(&home);
+    let pad = "x".repeat(500);
+    let n = 3000u64;
+    let body: String = (1..=n)
+        .map(|i| {
+            format!("{{\"event_type\":\"tool_invoked\",\"tool\":\"cap\",\"command\":\"c\",\"n\":{i},\"pad\":\"{pad}\"}}\n")
+        })
+        .collect();
+    write(&home, &body);
+    wait_for("every event spooled or dropped", T, || {
+        home.status_u64("/received") == n
+            && home.status_u64("/queued") == 0
+            && home.status_u64("/spool/events") + home.status_u64("/dropped_spool_full") == n
+    });
+    let dropped = home.status_u64("/dropped_spool_full");
+    assert!(dropped > 0, "the spool never filled");
+    assert!(home.status_u64("/spool/bytes") <= 1 << 20);
+    gw.restart();
+    let kept = n - dropped;
+    wait_for("the rest replayed", T, || gw.events().len() as u64 >= kept);
+    stop(d);
+    let mut got: Vec<u64> = gw
+        .events()
+        .iter()
+        .map(|e| e["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(got.len() as u64, kept);
+    // The newest survived, in order.
+    let expected: Vec<u64> = (dropped + 1..=n).collect();
+    assert_eq!(got, expected);
+    got.dedup();
+    assert_eq!(got.len() as u64, kept);
+}
