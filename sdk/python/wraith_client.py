@@ -10,7 +10,8 @@
 Events go to the local ``wraith-daemon`` over its Unix socket (one JSON object
 per line, no answer), started on demand with this process as its parent;
 ``WRAITH_MODE=http`` posts straight to the gateway instead (CI runners,
-containers) and ``WRAITH_MODE=file`` appends JSON Lines to a file.
+containers), as the client also does by itself when no ``wraith-daemon`` can be
+found and ``WRAITH_MODE=file`` appends JSON Lines to a file.
 
 Nothing here blocks the caller on I/O or raises: ``track`` encodes the event
 and puts it on a bounded queue that a background thread drains; when the
@@ -207,13 +208,16 @@ class _Daemon:
         self.daemon = daemon
         self.sock = None
         self.spawned_at = None
+        # Direct HTTP once it is clear that no daemon can be started here.
+        self.fallback = None
 
     def _spawn(self):
         if self.spawned_at is not None and time.monotonic() - self.spawned_at < 1.0:
             return
         self.spawned_at = time.monotonic()
         program = self.daemon or shutil.which("wraith-daemon")
-        if not program:
+        if not program or not os.path.isfile(program):
+            self.fallback = _Http(_events_url(self.endpoint), 2.0)
             return
         args = [program, "--socket", self.sock_path, "--endpoint", self.endpoint,
                 "--parent-pid", str(os.getpid())]
@@ -245,6 +249,8 @@ class _Daemon:
     def deliver(self, pending):
         if not pending:
             return True
+        if self.fallback is not None:
+            return self.fallback.deliver(pending)
         s = self._connect()
         if s is None:
             return False

@@ -63,6 +63,8 @@ pub(crate) fn run(rx: Receiver<Msg>, target: Target) {
             t: d,
             stream: None,
             spawned: None,
+            #[cfg(feature = "http")]
+            fallback: None,
         }),
         #[cfg(feature = "http")]
         Target::Http(h) => Box::new(Http::new(h)),
@@ -138,6 +140,10 @@ struct Daemon {
     t: DaemonTarget,
     stream: Option<UnixStream>,
     spawned: Option<Instant>,
+    /// Direct HTTP, once it is clear that no daemon can be started here
+    /// (no `wraith-daemon` binary): a machine without a daemon still reports.
+    #[cfg(feature = "http")]
+    fallback: Option<Http>,
 }
 
 impl Daemon {
@@ -183,10 +189,20 @@ impl Daemon {
             // Its own process group: the tool's Ctrl-C does not reach it, so
             // it can still flush after the tool is gone.
             .process_group(0);
-        if let Ok(mut child) = cmd.spawn() {
-            // The launcher exits within a couple of seconds (its detached
-            // child keeps running); wait so it leaves no zombie.
-            let _ = child.wait();
+        match cmd.spawn() {
+            Ok(mut child) => {
+                // The launcher exits within a couple of seconds (its detached
+                // child keeps running); wait so it leaves no zombie.
+                let _ = child.wait();
+            }
+            #[cfg(feature = "http")]
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.fallback = Some(Http::new(HttpTarget {
+                    url: events_url(&self.t.endpoint),
+                    timeout: Duration::from_secs(2),
+                }));
+            }
+            Err(_) => {}
         }
     }
 }
@@ -208,6 +224,10 @@ impl Sink for Daemon {
     fn deliver(&mut self, pending: &mut VecDeque<Vec<u8>>) -> bool {
         if pending.is_empty() {
             return true;
+        }
+        #[cfg(feature = "http")]
+        if let Some(http) = self.fallback.as_mut() {
+            return http.deliver(pending);
         }
         let Some(stream) = self.connect() else {
             return false;

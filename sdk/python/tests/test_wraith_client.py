@@ -180,7 +180,7 @@ class Modes(unittest.TestCase):
                 except ValueError:
                     pass
             """, {"HOME": d, "WRAITH_SOCKET": os.path.join(d, "none.sock"),
-                  "WRAITH_DAEMON": "/nonexistent"})
+                  "WRAITH_DAEMON": "/nonexistent", "WRAITH_ENDPOINT": "http://127.0.0.1:9"})
             self.assertEqual(r.returncode, 0, r.stderr)
 
 

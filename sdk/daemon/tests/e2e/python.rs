@@ -146,3 +146,16 @@ fn python_opt_out_starts_nothing() {
     let all: Vec<Value> = gw.events();
     assert_eq!(line_numbers(&all), [1]);
 }
+
+#[test]
+fn python_client_without_a_daemon_binary_sends_over_http() {
+    let gw = Gateway::start();
+    let mut home = Home::new(&gw.url());
+    home.set("WRAITH_DAEMON", "/nonexistent/wraith-daemon")
+        .set("PATH", "/usr/bin:/bin");
+    let mut t = tool(&home, &[]);
+    t.send((1..=3).map(|i| format!("py {i}")));
+    t.finish();
+    assert_eq!(line_numbers(&by_id(&gw.events(), "py-tool")), [1, 2, 3]);
+    assert!(!home.socket().exists() && home.status().is_none());
+}

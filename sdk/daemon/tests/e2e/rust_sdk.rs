@@ -315,4 +315,19 @@ fn http_and_file_modes() {
     assert_eq!(line_numbers(&written), [1, 2, 3]);
     assert_eq!(written.len(), 5);
     assert!(home.status().is_none());
+
+    // Daemon mode on a machine without the daemon binary: straight to the
+    // gateway instead.
+    let gw = Gateway::start();
+    let mut home = Home::new(&gw.url());
+    home.set("WRAITH_DAEMON", "/nonexistent/wraith-daemon");
+    let mut tool = Tool::spawn({
+        let mut c = home.command(&tool_bin());
+        c.arg("process");
+        c
+    });
+    tool.send(lines(1..=2));
+    tool.finish();
+    assert_eq!(line_numbers(&by_id(&gw.events(), "sdk-tool")), [1, 2]);
+    assert!(!home.socket().exists() && home.status().is_none());
 }
