@@ -9,6 +9,9 @@
 //! the gateway encodes with it and the plugin SDK decodes with it, so both sides
 //! share one implementation.
 //!
+//! [`wire`] (feature `wire`) holds the HTTP API's shapes shared by the gateway,
+//! `wraith-daemon` and `wraith-sdk`: the event, the batch answer, the error body.
+//!
 //! This crate has no async runtime and compiles to `wasm32-wasip2`.
 
 #![warn(missing_docs)]
@@ -18,6 +21,8 @@ pub mod flat;
 pub mod path;
 #[cfg(feature = "validate")]
 pub mod validate;
+#[cfg(feature = "wire")]
+pub mod wire;
 
 pub use serde_json::{Map, Value};
 
