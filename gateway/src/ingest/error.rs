@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -62,7 +61,7 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (
             self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
+            Json(wraith_event::wire::ErrorBody::new(self.code, self.message)),
         )
             .into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {

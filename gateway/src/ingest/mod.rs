@@ -16,10 +16,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 pub use error::ApiError;
-use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tower_http::decompression::RequestDecompressionLayer;
+pub use wraith_event::wire::{BatchAnswer, EventErrorBody};
 
 /// Limits applied to requests.
 #[derive(Debug, Clone)]
@@ -106,31 +106,6 @@ async fn count_requests(State(state): State<Arc<AppState>>, req: Request, next: 
         })
         .inc();
     resp
-}
-
-/// One refused event.
-#[derive(Debug, Serialize, PartialEq)]
-pub struct EventErrorBody {
-    pub index: usize,
-    /// The offending field, empty when the event as a whole is wrong.
-    pub field: String,
-    pub message: String,
-}
-
-/// The answer to a batch.
-#[derive(Debug, Serialize)]
-pub struct BatchAnswer {
-    /// Events stored (at the default or a routed destination).
-    pub accepted: usize,
-    /// Events a plugin dropped on purpose.
-    pub dropped: usize,
-    /// Events written to the dead-letter queue by a plugin's verdict or fault.
-    pub dead_lettered: usize,
-    /// Events refused as invalid (see `errors`); they were not stored.
-    pub invalid: usize,
-    /// The `event_id` of every event by position (`null` for invalid ones).
-    pub event_ids: Vec<Option<String>>,
-    pub errors: Vec<EventErrorBody>,
 }
 
 async fn post_events(
