@@ -31,10 +31,12 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Run the benchmarks (chain and end-to-end) and print their ratios.
+    /// Run the benchmarks (chain, end-to-end, production path) and print
+    /// their ratios.
     Bench {
-        /// Run only this bench: `chain` or `e2e`.
-        #[arg(long, value_parser = ["chain", "e2e"])]
+        /// Run only this bench: `chain`, `e2e` or `production` (NATS and
+        /// ClickHouse, installed like the tests' servers).
+        #[arg(long, value_parser = ["chain", "e2e", "production"])]
         bench: Option<String>,
         /// Extra arguments for `cargo bench` (after `--`).
         #[arg(last = true)]
@@ -89,12 +91,17 @@ fn main() -> Result<()> {
         Cmd::Bench { bench, args } => {
             ensure_wasm_target()?;
             build_wasm(&root, &[Group::Plugins, Group::Fixtures])?;
+            let env = if bench.as_deref().is_none_or(|b| b == "production") {
+                servers::ensure(&root)?
+            } else {
+                Vec::new()
+            };
             let mut a = vec!["bench", "-p", "wraith-gateway"];
             if let Some(b) = &bench {
                 a.extend(["--bench", b]);
             }
             a.extend(args.iter().map(String::as_str));
-            cargo(&a)
+            cargo_env(&a, &env)
         }
         Cmd::Run { args } => {
             ensure_wasm_target()?;

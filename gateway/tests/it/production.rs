@@ -794,3 +794,91 @@ fn a_nats_cluster_two_gateways_and_two_loaders_store_each_event_once() {
     assert_exactly_once(&ch, &acked, "3-node cluster, a node and a loader killed");
     drop(loaders);
 }
+
+#[test]
+fn dead_letters_stay_local_unless_publishing_them_is_asked_for() {
+    let nats = Nats::start();
+    let ch = ClickHouse::start();
+    let start = |publish: bool| {
+        let g = Gateway::start_with(Options {
+            plugins: vec![("verdicts", "verdicts")],
+            args: vec!["--nats".into(), nats.url()],
+            extra_config: if publish {
+                "[sinks.nats]\ndead_letters = true\n".into()
+            } else {
+                String::new()
+            },
+            ..Default::default()
+        });
+        wait_ready(&g);
+        g
+    };
+    let quiet = start(false);
+    let loud = start(true);
+    let _loader = Loader::start(quiet.root.path(), &nats.url(), &ch.url());
+    let mut batch = events(0, 10);
+    batch[3]["reject_reason"] = json!("secret sauce");
+    post(&quiet, &batch).unwrap();
+    let mut batch = events(10, 10);
+    batch[4]["reject_reason"] = json!("bad shape");
+    post(&loud, &batch).unwrap();
+    // Both keep their dead letter in the owner-only local file.
+    for (g, reason) in [(&quiet, "secret sauce"), (&loud, "bad shape")] {
+        let dlq = g.lines("dlq");
+        assert_eq!(dlq.len(), 1);
+        assert_eq!(dlq[0]["dlq"]["reason"], reason);
+    }
+    let kept: HashSet<String> = ids(&events(0, 20))
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 14)
+        .map(|(_, id)| id)
+        .collect();
+    assert_exactly_once(&ch, &kept, "kept events");
+    // Only the gateway that was asked to publishes its dead letter.
+    let start = Instant::now();
+    while ch.number("SELECT count() FROM wraith.dead_letters") < 1 {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let rows = ch.query("SELECT source, subject, error FROM wraith.dead_letters");
+    assert_eq!(
+        rows, "gateway\ttelemetry.dlq\trejected by verdicts: bad shape\n",
+        "one dead letter, from the gateway that publishes them"
+    );
+}
+
+#[test]
+fn sigterm_makes_the_loader_finish_its_batch_and_exit() {
+    let nats = Nats::start();
+    let ch = ClickHouse::start();
+    let g = gateway_on(&nats.url());
+    let mut loader = Loader::start(g.root.path(), &nats.url(), &ch.url());
+    let all = events(0, 3000);
+    for (i, batch) in all.chunks(100).enumerate() {
+        post(&g, batch).unwrap();
+        if i == 10 {
+            Command::new("kill")
+                .args(["-TERM", &loader.child.id().to_string()])
+                .status()
+                .unwrap();
+        }
+    }
+    let status = loader
+        .wait_exit(Duration::from_secs(30))
+        .expect("the loader exits after SIGTERM");
+    assert!(status.success(), "{status}\n{}", loader.log());
+    assert!(loader.log().contains("loader stopped"), "{}", loader.log());
+    let loaded = ch.number("SELECT count() FROM wraith.events");
+    // What it had in hand was acknowledged: a new loader adds only the rest,
+    // and nothing is redelivered.
+    loader.restart(&[]);
+    let expected: HashSet<String> = ids(&all).into_iter().collect();
+    assert_exactly_once(&ch, &expected, "after SIGTERM");
+    let m = loader.metrics();
+    assert!(
+        m.lines().any(|l| l == "wraith_loader_redeliveries_total 0"),
+        "a batch was left unacknowledged ({loaded} rows before the restart)\n{m}"
+    );
+}
