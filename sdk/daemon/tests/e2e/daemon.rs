@@ -314,3 +314,55 @@ fn a_full_spool_drops_the_oldest_and_counts_them() {
     got.dedup();
     assert_eq!(got.len() as u64, kept);
 }
+
+/// A gateway that answers 503 with `Retry-After` (its sink cannot write: a
+/// file stands where its `events` folder goes): the daemon spools, waits as
+/// long as it is told before trying again, and delivers every event once
+/// the sink writes again.
+#[test]
+fn a_503_is_spooled_and_retried_after_retry_after() {
+    let gw = Gateway::start();
+    let blocker = gw.root.path().join("data/events");
+    std::fs::write(&blocker, b"in the way").unwrap();
+    let home = Home::new(&gw.url());
+    let d = start(&home, &["--batch-size", "5"]);
+    wait_ready(&home);
+    let mut s = UnixStream::connect(home.socket()).unwrap();
+    for i in 0..5 {
+        writeln!(
+            s,
+            "{}",
+            json!({"event_type": "tool_invoked", "tool": "retry-after", "command": format!("c{i}")})
+        )
+        .unwrap();
+    }
+    drop(s);
+    let refused = || {
+        ureq::get(format!("{}/metrics", gw.url()))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("wraith_http_requests_total{") && l.contains("status=\"503\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    wait_for("a 503 from the gateway", T, || refused() >= 1);
+    wait_for("the batch in the spool", T, || {
+        home.status_u64("/spool/events") == 5
+    });
+    // The gateway said `Retry-After: 5`; with its own backoff capped at
+    // 0.5 s the daemon would otherwise have tried again several times.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(refused(), 1, "the daemon waited as Retry-After said");
+    std::fs::remove_file(&blocker).unwrap();
+    wait_for("every event at the gateway", T, || {
+        by_id(&gw.events(), "retry-after").len() == 5
+    });
+    assert_eq!(gw.events().len(), 5, "each event once");
+    wait_for("the spool emptied", T, || {
+        home.status_u64("/spool/events") == 0
+    });
+    stop(d);
+}
