@@ -6,19 +6,22 @@
 //! survives. One event's way through:
 //!
 //! ```text
-//! POST /v1/events ─▶ ingest ──────────▶ gateway::submit ──▶ pipeline::Chain::run ──▶ sinks::file
-//!  (gzip, limits)    (parse, validate,   (one blocking task   (plugin 1 … plugin n,    (group commit,
-//!                     assign ids)         per batch)           host: deadline, memory)   fsync, then 2xx)
+//! POST /v1/events ─▶ ingest ──────────▶ gateway::submit ──▶ pipeline::Chain::run ──▶ sinks
+//!  (gzip, limits)    (parse, validate,   (bounded batches     (plugin 1 … plugin n,    (file: fsync; nats:
+//!                     assign ids)         in flight)           host: deadline, memory)   JetStream acks; then 2xx)
+//!
+//! gateway load (loader): JetStream ─▶ batch ─▶ ClickHouse insert ─▶ ack
 //! ```
 //!
-//! The main trade-off is when to answer the client: only after the sink has
+//! The main trade-off is when to answer the client: only after every sink has
 //! made the events durable. A 2xx therefore means "stored" (or deliberately
 //! dropped, or dead-lettered with a reason), never "queued in memory".
 //!
 //! Modules: [`config`] (the typed TOML tree), [`ingest`] (HTTP), [`pipeline`]
 //! (chain, manifest, reload), [`host`] (wasmtime; the only module that knows
-//! WIT types), [`sinks`], [`telemetry`] (logs and metrics), [`server`]
-//! (startup and shutdown), [`check`] (`gateway check`).
+//! WIT types), [`sinks`] (file, NATS JetStream), [`loader`] (`gateway
+//! load`), [`telemetry`] (logs and metrics), [`server`] (startup and
+//! shutdown), [`check`] (`gateway check`).
 
 pub mod check;
 pub mod config;

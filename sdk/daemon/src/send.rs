@@ -160,6 +160,11 @@ pub fn describe(e: &ureq::Error, url: &str) -> String {
             std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof => format!(
                 "connection to {url} closed before an answer (if the gateway speaks HTTPS, use https://): {io}"
             ),
+            // The resolver's failure reaches us as an I/O error of no
+            // particular kind ("failed to lookup address information").
+            _ if io.to_string().contains("lookup address") => {
+                format!("DNS: the host of {url} was not found ({io})")
+            }
             _ => format!("{io} ({url})"),
         },
         E::BadUri(m) => format!("bad endpoint URL {url:?}: {m}"),
