@@ -48,23 +48,41 @@ pub fn check(root: &Path) -> Result<()> {
     }
 
     step(&format!("validating {} compose file(s)", composes.len()));
+    let stack = dir.join("compose.yaml");
     for file in &composes {
-        check_compose(file)?;
+        let compose = check_compose(file)?;
+        if *file == stack {
+            check_production_stack(file, &compose)?;
+        }
     }
-    check_production_stack(&dir.join("compose.yaml"))
+    if !composes.contains(&stack) {
+        bail!("{} is missing", stack.display());
+    }
+    Ok(())
 }
 
 /// What `docker/compose.yaml` must hold for the production path: NATS with
 /// JetStream on a volume, ClickHouse on a volume, both health-checked; the
 /// gateway publishing to NATS with the repository's plugins mounted; the
-/// loader as the same image with `load`.
-fn check_production_stack(file: &Path) -> Result<()> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let compose: Compose = Compose::options()
-        .apply_merge(true)
-        .from_yaml_str(&text)
-        .with_context(|| format!("{} is not a valid compose file", file.display()))?;
+/// loader as the same image with `load`. Each row: service, field, a text the
+/// field must contain.
+const PRODUCTION_STACK: &[(&str, &str, &str)] = &[
+    ("nats", "command", "-js"),
+    ("nats", "volumes", "/data"),
+    ("nats", "ports", "4222"),
+    ("clickhouse", "volumes", "/var/lib/clickhouse"),
+    ("clickhouse", "ports", "8123"),
+    ("gateway", "command", "--nats"),
+    ("gateway", "ports", "8080"),
+    ("gateway", "volumes", "plugins"),
+    ("gateway", "depends_on", "nats"),
+    ("loader", "command", "load"),
+    ("loader", "command", "--clickhouse"),
+    ("loader", "ports", "9464"),
+    ("loader", "depends_on", "clickhouse"),
+];
+
+fn check_production_stack(file: &Path, compose: &Compose) -> Result<()> {
     let service = |name: &str| {
         compose
             .services
@@ -73,68 +91,28 @@ fn check_production_stack(file: &Path) -> Result<()> {
             .map(|(_, s)| s)
             .with_context(|| format!("{}: no `{name}` service", file.display()))
     };
-    let has = |what: String, needle: &str, name: &str, field: &str| -> Result<()> {
-        if !what.contains(needle) {
+    for &(name, field, needle) in PRODUCTION_STACK {
+        let s = service(name)?;
+        let value = match field {
+            "command" => format!("{:?}", s.command),
+            "volumes" => format!("{:?}", s.volumes),
+            "ports" => format!("{:?}", s.ports),
+            "depends_on" => format!("{:?}", s.depends_on),
+            other => unreachable!("no field {other} in PRODUCTION_STACK"),
+        };
+        if !value.contains(needle) {
             bail!(
                 "{}: service `{name}` {field} should include {needle:?}",
                 file.display()
             );
         }
-        Ok(())
-    };
-    let nats = service("nats")?;
-    has(format!("{:?}", nats.command), "-js", "nats", "command")?;
-    has(format!("{:?}", nats.volumes), "/data", "nats", "volumes")?;
-    has(format!("{:?}", nats.ports), "4222", "nats", "ports")?;
-    let ch = service("clickhouse")?;
-    has(
-        format!("{:?}", ch.volumes),
-        "/var/lib/clickhouse",
-        "clickhouse",
-        "volumes",
-    )?;
-    has(format!("{:?}", ch.ports), "8123", "clickhouse", "ports")?;
-    for (name, s) in [("nats", nats), ("clickhouse", ch)] {
-        if s.healthcheck.is_none() {
+    }
+    for name in ["nats", "clickhouse"] {
+        if service(name)?.healthcheck.is_none() {
             bail!("{}: service `{name}` needs a healthcheck", file.display());
         }
     }
-    let gateway = service("gateway")?;
-    has(
-        format!("{:?}", gateway.command),
-        "--nats",
-        "gateway",
-        "command",
-    )?;
-    has(format!("{:?}", gateway.ports), "8080", "gateway", "ports")?;
-    has(
-        format!("{:?}", gateway.volumes),
-        "plugins",
-        "gateway",
-        "volumes",
-    )?;
-    has(
-        format!("{:?}", gateway.depends_on),
-        "nats",
-        "gateway",
-        "depends_on",
-    )?;
-    let loader = service("loader")?;
-    has(format!("{:?}", loader.command), "load", "loader", "command")?;
-    has(
-        format!("{:?}", loader.command),
-        "--clickhouse",
-        "loader",
-        "command",
-    )?;
-    has(format!("{:?}", loader.ports), "9464", "loader", "ports")?;
-    has(
-        format!("{:?}", loader.depends_on),
-        "clickhouse",
-        "loader",
-        "depends_on",
-    )?;
-    if format!("{:?}", gateway.build) != format!("{:?}", loader.build) {
+    if format!("{:?}", service("gateway")?.build) != format!("{:?}", service("loader")?.build) {
         bail!("{}: the loader runs the gateway's image", file.display());
     }
     let volumes = format!("{:?}", compose.volumes);
@@ -146,7 +124,8 @@ fn check_production_stack(file: &Path) -> Result<()> {
     Ok(())
 }
 
-fn check_compose(file: &Path) -> Result<()> {
+/// Parse and validate one compose file; the parsed file.
+fn check_compose(file: &Path) -> Result<Compose> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let compose: Compose = Compose::options()
@@ -196,5 +175,5 @@ fn check_compose(file: &Path) -> Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(compose)
 }

@@ -97,16 +97,20 @@ pub async fn migrate(
     table: &str,
     extra_tables: &[String],
 ) -> Result<Vec<u32>, MigrationError> {
-    for s in BOOTSTRAP {
+    // Run one statement; a failure names the migration it belongs to.
+    let execute = |sql: String, version: u32, name: &'static str| async move {
         client
-            .query(&render(s, db, table))
+            .query(&sql)
             .execute()
             .await
             .map_err(|source| MigrationError {
-                version: 0,
-                name: "bootstrap",
+                version,
+                name,
                 source,
-            })?;
+            })
+    };
+    for s in BOOTSTRAP {
+        execute(render(s, db, table), 0, "bootstrap").await?;
     }
     let applied: Vec<u32> = client
         .query(&format!("SELECT version FROM {db}.schema_migrations"))
@@ -126,29 +130,14 @@ pub async fn migrate(
             continue;
         }
         for s in m.statements {
-            client
-                .query(&render(s, db, table))
-                .execute()
-                .await
-                .map_err(|source| MigrationError {
-                    version: m.version,
-                    name: m.name,
-                    source,
-                })?;
+            execute(render(s, db, table), m.version, m.name).await?;
         }
-        client
-            .query(&format!(
-                "INSERT INTO {db}.schema_migrations (version, name, applied_at) VALUES ({}, '{}', now())",
-                m.version,
-                m.name.replace('\'', "")
-            ))
-            .execute()
-            .await
-            .map_err(|source| MigrationError {
-                version: m.version,
-                name: m.name,
-                source,
-            })?;
+        let record = format!(
+            "INSERT INTO {db}.schema_migrations (version, name, applied_at) VALUES ({}, '{}', now())",
+            m.version,
+            m.name.replace('\'', "")
+        );
+        execute(record, m.version, m.name).await?;
         tracing::info!(
             version = m.version,
             name = m.name,
@@ -158,17 +147,8 @@ pub async fn migrate(
     }
     // Routed destinations with a table of their own get the events table's shape.
     for t in extra_tables.iter().filter(|t| *t != table) {
-        client
-            .query(&format!(
-                "CREATE TABLE IF NOT EXISTS {db}.{t} AS {db}.{table}"
-            ))
-            .execute()
-            .await
-            .map_err(|source| MigrationError {
-                version: 0,
-                name: "destination table",
-                source,
-            })?;
+        let sql = format!("CREATE TABLE IF NOT EXISTS {db}.{t} AS {db}.{table}");
+        execute(sql, 0, "destination table").await?;
     }
     Ok(now)
 }
