@@ -21,7 +21,8 @@
 //! (chain, manifest, reload), [`host`] (wasmtime; the only module that knows
 //! WIT types), [`sinks`] (file, NATS JetStream), [`loader`] (`gateway
 //! load`), [`telemetry`] (logs and metrics), [`server`] (startup and
-//! shutdown), [`check`] (`gateway check`).
+//! shutdown), [`check`] (`gateway check`), [`starter`] (`gateway plugin new`
+//! and `gateway plugin build`).
 
 pub mod check;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod loader;
 pub mod pipeline;
 pub mod server;
 pub mod sinks;
+pub mod starter;
 pub mod telemetry;
 
 pub use server::run;

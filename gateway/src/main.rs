@@ -44,6 +44,10 @@ enum Command {
     /// start, acknowledges events only after they are inserted, and puts
     /// messages that cannot be loaded into the `dead_letters` table.
     Load(LoadArgs),
+    /// Start a plugin project (`plugin new`) or build one into NAME.wasm
+    /// (`plugin build`).
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Print the version.
     Version,
     /// Print an example config file with every setting at its default.
@@ -68,6 +72,29 @@ struct ServeArgs {
     /// instead of the data folder (dead letters stay in the data folder)
     #[arg(long, value_name = "URL", env = "NATS_URL")]
     nats: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Write a plugin project with one test into DIR/NAME; its README's
+    /// first command builds NAME.wasm.
+    New {
+        /// The plugin's name: lowercase letters, digits and `-`
+        name: String,
+        /// The language: rust, python or js
+        #[arg(long)]
+        lang: wraith_gateway::starter::Lang,
+        /// Folder to create the project in [default: .]
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Build the plugin project in DIR into DIR/NAME.wasm with its
+    /// language's toolchain (NAME is the folder's name).
+    Build {
+        /// The project folder [default: .]
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -142,6 +169,20 @@ fn real_main() -> Result<ExitCode> {
             })
         }
         Some(Command::Load(args)) => load(args),
+        Some(Command::Plugin(PluginCommand::New { name, lang, dir })) => {
+            let root = wraith_gateway::starter::new_project(&name, lang, &dir)?;
+            println!(
+                "created {}: build it with `cd {} && gateway plugin build`",
+                root.display(),
+                root.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Plugin(PluginCommand::Build { dir })) => {
+            let out = wraith_gateway::starter::build(&dir)?;
+            println!("built {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Version) => {
             println!(
                 "gateway {} (plugin contract wraith:plugin@0.1.0)",

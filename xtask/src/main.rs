@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod docker;
+mod node;
 mod servers;
 
 #[derive(Parser)]
@@ -20,7 +21,8 @@ enum Cmd {
     /// Build every first-party plugin (plugins/*/) into plugins/<name>.wasm.
     Plugins,
     /// Build the test fixture plugins into target/fixtures/<name>.wasm, and the
-    /// Python example plugin into target/fixtures/redact-py.wasm.
+    /// Python and JavaScript example plugins into target/fixtures/redact-py.wasm
+    /// and target/fixtures/redact-js.wasm.
     Fixtures,
     /// Everything CI runs: toolchain target, plugins, fixtures, formatting,
     /// lints, the docker/ files (hadolint, compose validation), the servers
@@ -62,12 +64,14 @@ fn main() -> Result<()> {
         Cmd::Fixtures => {
             ensure_wasm_target()?;
             build_wasm(&root, &[Group::Fixtures])?;
-            build_python_plugin(&root)
+            build_python_plugin(&root)?;
+            node::build_js_plugin(&root)
         }
         Cmd::Test { args } => {
             ensure_wasm_target()?;
             build_wasm(&root, &[Group::Plugins, Group::Fixtures])?;
             build_python_plugin(&root)?;
+            node::build_js_plugin(&root)?;
             step("checking formatting");
             cargo(&["fmt", "--all", "--", "--check"])
                 .context("code is not formatted: run `cargo fmt --all`")?;
@@ -82,7 +86,8 @@ fn main() -> Result<()> {
             ])?;
             docker::check(&root)?;
             step("installing the servers the tests run against");
-            let env = servers::ensure(&root)?;
+            let mut env = servers::ensure(&root)?;
+            env.extend(node::env(&root)?);
             step("running tests");
             let mut a = vec!["test", "--workspace"];
             a.extend(args.iter().map(String::as_str));
@@ -128,13 +133,13 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
 }
 
-fn step(what: &str) {
+pub(crate) fn step(what: &str) {
     eprintln!("xtask: {what}");
 }
 
@@ -300,8 +305,11 @@ fn build_wasm(root: &Path, groups: &[Group]) -> Result<()> {
     Ok(())
 }
 
-/// The componentize-py release the Python example is built with.
-const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+/// The componentize-py release Python plugins are built with (one line,
+/// shared with `gateway plugin new --lang python`).
+fn componentize_py() -> &'static str {
+    include_str!("../../sdk/python-plugin/tools.txt").trim()
+}
 
 /// Build `examples/python-plugin` with componentize-py (from PyPI, in a
 /// virtualenv under the target folder) into `target/fixtures/redact-py.wasm`.
@@ -310,19 +318,17 @@ fn build_python_plugin(root: &Path) -> Result<()> {
     let target = target_dir(root);
     let src = root.join("examples/python-plugin");
     let out = target.join("fixtures/redact-py.wasm");
-    let newest_input = ["app.py"]
-        .iter()
-        .map(|f| src.join(f))
-        .chain(std::fs::read_dir(root.join("wit"))?.filter_map(|e| e.ok().map(|e| e.path())))
-        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .max();
-    let built = std::fs::metadata(&out).and_then(|m| m.modified()).ok();
-    if let (Some(i), Some(b)) = (newest_input, built)
-        && b > i
-    {
+    if up_to_date(
+        &out,
+        &[
+            src.join("app.py"),
+            root.join("sdk/python-plugin/wraith_plugin"),
+            root.join("wit"),
+        ],
+    ) {
         return Ok(());
     }
-    let py = py_tool(root, "componentize-py", COMPONENTIZE_PY)?;
+    let py = py_tool(root, "componentize-py", componentize_py())?;
     step("building examples/python-plugin with componentize-py");
     std::fs::create_dir_all(out.parent().expect("has a parent"))?;
     let tmp = out.with_extension("wasm.tmp");
@@ -335,6 +341,10 @@ fn build_python_plugin(root: &Path) -> Result<()> {
             "wraith-plugin",
             "componentize",
             "app",
+            "-p",
+            ".",
+            "-p",
+            "../../sdk/python-plugin",
             "-o",
         ])
         .arg(&tmp)
@@ -345,6 +355,27 @@ fn build_python_plugin(root: &Path) -> Result<()> {
     }
     std::fs::rename(&tmp, &out)?;
     Ok(())
+}
+
+/// Whether `out` is newer than every file in `inputs` (files, or folders
+/// whose files count).
+pub(crate) fn up_to_date(out: &Path, inputs: &[PathBuf]) -> bool {
+    fn newest(p: &Path) -> Option<std::time::SystemTime> {
+        let meta = std::fs::metadata(p).ok()?;
+        if meta.is_dir() {
+            std::fs::read_dir(p)
+                .ok()?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name() != "__pycache__")
+                .filter_map(|e| newest(&e.path()))
+                .max()
+        } else {
+            meta.modified().ok()
+        }
+    }
+    let built = std::fs::metadata(out).and_then(|m| m.modified()).ok();
+    let input = inputs.iter().filter_map(|p| newest(p)).max();
+    matches!((built, input), (Some(b), Some(i)) if b > i)
 }
 
 /// The path of the command `exe` from the PyPI package `requirement`,

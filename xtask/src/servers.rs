@@ -56,7 +56,7 @@ fn netcat() -> Result<()> {
     apt_install("netcat-openbsd")
 }
 
-fn apt_install(package: &str) -> Result<()> {
+pub(crate) fn apt_install(package: &str) -> Result<()> {
     if !Path::new("/usr/bin/apt-get").is_file() {
         bail!(
             "{package} is missing and there is no apt-get: install it (Debian: `apt-get install {package}`)"

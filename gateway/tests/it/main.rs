@@ -10,6 +10,8 @@ mod ingest;
 mod production;
 mod python;
 mod reload;
+mod sdks;
+mod starter;
 mod sandbox;
 mod servers;
 mod support;
