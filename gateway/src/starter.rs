@@ -155,14 +155,20 @@ const RUST: &[(&str, &str)] = &[
 
 const PYTHON: &[(&str, &str)] = &[
     ("app.py", include_str!("../templates/python/app.py")),
-    ("test_app.py", include_str!("../templates/python/test_app.py")),
+    (
+        "test_app.py",
+        include_str!("../templates/python/test_app.py"),
+    ),
     ("README.md", include_str!("../templates/python/README.md")),
     (".gitignore", include_str!("../templates/python/gitignore")),
 ];
 
 const JS: &[(&str, &str)] = &[
     ("plugin.js", include_str!("../templates/js/plugin.js")),
-    ("plugin.test.js", include_str!("../templates/js/plugin.test.js")),
+    (
+        "plugin.test.js",
+        include_str!("../templates/js/plugin.test.js"),
+    ),
     ("README.md", include_str!("../templates/js/README.md")),
     (".gitignore", include_str!("../templates/js/gitignore")),
 ];
@@ -250,17 +256,30 @@ pub fn new_project(name: &str, lang: Lang, dir: &Path) -> Result<PathBuf, Starte
     match lang {
         Lang::Rust => {
             for (p, t) in RUST {
-                files.push((p.to_string(), fill(t).replace("{{sdk}}", &rust_sdk_dependency())));
+                files.push((
+                    p.to_string(),
+                    fill(t).replace("{{sdk}}", &rust_sdk_dependency()),
+                ));
             }
         }
         Lang::Python => {
             files.extend(PYTHON.iter().map(|(p, t)| (p.to_string(), fill(t))));
-            files.extend(PYTHON_SDK.iter().chain(WIT).map(|(p, t)| (p.to_string(), t.to_string())));
+            files.extend(
+                PYTHON_SDK
+                    .iter()
+                    .chain(WIT)
+                    .map(|(p, t)| (p.to_string(), t.to_string())),
+            );
         }
         Lang::Js => {
             files.extend(JS.iter().map(|(p, t)| (p.to_string(), fill(t))));
             files.push(("package.json".into(), js_package_json(name)));
-            files.extend(JS_SDK.iter().chain(WIT).map(|(p, t)| (p.to_string(), t.to_string())));
+            files.extend(
+                JS_SDK
+                    .iter()
+                    .chain(WIT)
+                    .map(|(p, t)| (p.to_string(), t.to_string())),
+            );
         }
     }
     for (rel, text) in &files {
@@ -336,7 +355,17 @@ pub fn build(dir: &Path) -> Result<PathBuf, StarterError> {
             run(
                 Command::new(tool)
                     .current_dir(&dir)
-                    .args(["-d", "wit", "-w", "wraith-plugin", "componentize", "app", "-p", ".", "-o"])
+                    .args([
+                        "-d",
+                        "wit",
+                        "-w",
+                        "wraith-plugin",
+                        "componentize",
+                        "app",
+                        "-p",
+                        ".",
+                        "-o",
+                    ])
                     .arg(&out),
                 "install it with `pip install componentize-py`",
             )?;
@@ -345,14 +374,24 @@ pub fn build(dir: &Path) -> Result<PathBuf, StarterError> {
             if std::env::var_os("WRAITH_NODE_TOOLS").is_none() && !dir.join("node_modules").is_dir()
             {
                 run(
-                    Command::new("npm").current_dir(&dir).args(["install", "--no-audit", "--no-fund"]),
+                    Command::new("npm").current_dir(&dir).args([
+                        "install",
+                        "--no-audit",
+                        "--no-fund",
+                    ]),
                     "install Node.js 20 or newer (with npm)",
                 )?;
             }
             run(
                 Command::new("node")
                     .current_dir(&dir)
-                    .args(["wraith-plugin/bin/build.js", "plugin.js", "--wit", "wit", "-o"])
+                    .args([
+                        "wraith-plugin/bin/build.js",
+                        "plugin.js",
+                        "--wit",
+                        "wit",
+                        "-o",
+                    ])
                     .arg(&out),
                 "install Node.js 20 or newer",
             )?;
@@ -423,7 +462,11 @@ mod tests {
         }
         assert_eq!(type_name("my-scrubber2"), "MyScrubber2");
         assert_eq!("py".parse::<Lang>(), Ok(Lang::Python));
-        assert!("go".parse::<Lang>().unwrap_err().contains("rust, python or js"));
+        assert!(
+            "go".parse::<Lang>()
+                .unwrap_err()
+                .contains("rust, python or js")
+        );
     }
 
     #[test]
@@ -431,8 +474,24 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         for (lang, must) in [
             (Lang::Rust, &["Cargo.toml", "src/lib.rs", "README.md"][..]),
-            (Lang::Python, &["app.py", "test_app.py", "wraith_plugin/flat.py", "wit/world.wit"][..]),
-            (Lang::Js, &["plugin.js", "package.json", "wraith-plugin/bin/build.js", "wit/types.wit"][..]),
+            (
+                Lang::Python,
+                &[
+                    "app.py",
+                    "test_app.py",
+                    "wraith_plugin/flat.py",
+                    "wit/world.wit",
+                ][..],
+            ),
+            (
+                Lang::Js,
+                &[
+                    "plugin.js",
+                    "package.json",
+                    "wraith-plugin/bin/build.js",
+                    "wit/types.wit",
+                ][..],
+            ),
         ] {
             let name = format!("p-{lang:?}").to_lowercase();
             let root = new_project(&name, lang, tmp.path()).unwrap();
@@ -444,7 +503,13 @@ mod tests {
                 assert!(!text.contains("{{"), "{lang:?} {f}: {text}");
             }
             let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-            let first = readme.split("```sh\n").nth(1).unwrap().lines().next().unwrap();
+            let first = readme
+                .split("```sh\n")
+                .nth(1)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap();
             assert_eq!(first, "gateway plugin build", "{lang:?}");
             assert_eq!(detect(&root).unwrap(), lang);
             assert!(matches!(
@@ -456,6 +521,9 @@ mod tests {
             new_project("Bad", Lang::Rust, tmp.path()),
             Err(StarterError::BadName(_))
         ));
-        assert!(matches!(detect(tmp.path()), Err(StarterError::NotAProject(_))));
+        assert!(matches!(
+            detect(tmp.path()),
+            Err(StarterError::NotAProject(_))
+        ));
     }
 }

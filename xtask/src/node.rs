@@ -17,9 +17,10 @@ use std::process::Command;
 /// listed there.
 fn node_tools_pinned(root: &Path) -> Result<Vec<(String, String)>> {
     let path = root.join("sdk/js-plugin/tools.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a JSON object", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JSON object", path.display()))?;
     map.into_iter()
         .map(|(name, v)| match v.as_str() {
             Some(v) => Ok((name, v.to_string())),
@@ -87,7 +88,10 @@ pub fn node_tools(root: &Path) -> Result<PathBuf> {
         .context("running npm")?
         .success();
     if !ok {
-        bail!("`npm install` of the JavaScript plugin toolchain failed (in {})", dir.display());
+        bail!(
+            "`npm install` of the JavaScript plugin toolchain failed (in {})",
+            dir.display()
+        );
     }
     std::fs::write(&stamp, &manifest)?;
     step(&format!(

@@ -14,15 +14,19 @@ pub fn repo() -> PathBuf {
 
 /// Run a command that must succeed; its output is shown when it does not.
 pub fn run_ok(cmd: &mut Command, what: &str) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?} ({e}); `cargo xtask test` installs what the tests need"));
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("{what}: cannot run {cmd:?} ({e}); `cargo xtask test` installs what the tests need")
+    });
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "{what} failed ({}):\n{text}", out.status);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{text}",
+        out.status
+    );
     text
 }
 
@@ -61,7 +65,10 @@ fn the_javascript_sdk_passes_its_tests_and_the_shared_vectors() {
         "the JavaScript SDK's tests (Node.js 20 or newer)",
     );
     assert!(out.contains("# fail 0"), "{out}");
-    let vectors = out.lines().filter(|l| l.starts_with("ok ") && l.contains(".json: ")).count();
+    let vectors = out
+        .lines()
+        .filter(|l| l.starts_with("ok ") && l.contains(".json: "))
+        .count();
     assert!(vectors > 10, "only {vectors} vectors ran:\n{out}");
     let out = run_ok(
         Command::new("node")
@@ -131,7 +138,9 @@ fn a_javascript_plugin_runs_through_the_same_contract() {
         .unwrap()
         .to_string();
     assert!(
-        err.starts_with("plugin `redact-js` refused its config: field `feild`: unknown field `feild`"),
+        err.starts_with(
+            "plugin `redact-js` refused its config: field `feild`: unknown field `feild`"
+        ),
         "{err}"
     );
 }

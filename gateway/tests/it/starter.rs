@@ -105,7 +105,13 @@ fn install_file(dir: &Path, wasm: &Path, name: &str) {
 
 #[test]
 fn a_rust_plugin_from_nothing_to_live() {
-    walk("rust", &[&std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()), "test"]);
+    walk(
+        "rust",
+        &[
+            &std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            "test",
+        ],
+    );
 }
 
 #[test]

@@ -20,7 +20,8 @@ impl Plugin for Scripted {
             .get("ops")
             .cloned()
             .unwrap_or_else(|| json!([]));
-        let ops = serde_json::from_value(ops).map_err(|e| ConfigError::new("ops", e.to_string()))?;
+        let ops =
+            serde_json::from_value(ops).map_err(|e| ConfigError::new("ops", e.to_string()))?;
         Ok(Scripted { ops })
     }
 
@@ -31,7 +32,11 @@ impl Plugin for Scripted {
             .cloned()
             .unwrap_or_default();
         for op in &ops {
-            let s = |k: &str| op[k].as_str().unwrap_or_else(|| panic!("op {op} lacks {k}"));
+            let s = |k: &str| {
+                op[k]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("op {op} lacks {k}"))
+            };
             if op.get("set").is_some() {
                 set(event, s("set"), &op["value"]);
             } else if op.get("remove").is_some() {
