@@ -31,8 +31,9 @@ export class PathError extends FlatError {}
 
 // --- numbers ----------------------------------------------------------------
 
-/** Write a double the way the gateway does (shortest round-trip digits, laid
- * out like Rust's ryu: `1.0`, `0.001`, `1e-7`, `1.5e300`). */
+/** Write a double the way the gateway does (serde_json: shortest round-trip
+ * digits, fixed notation for exponents -5 to 15, `1.0`, `0.001`, `1e-7`,
+ * `1.5e+300`). */
 export function formatF64(f) {
   if (f === 0) return Object.is(f, -0) ? '-0.0' : '0.0';
   const neg = f < 0 ? '-' : '';
@@ -44,8 +45,9 @@ export function formatF64(f) {
   if (exp >= 0 && kk <= 16) return `${neg}${ds}${'0'.repeat(exp)}.0`;
   if (kk > 0 && kk <= 16) return `${neg}${ds.slice(0, kk)}.${ds.slice(kk)}`;
   if (kk > -5 && kk <= 0) return `${neg}0.${'0'.repeat(-kk)}${ds}`;
-  if (length === 1) return `${neg}${ds}e${kk - 1}`;
-  return `${neg}${ds[0]}.${ds.slice(1)}e${kk - 1}`;
+  const exponent = `e${kk > 0 ? '+' : ''}${kk - 1}`;
+  if (length === 1) return `${neg}${ds}${exponent}`;
+  return `${neg}${ds[0]}.${ds.slice(1)}${exponent}`;
 }
 
 /** The text the gateway stores for the JSON number `text`. */

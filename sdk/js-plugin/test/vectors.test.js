@@ -54,6 +54,7 @@ for (const file of files) {
       out.forEach((got, i) => {
         assert.deepEqual(verdictJson(got.verdict), flat.toJs(expect[i].get('verdict')), `event ${i}`);
         assert.equal(got.json, flat.stringify(expect[i].get('event')), `event ${i}`);
+        if (expect[i].has('json')) assert.equal(got.json, expect[i].get('json'), `event ${i}, exact text`);
       });
     });
   }

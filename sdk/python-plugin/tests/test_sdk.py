@@ -79,7 +79,7 @@ class EditsTest(unittest.TestCase):
         out = Harness(Edits).run_one({})
         # NaN becomes null (as in Rust); an integer beyond 64 bits is stored
         # as the gateway stores it, as a double.
-        self.assertEqual(out.json, '{"nan":null,"big":1e30,"bad_path_refused":true}')
+        self.assertEqual(out.json, '{"nan":null,"big":1e+30,"bad_path_refused":true}')
 
     def test_malformed_edits_are_refused_whole(self):
         events = [flat.loads('{"a":1}')]

@@ -64,6 +64,8 @@ class Vectors(unittest.TestCase):
                     for i, (got, want) in enumerate(zip(out, case["expect"])):
                         self.assertEqual(verdict_json(got.verdict), flat.to_python(want["verdict"]), f"event {i}")
                         self.assertEqual(got.json, flat.dumps(want["event"]), f"event {i}")
+                        if "json" in want:
+                            self.assertEqual(got.json, want["json"], f"event {i}, exact text")
                 count += 1
         self.assertGreater(count, 10)
 

@@ -49,8 +49,9 @@ class PathError(FlatError):
 
 
 def _format_f64(value: float) -> str:
-    """Write a float the way the gateway does (shortest round-trip digits,
-    laid out like Rust's ``ryu``: ``1.0``, ``0.001``, ``1e-7``, ``1.5e300``)."""
+    """Write a float the way the gateway does (serde_json: shortest
+    round-trip digits, fixed notation for exponents -5 to 15, ``1.0``,
+    ``0.001``, ``1e-7``, ``1.5e+300``)."""
     if value == 0:
         return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
     sign, digits, exp = Decimal(repr(value)).as_tuple()
@@ -65,9 +66,10 @@ def _format_f64(value: float) -> str:
         return f"{neg}{ds[:kk]}.{ds[kk:]}"
     if -5 < kk <= 0:
         return f"{neg}0.{'0' * -kk}{ds}"
+    exponent = f"e{'+' if kk > 0 else ''}{kk - 1}"
     if length == 1:
-        return f"{neg}{ds}e{kk - 1}"
-    return f"{neg}{ds[0]}.{ds[1:]}e{kk - 1}"
+        return f"{neg}{ds}{exponent}"
+    return f"{neg}{ds[0]}.{ds[1:]}{exponent}"
 
 
 class Number:
