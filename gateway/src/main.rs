@@ -84,14 +84,14 @@ enum PluginCommand {
         /// The language: rust, python or js
         #[arg(long)]
         lang: wraith_gateway::starter::Lang,
-        /// Folder to create the project in [default: .]
+        /// Folder to create the project in
         #[arg(long, value_name = "DIR", default_value = ".")]
         dir: PathBuf,
     },
     /// Build the plugin project in DIR into DIR/NAME.wasm with its
     /// language's toolchain (NAME is the folder's name).
     Build {
-        /// The project folder [default: .]
+        /// The project folder
         #[arg(long, value_name = "DIR", default_value = ".")]
         dir: PathBuf,
     },
