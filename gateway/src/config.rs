@@ -32,6 +32,10 @@ pub enum ConfigError {
 pub struct Config {
     /// The HTTP server.
     pub server: ServerConfig,
+    /// Who may send events: API tokens.
+    pub auth: AuthConfig,
+    /// What one request, one event and one client may send.
+    pub limits: LimitsConfig,
     /// The plugin chain.
     pub plugins: PluginsConfig,
     /// Where events go after the chain.
@@ -220,6 +224,82 @@ impl Default for ServerConfig {
     }
 }
 
+/// Who may send events. Tokens come from here, from the environment variable
+/// `WRAITH_API_TOKENS` (comma-separated) and from `tokens_file` (or
+/// `--tokens-file`), all together; each is `token` or `client-name:token`.
+/// With any token configured, every ingest request needs one
+/// (`Authorization: Bearer TOKEN` or `X-API-Key: TOKEN`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Tokens, each `token` or `client-name:token`. Default none.
+    pub tokens: Vec<String>,
+    /// A file of tokens, one `token` or `client-name:token` per line (`#`
+    /// starts a comment); reread within 2 s of a change. Empty: none.
+    /// Default empty.
+    pub tokens_file: PathBuf,
+    /// Serve a non-loopback `server.listen` without any token. Refused by
+    /// default: anyone who can reach the port could then write events.
+    /// Default `false`.
+    pub allow_anonymous: bool,
+}
+
+/// What one request, one event and one client may send. Each limit is
+/// answered with its own status and a message naming the setting.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body as sent, before decompression (413).
+    /// `server.max_body_size` limits it after decompression. Default `5 MiB`.
+    #[serde(with = "size")]
+    pub max_wire_body_size: ByteSize,
+    /// Deepest nesting of objects and arrays in one event (the event itself
+    /// is level 1). Bodies nested past 128 levels are refused while parsing.
+    /// Default `32`.
+    pub max_depth: usize,
+    /// Longest string value or key in an event. Default `64 KiB`.
+    #[serde(with = "size")]
+    pub max_string_length: ByteSize,
+    /// Most values in one event: object members and array elements, counted
+    /// at every depth. Default `1000`.
+    pub max_fields_per_event: usize,
+    /// Largest request head (request line and headers); past it the
+    /// connection is answered 431 and closed. At least `8 KiB`.
+    /// Default `32 KiB`.
+    #[serde(with = "size")]
+    pub max_header_size: ByteSize,
+    /// How long a client may take to send the request head; a slower one is
+    /// disconnected, so slow clients cannot hold connections. Default `10s`.
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send the body, counted from the end of
+    /// the head (408). Default `30s`.
+    #[serde(with = "duration")]
+    pub body_read_timeout: Duration,
+    /// Requests per second each client may send on average (a token bucket
+    /// per client: the token's client name, or the peer address without
+    /// tokens); past it, 429 with `Retry-After`. `0`: no limit. Default `0`.
+    pub requests_per_second: u32,
+    /// How many requests a client may send at once above the rate. Default `50`.
+    pub burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_wire_body_size: ByteSize::mib(5),
+            max_depth: 32,
+            max_string_length: ByteSize::kib(64),
+            max_fields_per_event: 1000,
+            max_header_size: ByteSize::kib(32),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            requests_per_second: 0,
+            burst: 50,
+        }
+    }
+}
+
 /// The plugin chain.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -359,6 +439,39 @@ impl Config {
         }
         if self.server.max_batches_in_flight == 0 {
             return invalid("server.max_batches_in_flight", "must be at least 1");
+        }
+        let l = &self.limits;
+        if l.max_depth == 0 || l.max_depth > 128 {
+            return invalid("limits.max_depth", "must be between 1 and 128");
+        }
+        if l.max_string_length < ByteSize::b(128) {
+            return invalid("limits.max_string_length", "must be at least 128 B");
+        }
+        if l.max_fields_per_event == 0 {
+            return invalid("limits.max_fields_per_event", "must be at least 1");
+        }
+        if l.max_header_size < ByteSize::kib(8) {
+            return invalid("limits.max_header_size", "must be at least 8 KiB");
+        }
+        if l.max_wire_body_size < ByteSize::kib(1) {
+            return invalid("limits.max_wire_body_size", "must be at least 1 KiB");
+        }
+        if l.header_read_timeout < Duration::from_millis(100) {
+            return invalid("limits.header_read_timeout", "must be at least 100ms");
+        }
+        if l.body_read_timeout < Duration::from_millis(100) {
+            return invalid("limits.body_read_timeout", "must be at least 100ms");
+        }
+        if l.requests_per_second > 0 && l.burst == 0 {
+            return invalid(
+                "limits.burst",
+                "must be at least 1 when limits.requests_per_second is set",
+            );
+        }
+        for t in &self.auth.tokens {
+            if let Err(message) = crate::ingest::auth::parse_token(t) {
+                return invalid("auth.tokens", &message);
+            }
         }
         let n = &self.sinks.nats;
         if n.stream.is_empty()

@@ -72,6 +72,14 @@ struct ServeArgs {
     /// instead of the data folder (dead letters stay in the data folder)
     #[arg(long, value_name = "URL", env = "NATS_URL")]
     nats: Option<String>,
+    /// File of API tokens, one `token` or `client-name:token` per line,
+    /// reread when it changes (adds to auth.tokens and WRAITH_API_TOKENS)
+    #[arg(long, value_name = "FILE", env = "WRAITH_TOKENS_FILE")]
+    tokens_file: Option<PathBuf>,
+    /// Serve a non-loopback --listen address without API tokens (only when
+    /// something in front of the gateway checks who sends)
+    #[arg(long, env = "WRAITH_ALLOW_ANONYMOUS")]
+    allow_anonymous: bool,
 }
 
 #[derive(Subcommand)]
@@ -96,6 +104,10 @@ enum PluginCommand {
         dir: PathBuf,
     },
 }
+
+/// API tokens from the environment: `WRAITH_API_TOKENS`, comma-separated,
+/// each `token` or `client-name:token`.
+const TOKENS_ENV: &str = "WRAITH_API_TOKENS";
 
 #[derive(Args)]
 struct LoadArgs {
@@ -240,6 +252,20 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     if let Some(n) = args.nats {
         config.sinks.nats.url = n;
+    }
+    if let Some(f) = args.tokens_file {
+        config.auth.tokens_file = f;
+    }
+    if args.allow_anonymous {
+        config.auth.allow_anonymous = true;
+    }
+    if let Ok(v) = std::env::var(TOKENS_ENV) {
+        config.auth.tokens.extend(
+            v.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::host::{Host, Limits};
-use crate::ingest::{AppState, IngestLimits, app};
+use crate::ingest::{AppState, Auth, IngestLimits, RateLimits, app};
 use crate::pipeline::registry::Registry;
 use crate::sinks::file::{FileSink, FileSinkOptions};
 use crate::sinks::nats::{NatsError, NatsSink};
@@ -49,6 +49,14 @@ pub enum RunError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Auth(#[from] crate::ingest::auth::AuthError),
+    #[error(
+        "refusing to listen on {addr} without API tokens: anyone who can reach it could write events. \
+         Configure tokens (auth.tokens, WRAITH_API_TOKENS or --tokens-file), listen on loopback, \
+         or pass --allow-anonymous (auth.allow_anonymous) if something in front of the gateway checks who sends"
+    )]
+    Anonymous { addr: SocketAddr },
 }
 
 /// Build the plugin registry and load the folder once.
@@ -100,6 +108,15 @@ pub fn load_plugins(
 /// flush the sink.
 pub async fn run(config: Config) -> Result<(), RunError> {
     config.validate()?;
+    // Refuse an open listener before loading anything.
+    let tokens_file = (!config.auth.tokens_file.as_os_str().is_empty())
+        .then(|| config.auth.tokens_file.clone());
+    let auth = Arc::new(Auth::new(&config.auth.tokens, tokens_file)?);
+    if !auth.enabled() && !config.server.listen.ip().is_loopback() && !config.auth.allow_anonymous {
+        return Err(RunError::Anonymous {
+            addr: config.server.listen,
+        });
+    }
     let metrics = Arc::new(Metrics::new());
     let cfg = config.clone();
     let m = metrics.clone();
@@ -123,12 +140,24 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         )
         .with_destinations(config.destinations.keys().cloned()),
     );
+    auth.watch();
+    let rate = RateLimits::new(config.limits.requests_per_second, config.limits.burst);
+    if let Some(r) = &rate {
+        let r = Arc::downgrade(r);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(r) = r.upgrade() else { return };
+                r.forget_idle();
+            }
+        });
+    }
     let state = Arc::new(AppState {
         gateway: gateway.clone(),
-        limits: IngestLimits {
-            max_body_bytes: config.server.max_body_size.as_u64() as usize,
-            max_events: config.server.max_events_per_request,
-        },
+        limits: IngestLimits::from_config(&config),
+        auth: auth.clone(),
+        rate,
     });
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -137,30 +166,73 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(RunError::Serve)?;
-    tracing::info!(%addr, plugins = %config.plugins.dir.display(), data = %config.sinks.file.dir.display(), nats = %config.sinks.nats.url, "gateway listening");
+    tracing::info!(%addr, plugins = %config.plugins.dir.display(), data = %config.sinks.file.dir.display(), nats = %config.sinks.nats.url, tokens = auth.len(), auth = auth.enabled(), "gateway listening");
     // A line on stdout that scripts and tests can wait for.
     println!("wraith gateway listening on http://{addr}");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let timeout = config.server.shutdown_timeout;
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+    serve(listener, app(state), &config.limits, async {
         shutdown_signal().await;
         tracing::info!("shutting down: draining in-flight requests");
-        let _ = stop_tx.send(true);
-    });
-    let mut stop_rx2 = stop_rx.clone();
-    tokio::select! {
-        r = server => r.map_err(RunError::Serve)?,
-        _ = async {
-            let _ = stop_rx2.wait_for(|s| *s).await;
-            tokio::time::sleep(timeout).await;
-        } => tracing::warn!(?timeout, "in-flight requests did not finish in time; stopping anyway"),
-    }
-    drop(stop_rx);
+    }, timeout)
+    .await;
     // Every acknowledged write is already durable; this closes the files and
     // flushes the NATS connection.
     gateway.sinks.shutdown().await;
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// Accept connections until `shutdown` resolves, then wait up to `timeout`
+/// for the requests in flight. Each connection is HTTP/1.1 through hyper
+/// with the head limited to `limits.max_header_size` (431 past it) and
+/// `limits.header_read_timeout` to send it, so slow clients cannot hold
+/// connections; the body's own deadline is applied where it is read.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: &crate::config::LimitsConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+    timeout: std::time::Duration,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size((limits.max_header_size.as_u64() as usize).max(8192));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let conn = http.serve_connection(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(timeout, graceful.shutdown()).await.is_err() {
+        tracing::warn!(?timeout, "in-flight requests did not finish in time; stopping anyway");
+    }
 }
 
 /// The sinks the config asks for: the file sink always (it keeps the dead

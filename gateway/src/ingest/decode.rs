@@ -1,8 +1,8 @@
 //! Turning request bodies into candidate events.
 
-use super::ApiError;
+use super::{ApiError, IngestLimits};
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
 
 /// An event refused before validation (an unparseable NDJSON line) or by it.
@@ -12,25 +12,78 @@ pub struct Refused {
     pub message: String,
 }
 
-/// Read the (already decompressed) body, refusing more than `limit` bytes.
-pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// The body as sent was larger than `limits.max_wire_body_size` (set on
+/// the raw body, before decompression, by the wire-limit layer).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body as sent is larger than {limit} bytes")]
+pub struct WireLimitError {
+    pub limit: usize,
+}
+
+/// Find an error of type `T` in a chain, looking inside `io::Error`s too
+/// (the decompressor wraps the raw body's errors in them).
+fn find<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(t) = e.downcast_ref::<T>() {
+            return Some(t);
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && let Some(t) = find::<T>(inner)
+        {
+            return Some(t);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+fn size(n: usize) -> String {
+    bytesize::ByteSize::b(n as u64).display().iec().to_string()
+}
+
+/// Read the (already decompressed) body within the limits: at most
+/// `max_body_bytes` after decompression (413), the raw body within the wire
+/// limit (413), all of it within `body_timeout` (408). Decompression stops
+/// at the limit, so a gzip bomb is never inflated whole.
+pub async fn read_body(body: Body, limits: &IngestLimits) -> Result<Bytes, ApiError> {
+    let limit = limits.max_body_bytes;
     #[allow(clippy::disallowed_methods)] // the one place that reads bodies
-    let read = axum::body::to_bytes(body, limit).await;
+    let read = tokio::time::timeout(limits.body_timeout, axum::body::to_bytes(body, limit)).await;
+    let Ok(read) = read else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} (limits.body_read_timeout)",
+                humantime_serde::re::humantime::format_duration(limits.body_timeout)
+            ),
+        ));
+    };
     match read {
         Ok(b) => Ok(b),
         Err(e) => {
-            let is_limit =
-                std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
-                    .any(|e| e.is::<http_body_util::LengthLimitError>());
-            if is_limit {
+            let inner = e.into_inner();
+            if let Some(w) = find::<WireLimitError>(&*inner) {
+                return Err(ApiError::too_large(format!(
+                    "the request body as sent is larger than {} ({} bytes, limits.max_wire_body_size)",
+                    size(w.limit),
+                    w.limit
+                )));
+            }
+            if find::<http_body_util::LengthLimitError>(&*inner).is_some() {
                 Err(ApiError::too_large(format!(
                     "the request body is larger than {} ({limit} bytes, server.max_body_size; measured after decompression)",
-                    bytesize::ByteSize::b(limit as u64).display().iec()
+                    size(limit)
                 )))
             } else {
                 Err(ApiError::bad_request(
                     "unreadable_body",
-                    format!("could not read the request body (is the gzip stream valid?): {e}"),
+                    format!("could not read the request body (is the gzip stream valid?): {inner}"),
                 ))
             }
         }
@@ -133,6 +186,16 @@ pub fn parse_single(
         },
         Format::Ndjson => Err(ApiError::unsupported(
             "POST /event takes one JSON object (application/json); send NDJSON to POST /v1/events",
+        )),
+    }
+}
+
+/// Parse a body that must be one JSON document (`/api/v1/events`).
+pub fn parse_json_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    match format(headers)? {
+        Format::Json => parse_json(strip_bom(body)),
+        Format::Ndjson => Err(ApiError::unsupported(
+            "this route takes one JSON document (application/json)",
         )),
     }
 }

@@ -2,56 +2,241 @@
 //! the JSON answers. Knows nothing of wasmtime or sink clients: it hands
 //! validated events to [`Gateway::submit`].
 
+pub mod auth;
 mod decode;
 mod error;
+#[cfg(test)]
+mod fuzz;
+pub mod limits;
+pub mod otlp;
+pub mod seeds;
 
 use crate::gateway::{Batch, Gateway, SubmitError};
 use crate::sinks::{BatchMeta, Readiness};
-use crate::telemetry::HttpLabels;
+use crate::telemetry::{HttpLabels, RefusedLabels};
+pub use auth::{Auth, Client};
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+pub use decode::WireLimitError;
 pub use error::ApiError;
+use http_body_util::BodyExt as _;
+pub use limits::{EventLimits, RateLimits};
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tower_http::decompression::RequestDecompressionLayer;
 pub use wraith_event::wire::{BatchAnswer, EventErrorBody};
+
+/// The field ingest sets to the authenticated client's name on every event
+/// (and removes from events sent without a token), so a body cannot claim
+/// to come from another client.
+pub const CLIENT_FIELD: &str = "_client";
 
 /// Limits applied to requests.
 #[derive(Debug, Clone)]
 pub struct IngestLimits {
+    /// `server.max_body_size`: the body after decompression.
     pub max_body_bytes: usize,
+    /// `limits.max_wire_body_size`: the body as sent.
+    pub max_wire_bytes: usize,
+    /// `server.max_events_per_request`.
     pub max_events: usize,
+    /// `limits.body_read_timeout`.
+    pub body_timeout: Duration,
+    /// The shape of each event.
+    pub event: EventLimits,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        let c = crate::config::Config::default();
+        IngestLimits::from_config(&c)
+    }
+}
+
+impl IngestLimits {
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        IngestLimits {
+            max_body_bytes: c.server.max_body_size.as_u64() as usize,
+            max_wire_bytes: c.limits.max_wire_body_size.as_u64() as usize,
+            max_events: c.server.max_events_per_request,
+            body_timeout: c.limits.body_read_timeout,
+            event: EventLimits::from_config(&c.limits),
+        }
+    }
 }
 
 /// Shared state of the routes.
 pub struct AppState {
     pub gateway: Arc<Gateway>,
     pub limits: IngestLimits,
+    /// The accepted tokens (none: anyone may send).
+    pub auth: Arc<Auth>,
+    /// Per-client token buckets, when `limits.requests_per_second` is set.
+    pub rate: Option<Arc<RateLimits>>,
 }
 
 /// The gateway's HTTP API.
-pub fn app(state: Arc<AppState>) -> Router {
-    Router::new()
+pub fn app(state: Arc<AppState>) -> Router<()> {
+    // Everything that takes data or shows the chain needs a token (when
+    // tokens are on) and room in the client's bucket.
+    let guarded = Router::new()
         .route("/v1/events", post(post_events))
-        .route("/events", post(post_events))
+        .route("/events", post(post_events_compat))
         .route("/event", post(post_event))
+        .route("/api/v1/events", post(post_envelope))
+        .route("/v1/metrics", post(otlp::metrics))
+        .route("/v1/logs", post(otlp::logs))
+        .route("/v1/traces", post(otlp::traces))
+        .route("/v1/plugins", get(plugins))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard));
+    Router::new()
+        .merge(guarded)
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .route("/v1/plugins", get(plugins))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_requests,
         ))
         .layer(RequestDecompressionLayer::new())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            wire_limit,
+        ))
         .layer(axum::middleware::from_fn(explain_bare_errors))
         .with_state(state)
+}
+
+/// The OTLP paths, whose refusals are `google.rpc.Status` bodies.
+fn otlp_encoding(req: &Request) -> Option<otlp::Encoding> {
+    match req.uri().path() {
+        "/v1/metrics" | "/v1/logs" | "/v1/traces" => {
+            let proto = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| ct.to_ascii_lowercase().contains("protobuf"));
+            Some(if proto {
+                otlp::Encoding::Protobuf
+            } else {
+                otlp::Encoding::Json
+            })
+        }
+        _ => None,
+    }
+}
+
+fn refused(state: &AppState, reason: &'static str) {
+    state
+        .gateway
+        .metrics
+        .requests_refused
+        .get_or_create(&RefusedLabels { reason })
+        .inc();
+}
+
+/// A refusal before the handler: the Wraith error body, or for OTLP paths
+/// a `Status` in the request's encoding; `Retry-After` and
+/// `WWW-Authenticate` are kept either way.
+fn refusal(otlp: Option<otlp::Encoding>, e: ApiError, extra: &[(header::HeaderName, HeaderValue)]) -> Response {
+    let mut resp = match otlp {
+        Some(enc) => otlp::status_response(e.status, e.message, enc),
+        None => e.into_response(),
+    };
+    for (k, v) in extra {
+        resp.headers_mut().insert(k.clone(), v.clone());
+    }
+    resp
+}
+
+/// Auth and rate limits of the guarded routes: the client's name goes
+/// into the request's extensions for the handler.
+async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+    let otlp = otlp_encoding(&req);
+    let client = match state.auth.check(req.headers()) {
+        Ok(c) => c,
+        Err(auth::Unauthorized(message)) => {
+            refused(&state, "unauthorized");
+            return refusal(
+                otlp,
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message),
+                &[(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"wraith\""),
+                )],
+            );
+        }
+    };
+    if let Some(rate) = &state.rate {
+        let key: Arc<str> = match &client {
+            Some(c) => c.clone(),
+            None => req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(a)| a.ip().to_string().into())
+                .unwrap_or_else(|| "unknown".into()),
+        };
+        if let Err(wait) = rate.check(&key) {
+            refused(&state, "rate_limited");
+            state.gateway.metrics.rate_limited.inc();
+            let resp = rate.refusal(&key, wait);
+            let Some(enc) = otlp else { return resp };
+            let retry = resp.headers()[header::RETRY_AFTER].clone();
+            return refusal(
+                Some(enc),
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("client `{key}` is over its rate limit (limits.requests_per_second)"),
+                ),
+                &[(header::RETRY_AFTER, retry)],
+            );
+        }
+    }
+    if let Some(c) = client {
+        req.extensions_mut().insert(Client(c));
+    }
+    next.run(req).await
+}
+
+/// `limits.max_wire_body_size` on the body as sent: a `Content-Length` past
+/// it is refused at once, a body that grows past it while streaming fails
+/// its read (and so its decompression) at that point.
+async fn wire_limit(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let limit = state.limits.max_wire_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        refused(&state, "too_large");
+        let e = ApiError::too_large(format!(
+            "the request body as sent is {} bytes; at most {limit} are accepted (limits.max_wire_body_size)",
+            declared.unwrap_or(0)
+        ));
+        return refusal(otlp_encoding(&req), e, &[]);
+    }
+    let req = req.map(|body| {
+        Body::new(
+            http_body_util::Limited::new(body, limit).map_err(move |e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    Box::new(WireLimitError { limit }) as axum::BoxError
+                } else {
+                    e
+                }
+            }),
+        )
+    });
+    next.run(req).await
 }
 
 /// The router answers a wrong method (405) and the decompression layer an
@@ -110,25 +295,95 @@ async fn count_requests(State(state): State<Arc<AppState>>, req: Request, next: 
 
 async fn post_events(
     State(state): State<Arc<AppState>>,
+    client: Option<Extension<Client>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = decode::read_body(body, state.limits.max_body_bytes).await?;
+    let bytes = decode::read_body(body, &state.limits).await?;
     let parsed = decode::parse_batch(&headers, &bytes)?;
-    ingest(&state, parsed, BatchMeta::now("http")).await
+    batch_response(&state, parsed, meta("http", client)).await
+}
+
+/// `/events`: Wraith events as at `/v1/events`, and network-probe
+/// measurements (no `event_type`, a `ts_ms`), mapped by [`seeds::probe`].
+async fn post_events_compat(
+    State(state): State<Arc<AppState>>,
+    client: Option<Extension<Client>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = decode::read_body(body, &state.limits).await?;
+    let parsed = decode::parse_batch(&headers, &bytes)?
+        .into_iter()
+        .map(|item| item.map(|v| if seeds::is_probe(&v) { seeds::probe(v) } else { v }))
+        .collect();
+    batch_response(&state, parsed, meta("http", client)).await
 }
 
 async fn post_event(
     State(state): State<Arc<AppState>>,
+    client: Option<Extension<Client>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = decode::read_body(body, state.limits.max_body_bytes).await?;
+    let bytes = decode::read_body(body, &state.limits).await?;
     let parsed = decode::parse_single(&headers, &bytes)?;
-    ingest(&state, parsed, BatchMeta::now("http")).await
+    batch_response(&state, parsed, meta("http", client)).await
 }
 
-async fn ingest(
+/// `/api/v1/events`: the envelope, answered in its own shape
+/// `{"status": "ok", "received": N, "warnings": [...]}`.
+async fn post_envelope(
+    State(state): State<Arc<AppState>>,
+    client: Option<Extension<Client>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = decode::read_body(body, &state.limits).await?;
+    let value = decode::parse_json_body(&headers, &bytes)?;
+    let env = seeds::envelope(value)?;
+    let mut warnings = env.warnings;
+    if env.items.is_empty() {
+        return Ok(Json(json!({"status": "ok", "received": 0, "warnings": warnings})).into_response());
+    }
+    let answer = ingest_events(&state, env.items, meta("envelope", client)).await?;
+    for e in &answer.errors {
+        warnings.push(format!("event {} refused: {}", e.index, e.message));
+    }
+    if answer.dropped > 0 {
+        warnings.push(format!("{} events dropped by the plugin chain", answer.dropped));
+    }
+    if answer.dead_lettered > 0 {
+        warnings.push(format!(
+            "{} events rejected by the plugin chain (kept in the dead-letter queue)",
+            answer.dead_lettered
+        ));
+    }
+    let received = answer.accepted + answer.dropped + answer.dead_lettered;
+    if received == 0 {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "status": "error",
+                "received": 0,
+                "warnings": warnings,
+                "error": {"code": "invalid_events", "message": "no event of the request is valid; the warnings say why"},
+            })),
+        )
+            .into_response());
+    }
+    Ok(Json(json!({"status": "ok", "received": received, "warnings": warnings})).into_response())
+}
+
+fn meta(source: &'static str, client: Option<Extension<Client>>) -> BatchMeta {
+    let mut m = BatchMeta::now(source);
+    m.client = client.map(|Extension(Client(c))| c);
+    m
+}
+
+/// Ingest and answer with the Wraith batch answer: 400 when every event
+/// was invalid, else 200.
+async fn batch_response(
     state: &AppState,
     parsed: Vec<Result<Value, decode::Refused>>,
     meta: BatchMeta,
@@ -139,9 +394,29 @@ async fn ingest(
             "the request holds no events",
         ));
     }
+    let answer = ingest_events(state, parsed, meta).await?;
+    let all_invalid = answer.accepted + answer.dropped + answer.dead_lettered == 0
+        && !answer.errors.is_empty()
+        && answer.errors.len() == answer.event_ids.len();
+    let status = if all_invalid {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(answer)).into_response())
+}
+
+/// Check every candidate event (shape limits, then the event checks), mark
+/// it with the client, and submit the valid ones as one batch.
+pub(crate) async fn ingest_events(
+    state: &AppState,
+    parsed: Vec<Result<Value, decode::Refused>>,
+    meta: BatchMeta,
+) -> Result<BatchAnswer, ApiError> {
     if parsed.len() > state.limits.max_events {
+        refused(state, "too_many_events");
         return Err(ApiError::too_large(format!(
-            "the request holds {} events; at most {} are accepted in one request",
+            "the request holds {} events; at most {} are accepted in one request (server.max_events_per_request)",
             parsed.len(),
             state.limits.max_events
         )));
@@ -153,12 +428,23 @@ async fn ingest(
     let mut event_ids = Vec::with_capacity(parsed.len());
     let mut errors = Vec::new();
     for (index, item) in parsed.into_iter().enumerate() {
-        let checked = item.and_then(|v| {
-            wraith_event::validate::normalize(v, now).map_err(|e| decode::Refused {
-                field: e.field.to_string(),
-                message: e.message,
+        let checked = item
+            .and_then(|v| limits::check_event(&v, &state.limits.event).map(|()| v))
+            .map(|mut v| {
+                if let Value::Object(m) = &mut v {
+                    m.remove(CLIENT_FIELD);
+                    if let Some(c) = &meta.client {
+                        m.insert(CLIENT_FIELD.into(), Value::String(c.to_string()));
+                    }
+                }
+                v
             })
-        });
+            .and_then(|v| {
+                wraith_event::validate::normalize(v, now).map_err(|e| decode::Refused {
+                    field: e.field.to_string(),
+                    message: e.message,
+                })
+            });
         match checked {
             Ok(event) => {
                 event_ids.push(
@@ -196,22 +482,14 @@ async fn ingest(
                 SubmitError::Internal(m) => ApiError::internal(m),
             })?
     };
-    let all_invalid =
-        submitted == Default::default() && !errors.is_empty() && errors.len() == event_ids.len();
-    let answer = BatchAnswer {
+    Ok(BatchAnswer {
         accepted: submitted.accepted,
         dropped: submitted.dropped,
         dead_lettered: submitted.dead_lettered,
         invalid: errors.len(),
         event_ids,
         errors,
-    };
-    let status = if all_invalid {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(answer)).into_response())
+    })
 }
 
 async fn health() -> Json<Value> {

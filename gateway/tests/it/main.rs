@@ -2,16 +2,21 @@
 //! components built from `tests/fixtures/plugins/` (`cargo xtask fixtures`),
 //! real HTTP requests, assertions on the files written.
 
+mod auth;
+mod bad_input;
 mod cli;
 mod durability;
 mod faults;
 mod first_party;
 mod ingest;
+mod limits;
+mod otlp;
 mod production;
 mod python;
 mod reload;
 mod sandbox;
 mod sdks;
+mod seeds;
 mod servers;
 mod starter;
 mod support;

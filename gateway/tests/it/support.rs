@@ -71,6 +71,7 @@ pub struct Gateway {
     pub root: tempfile::TempDir,
     pub http: reqwest::blocking::Client,
     args: Vec<String>,
+    env: Vec<(&'static str, String)>,
 }
 
 #[derive(Default)]
@@ -84,6 +85,8 @@ pub struct Options {
     pub fsync: bool,
     /// More command-line arguments (`--nats URL`).
     pub args: Vec<String>,
+    /// Environment variables for the process (`WRAITH_API_TOKENS`).
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Gateway {
@@ -117,12 +120,16 @@ impl Gateway {
             ),
         )
         .unwrap();
-        Self::spawn(root, opts.args)
+        Self::spawn(root, opts.args, opts.env)
     }
 
-    fn spawn(root: tempfile::TempDir, args: Vec<String>) -> Gateway {
+    fn spawn(
+        root: tempfile::TempDir,
+        args: Vec<String>,
+        env: Vec<(&'static str, String)>,
+    ) -> Gateway {
         let config = root.path().join("gateway.toml");
-        let (child, url) = launch(root.path(), &config, &args);
+        let (child, url) = launch(root.path(), &config, &args, &env);
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
@@ -133,6 +140,7 @@ impl Gateway {
             root,
             http,
             args,
+            env,
         }
     }
 
@@ -145,6 +153,7 @@ impl Gateway {
             self.root.path(),
             &self.root.path().join("gateway.toml"),
             &self.args,
+            &self.env,
         );
         self.child = child;
         self.url = url;
@@ -305,8 +314,14 @@ pub fn event(n: usize) -> Value {
 /// Start the gateway binary on `root`'s `plugins` and `data` folders with
 /// `config`; its stderr is appended to `root/gateway.log`. Returns the child
 /// and the base URL it announced.
-fn launch(root: &Path, config: &Path, args: &[String]) -> (Child, String) {
+fn launch(
+    root: &Path,
+    config: &Path,
+    args: &[String],
+    env: &[(&'static str, String)],
+) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .args(args)
         .args(["--plugins", root.join("plugins").to_str().unwrap()])
         .args(["--data-dir", root.join("data").to_str().unwrap()])
