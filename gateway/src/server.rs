@@ -109,8 +109,8 @@ pub fn load_plugins(
 pub async fn run(config: Config) -> Result<(), RunError> {
     config.validate()?;
     // Refuse an open listener before loading anything.
-    let tokens_file = (!config.auth.tokens_file.as_os_str().is_empty())
-        .then(|| config.auth.tokens_file.clone());
+    let tokens_file =
+        (!config.auth.tokens_file.as_os_str().is_empty()).then(|| config.auth.tokens_file.clone());
     let auth = Arc::new(Auth::new(&config.auth.tokens, tokens_file)?);
     if !auth.enabled() && !config.server.listen.ip().is_loopback() && !config.auth.allow_anonymous {
         return Err(RunError::Anonymous {
@@ -170,10 +170,16 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // A line on stdout that scripts and tests can wait for.
     println!("wraith gateway listening on http://{addr}");
     let timeout = config.server.shutdown_timeout;
-    serve(listener, app(state), &config.limits, async {
-        shutdown_signal().await;
-        tracing::info!("shutting down: draining in-flight requests");
-    }, timeout)
+    serve(
+        listener,
+        app(state),
+        &config.limits,
+        async {
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining in-flight requests");
+        },
+        timeout,
+    )
     .await;
     // Every acknowledged write is already durable; this closes the files and
     // flushes the NATS connection.
@@ -216,11 +222,12 @@ async fn serve(
             _ = &mut shutdown => break,
         };
         let app = app.clone();
-        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            app.clone().oneshot(req.map(axum::body::Body::new))
-        });
+        let svc =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                app.clone().oneshot(req.map(axum::body::Body::new))
+            });
         let conn = http.serve_connection(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -230,8 +237,14 @@ async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(timeout, graceful.shutdown()).await.is_err() {
-        tracing::warn!(?timeout, "in-flight requests did not finish in time; stopping anyway");
+    if tokio::time::timeout(timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?timeout,
+            "in-flight requests did not finish in time; stopping anyway"
+        );
     }
 }
 

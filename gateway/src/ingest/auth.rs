@@ -105,9 +105,7 @@ fn read_file(path: &Path) -> Result<Vec<Token>, AuthError> {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_all(
-        file_entries(&text).map(|(n, l)| (format!("{} line {n}", path.display()), l)),
-    )
+    parse_all(file_entries(&text).map(|(n, l)| (format!("{} line {n}", path.display()), l)))
 }
 
 /// The accepted tokens, swapped whole when the tokens file changes.
@@ -125,12 +123,12 @@ impl Auth {
     /// Tokens from `entries` (config and environment) and `file`. A file
     /// that cannot be read or holds a bad line stops the start.
     pub fn new(entries: &[String], file: Option<PathBuf>) -> Result<Auth, AuthError> {
-        let fixed = parse_all(
-            entries
-                .iter()
-                .enumerate()
-                .map(|(i, e)| (format!("auth.tokens[{i}] (or WRAITH_API_TOKENS)"), e.as_str())),
-        )?;
+        let fixed = parse_all(entries.iter().enumerate().map(|(i, e)| {
+            (
+                format!("auth.tokens[{i}] (or WRAITH_API_TOKENS)"),
+                e.as_str(),
+            )
+        }))?;
         let mut all = fixed.clone();
         if let Some(f) = &file {
             all.extend(read_file(f)?);
@@ -330,8 +328,16 @@ mod tests {
             Err("not valid"),
         );
         check(&auth, &[("authorization", "Bearer ")], Err("empty bearer"));
-        check(&auth, &[("authorization", "Basic abc")], Err("`Basic` scheme"));
-        check(&auth, &[("x-api-key", "")], Err("X-API-Key header is empty"));
+        check(
+            &auth,
+            &[("authorization", "Basic abc")],
+            Err("`Basic` scheme"),
+        );
+        check(
+            &auth,
+            &[("x-api-key", "")],
+            Err("X-API-Key header is empty"),
+        );
         check(&Auth::open(), &[], Ok(None));
     }
 
@@ -339,7 +345,11 @@ mod tests {
     fn bad_entries_are_named() {
         assert!(parse_token("a:").unwrap_err().contains("empty token"));
         assert!(parse_token("").unwrap_err().contains("empty token"));
-        assert!(parse_token("bad name:tok").unwrap_err().contains("client name"));
+        assert!(
+            parse_token("bad name:tok")
+                .unwrap_err()
+                .contains("client name")
+        );
         assert!(parse_token("a:to ken").unwrap_err().contains("spaces"));
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("tokens");

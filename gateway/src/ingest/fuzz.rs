@@ -29,10 +29,18 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)),
         ".{0,12}".prop_map(Value::String),
-        prop_oneof![Just("event_type"), Just("ts_ms"), Just("target"), Just("type"), Just("data")]
-            .prop_map(|s| Value::String(s.into())),
+        prop_oneof![
+            Just("event_type"),
+            Just("ts_ms"),
+            Just("target"),
+            Just("type"),
+            Just("data")
+        ]
+        .prop_map(|s| Value::String(s.into())),
     ];
     leaf.prop_recursive(6, 64, 8, |inner| {
         prop_oneof![
@@ -76,7 +84,11 @@ fn everything(body: &[u8]) {
             Ok(items) => {
                 said(&items);
                 for v in items.into_iter().flatten() {
-                    let v = if seeds::is_probe(&v) { seeds::probe(v) } else { v };
+                    let v = if seeds::is_probe(&v) {
+                        seeds::probe(v)
+                    } else {
+                        v
+                    };
                     let _ = limits::check_event(&v, &limits::EventLimits::default());
                     let _ = wraith_event::validate::normalize(v, OffsetDateTime::UNIX_EPOCH);
                 }

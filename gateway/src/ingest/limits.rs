@@ -218,12 +218,13 @@ mod tests {
 
     #[test]
     fn limits_name_the_value() {
-        check(json!({"a": {"b": {"c": 1}}}), Ok(()));
+        check(json!({"a": {"b": {"c": {"d": 1}}}}), Ok(()));
         check(
-            json!({"a": {"b": {"c": {"d": 1}}}}),
-            Err("`a.b.c` nests deeper than 4 levels"),
+            json!({"a": {"b": {"c": {"d": {"e": 1}}}}}),
+            Err("`a.b.c.d` nests deeper than 4 levels"),
         );
-        check(json!({"a": [[[1]]]}), Err("`a[0][0]` nests deeper"));
+        check(json!({"a": [[[1]]]}), Ok(()));
+        check(json!({"a": [[[[1]]]]}), Err("`a[0][0][0]` nests deeper"));
         check(json!({"s": "0123456789"}), Ok(()));
         check(
             json!({"s": "0123456789x"}),
@@ -236,7 +237,9 @@ mod tests {
         check(json!({"a": [1, 2, 3, 4, 5]}), Ok(()));
         check(
             json!({"a": [1, 2, 3, 4, 5, 6]}),
-            Err("more than 6 values (object members and array elements; limits.max_fields_per_event), the first one past it at `a[5]`"),
+            Err(
+                "more than 6 values (object members and array elements; limits.max_fields_per_event), the first one past it at `a[5]`",
+            ),
         );
         let r = check_event(
             &json!({"ctx": {"s": "0123456789x"}}),

@@ -146,7 +146,11 @@ fn refused(state: &AppState, reason: &'static str) {
 /// A refusal before the handler: the Wraith error body, or for OTLP paths
 /// a `Status` in the request's encoding; `Retry-After` and
 /// `WWW-Authenticate` are kept either way.
-fn refusal(otlp: Option<otlp::Encoding>, e: ApiError, extra: &[(header::HeaderName, HeaderValue)]) -> Response {
+fn refusal(
+    otlp: Option<otlp::Encoding>,
+    e: ApiError,
+    extra: &[(header::HeaderName, HeaderValue)],
+) -> Response {
     let mut resp = match otlp {
         Some(enc) => otlp::status_response(e.status, e.message, enc),
         None => e.into_response(),
@@ -226,15 +230,13 @@ async fn wire_limit(State(state): State<Arc<AppState>>, req: Request, next: Next
         return refusal(otlp_encoding(&req), e, &[]);
     }
     let req = req.map(|body| {
-        Body::new(
-            http_body_util::Limited::new(body, limit).map_err(move |e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    Box::new(WireLimitError { limit }) as axum::BoxError
-                } else {
-                    e
-                }
-            }),
-        )
+        Body::new(http_body_util::Limited::new(body, limit).map_err(move |e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                Box::new(WireLimitError { limit }) as axum::BoxError
+            } else {
+                e
+            }
+        }))
     });
     next.run(req).await
 }
@@ -315,7 +317,15 @@ async fn post_events_compat(
     let bytes = decode::read_body(body, &state.limits).await?;
     let parsed = decode::parse_batch(&headers, &bytes)?
         .into_iter()
-        .map(|item| item.map(|v| if seeds::is_probe(&v) { seeds::probe(v) } else { v }))
+        .map(|item| {
+            item.map(|v| {
+                if seeds::is_probe(&v) {
+                    seeds::probe(v)
+                } else {
+                    v
+                }
+            })
+        })
         .collect();
     batch_response(&state, parsed, meta("http", client)).await
 }
@@ -344,14 +354,19 @@ async fn post_envelope(
     let env = seeds::envelope(value)?;
     let mut warnings = env.warnings;
     if env.items.is_empty() {
-        return Ok(Json(json!({"status": "ok", "received": 0, "warnings": warnings})).into_response());
+        return Ok(
+            Json(json!({"status": "ok", "received": 0, "warnings": warnings})).into_response(),
+        );
     }
     let answer = ingest_events(&state, env.items, meta("envelope", client)).await?;
     for e in &answer.errors {
         warnings.push(format!("event {} refused: {}", e.index, e.message));
     }
     if answer.dropped > 0 {
-        warnings.push(format!("{} events dropped by the plugin chain", answer.dropped));
+        warnings.push(format!(
+            "{} events dropped by the plugin chain",
+            answer.dropped
+        ));
     }
     if answer.dead_lettered > 0 {
         warnings.push(format!(

@@ -299,12 +299,8 @@ pub fn to_events(
         body: &[u8],
     ) -> Result<T, String> {
         match encoding {
-            Encoding::Protobuf => T::decode(body).map_err(|e| {
-                format!(
-                    "the body is not a protobuf {}: {e}",
-                    signal.request_name()
-                )
-            }),
+            Encoding::Protobuf => T::decode(body)
+                .map_err(|e| format!("the body is not a protobuf {}: {e}", signal.request_name())),
             Encoding::Json => {
                 if body.iter().all(|b| b.is_ascii_whitespace()) {
                     return Err("the request body is empty".into());
@@ -314,7 +310,10 @@ pub fn to_events(
                     let path = e.path().to_string();
                     let inner = e.into_inner();
                     if path.is_empty() || path == "." {
-                        format!("the body is not an OTLP/JSON {}: {inner}", signal.request_name())
+                        format!(
+                            "the body is not an OTLP/JSON {}: {inner}",
+                            signal.request_name()
+                        )
                     } else {
                         format!(
                             "the body is not an OTLP/JSON {}: at `{path}`: {inner}",
@@ -323,7 +322,10 @@ pub fn to_events(
                     }
                 })?;
                 de.end().map_err(|e| {
-                    format!("the body is not an OTLP/JSON {}: {e}", signal.request_name())
+                    format!(
+                        "the body is not an OTLP/JSON {}: {e}",
+                        signal.request_name()
+                    )
                 })?;
                 Ok(value)
             }
@@ -437,7 +439,10 @@ fn origin(
             m.insert("version".into(), Value::String(s.version.clone()));
         }
         if !s.attributes.is_empty() {
-            m.insert("attributes".into(), Value::Object(attributes(&s.attributes)));
+            m.insert(
+                "attributes".into(),
+                Value::Object(attributes(&s.attributes)),
+            );
         }
         if !m.is_empty() {
             context.insert("scope".into(), Value::Object(m));
@@ -539,11 +544,16 @@ fn point_base(
     e
 }
 
-fn number_value(p: &NumberDataPoint) -> Value {
+/// A gauge or sum point's value. A point without one (or with one that did
+/// not decode: the generated serde reads a bad `asInt` as absent) is refused.
+fn number_value(p: &NumberDataPoint) -> Result<Value, Refused> {
     match p.value {
-        Some(number_data_point::Value::AsInt(i)) => Value::from(i),
-        Some(number_data_point::Value::AsDouble(d)) => float(d),
-        None => Value::Null,
+        Some(number_data_point::Value::AsInt(i)) => Ok(Value::from(i)),
+        Some(number_data_point::Value::AsDouble(d)) => Ok(float(d)),
+        None => Err(Refused {
+            field: "value".into(),
+            message: "the data point has no value: `asInt` (an integer or a decimal string) or `asDouble` (a number)".into(),
+        }),
     }
 }
 
@@ -557,9 +567,21 @@ fn metric_points(o: &Origin, m: &Metric, out: &mut Vec<Result<Value, Refused>>) 
         None => {}
         Some(metric::Data::Gauge(g)) => {
             for p in &g.data_points {
-                let mut e = point_base(o, m, kind("gauge", None, None), &p.attributes, p.start_time_unix_nano, p.time_unix_nano);
-                e.insert("value".into(), number_value(p));
-                push(out, e);
+                let mut e = point_base(
+                    o,
+                    m,
+                    kind("gauge", None, None),
+                    &p.attributes,
+                    p.start_time_unix_nano,
+                    p.time_unix_nano,
+                );
+                match number_value(p) {
+                    Ok(v) => {
+                        e.insert("value".into(), v);
+                        push(out, e);
+                    }
+                    Err(r) => out.push(Err(r)),
+                }
             }
         }
         Some(metric::Data::Sum(s)) => {
@@ -572,8 +594,13 @@ fn metric_points(o: &Origin, m: &Metric, out: &mut Vec<Result<Value, Refused>>) 
                     p.start_time_unix_nano,
                     p.time_unix_nano,
                 );
-                e.insert("value".into(), number_value(p));
-                push(out, e);
+                match number_value(p) {
+                    Ok(v) => {
+                        e.insert("value".into(), v);
+                        push(out, e);
+                    }
+                    Err(r) => out.push(Err(r)),
+                }
             }
         }
         Some(metric::Data::Histogram(h)) => {
@@ -605,7 +632,11 @@ fn metric_points(o: &Origin, m: &Metric, out: &mut Vec<Result<Value, Refused>>) 
                 let mut e = point_base(
                     o,
                     m,
-                    kind("exponential_histogram", Some(h.aggregation_temporality), None),
+                    kind(
+                        "exponential_histogram",
+                        Some(h.aggregation_temporality),
+                        None,
+                    ),
                     &p.attributes,
                     p.start_time_unix_nano,
                     p.time_unix_nano,
@@ -634,7 +665,14 @@ fn metric_points(o: &Origin, m: &Metric, out: &mut Vec<Result<Value, Refused>>) 
         }
         Some(metric::Data::Summary(s)) => {
             for p in &s.data_points {
-                let mut e = point_base(o, m, kind("summary", None, None), &p.attributes, p.start_time_unix_nano, p.time_unix_nano);
+                let mut e = point_base(
+                    o,
+                    m,
+                    kind("summary", None, None),
+                    &p.attributes,
+                    p.start_time_unix_nano,
+                    p.time_unix_nano,
+                );
                 e.insert(
                     "summary".into(),
                     json!({
@@ -712,7 +750,10 @@ fn log_event(o: &Origin, r: &LogRecord) -> Result<Value, Refused> {
         Value::String(level(r.severity_number, &r.severity_text).into()),
     );
     if !r.severity_text.is_empty() {
-        e.insert("severity_text".into(), Value::String(r.severity_text.clone()));
+        e.insert(
+            "severity_text".into(),
+            Value::String(r.severity_text.clone()),
+        );
     }
     if r.severity_number != 0 {
         e.insert("severity_number".into(), Value::from(r.severity_number));
@@ -720,7 +761,10 @@ fn log_event(o: &Origin, r: &LogRecord) -> Result<Value, Refused> {
     if let Some(b) = &r.body {
         e.insert("body".into(), any_to_json(b));
     }
-    e.insert("attributes".into(), Value::Object(attributes(&r.attributes)));
+    e.insert(
+        "attributes".into(),
+        Value::Object(attributes(&r.attributes)),
+    );
     if let Some(id) = check_id(&r.trace_id, 16, "trace_id")? {
         e.insert("trace_id".into(), id);
     }
@@ -812,7 +856,10 @@ fn span_event(o: &Origin, s: &Span) -> Result<Value, Refused> {
         st.insert("message".into(), Value::String(message));
     }
     e.insert("status".into(), Value::Object(st));
-    e.insert("attributes".into(), Value::Object(attributes(&s.attributes)));
+    e.insert(
+        "attributes".into(),
+        Value::Object(attributes(&s.attributes)),
+    );
     if !s.events.is_empty() {
         let events: Vec<Value> = s
             .events
@@ -952,7 +999,10 @@ mod tests {
         assert_eq!(got[0]["kind"], "server");
         assert_eq!(got[0]["duration_ms"], 250.0);
         assert_eq!(got[0]["level"], "error");
-        assert_eq!(got[0]["status"], json!({"code": "error", "message": "boom"}));
+        assert_eq!(
+            got[0]["status"],
+            json!({"code": "error", "message": "boom"})
+        );
         assert_eq!(got[0]["parent_span_id"], "eee19b7ec3c1b173");
         assert_eq!(got[0]["events"][0]["timestamp"], "2023-11-14T22:13:20.1Z");
         assert_eq!(got[1], "a span needs a `trace_id` (16 bytes)");
@@ -960,25 +1010,50 @@ mod tests {
 
     #[test]
     fn bad_bodies_are_named() {
-        let e = events(Signal::Metrics, Encoding::Json, br#"{"resourceMetrics": 5}"#).unwrap_err();
+        let e = events(
+            Signal::Metrics,
+            Encoding::Json,
+            br#"{"resourceMetrics": 5}"#,
+        )
+        .unwrap_err();
         assert!(e.contains("at `resourceMetrics`"), "{e}");
         let e = events(
             Signal::Metrics,
             Encoding::Json,
-            seed_003().replace("\"asInt\": \"1\"", "\"asInt\": \"one\"").as_bytes(),
+            seed_003()
+                .replace("\"asInt\": \"1\"", "\"asInt\": \"one\"")
+                .as_bytes(),
+        )
+        .unwrap();
+        assert!(
+            e[0].as_str()
+                .unwrap()
+                .starts_with("the data point has no value"),
+            "{e:?}"
+        );
+        let e = events(
+            Signal::Traces,
+            Encoding::Json,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}"#,
         )
         .unwrap_err();
-        assert!(e.contains("ExportMetricsServiceRequest"), "{e}");
-        assert!(e.contains("invalid digit"), "{e}");
-        let e = events(Signal::Traces, Encoding::Json, br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}"#).unwrap_err();
         assert!(e.contains("traceId"), "{e}");
         let e = events(Signal::Logs, Encoding::Protobuf, b"\xff\xff\xff").unwrap_err();
-        assert!(e.starts_with("the body is not a protobuf ExportLogsServiceRequest"), "{e}");
+        assert!(
+            e.starts_with("the body is not a protobuf ExportLogsServiceRequest"),
+            "{e}"
+        );
         let e = events(Signal::Logs, Encoding::Json, b" ").unwrap_err();
         assert_eq!(e, "the request body is empty");
         // An empty request is valid and holds nothing.
-        assert_eq!(events(Signal::Logs, Encoding::Json, b"{}").unwrap(), Vec::<Value>::new());
-        assert_eq!(events(Signal::Logs, Encoding::Protobuf, b"").unwrap(), Vec::<Value>::new());
+        assert_eq!(
+            events(Signal::Logs, Encoding::Json, b"{}").unwrap(),
+            Vec::<Value>::new()
+        );
+        assert_eq!(
+            events(Signal::Logs, Encoding::Protobuf, b"").unwrap(),
+            Vec::<Value>::new()
+        );
     }
 
     #[test]

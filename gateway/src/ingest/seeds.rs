@@ -110,10 +110,7 @@ fn envelope_item(item: Value, client: Option<&Value>) -> Result<Value, Refused> 
                 ctx.insert("client".into(), c.clone());
             }
             _ => {
-                return Err(refused(
-                    "context",
-                    "field `data.context` must be an object",
-                ));
+                return Err(refused("context", "field `data.context` must be an object"));
             }
         }
     }
@@ -143,10 +140,7 @@ pub fn probe(v: Value) -> Value {
     let Value::Object(mut m) = v else { return v };
     m.insert("event_type".into(), Value::String(PROBE_EVENT_TYPE.into()));
     if !m.contains_key("timestamp")
-        && let Some(ts) = m
-            .get("ts_ms")
-            .filter(|t| t.is_i64() || t.is_u64())
-            .cloned()
+        && let Some(ts) = m.get("ts_ms").filter(|t| t.is_i64() || t.is_u64()).cloned()
     {
         m.insert("timestamp".into(), ts);
     }
@@ -221,8 +215,14 @@ mod tests {
             "field `type` is required"
         );
         assert!(env.items[3].is_err());
-        let e = envelope(json!({"api_version": "2.0", "events": []})).err().unwrap();
-        assert!(e.message.contains("\"2.0\" is not supported"), "{}", e.message);
+        let e = envelope(json!({"api_version": "2.0", "events": []}))
+            .err()
+            .unwrap();
+        assert!(
+            e.message.contains("\"2.0\" is not supported"),
+            "{}",
+            e.message
+        );
         let e = envelope(json!({"api_version": "1.0"})).err().unwrap();
         assert!(e.message.contains("`events` is required"), "{}", e.message);
         let env = envelope(json!({"events": []})).unwrap();
@@ -245,8 +245,13 @@ mod tests {
         // The same measurement sent again has the same id.
         assert_eq!(probe(m)["event_id"], e["event_id"]);
         let e = probe(json!({"client_id": "p", "ts_ms": 1, "error_stage": "tls"}));
-        assert_eq!((e["level"].as_str(), e["error_type"].as_str()), (Some("error"), Some("tls")));
-        assert!(!is_probe(&json!({"event_type": "x", "ts_ms": 1, "target": "t"})));
+        assert_eq!(
+            (e["level"].as_str(), e["error_type"].as_str()),
+            (Some("error"), Some("tls"))
+        );
+        assert!(!is_probe(
+            &json!({"event_type": "x", "ts_ms": 1, "target": "t"})
+        ));
         assert!(!is_probe(&json!({"ts_ms": 1})));
     }
 }

@@ -8,7 +8,12 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-fn send(gw: &Gateway, path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, Value, reqwest::header::HeaderMap) {
+fn send(
+    gw: &Gateway,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> (u16, Value, reqwest::header::HeaderMap) {
     let mut req = gw
         .http
         .post(format!("{}{path}", gw.url))
@@ -30,7 +35,10 @@ fn tokens_from_config_env_and_a_reloaded_file() {
     std::fs::write(&file, "# the file's clients\nfile-client:tok-file-1\n").unwrap();
     let gw = Gateway::start_with(Options {
         extra_config: "[auth]\ntokens = [\"cfg-client:tok-cfg-1\"]\n".into(),
-        env: vec![("WRAITH_API_TOKENS", "env-client:tok-env-1, tok-bare-1".into())],
+        env: vec![(
+            "WRAITH_API_TOKENS",
+            "env-client:tok-env-1, tok-bare-1".into(),
+        )],
         args: vec!["--tokens-file".into(), file.display().to_string()],
         ..Default::default()
     });
@@ -40,7 +48,10 @@ fn tokens_from_config_env_and_a_reloaded_file() {
         (vec![], "a token is required"),
         (vec![("authorization", "Bearer nope")], "not valid"),
         (vec![("authorization", "Bearer ")], "empty bearer token"),
-        (vec![("authorization", "Basic dXNlcjpwdw==")], "`Basic` scheme"),
+        (
+            vec![("authorization", "Basic dXNlcjpwdw==")],
+            "`Basic` scheme",
+        ),
         (vec![("x-api-key", "")], "X-API-Key header is empty"),
         (vec![("x-api-key", "tok-cfg-")], "not valid"),
     ] {
@@ -67,10 +78,17 @@ fn tokens_from_config_env_and_a_reloaded_file() {
     let (s, _, _) = send(&gw, "/event", &[("x-api-key", "tok-bare-1")], &ev);
     assert_eq!(s, 200);
     let last = gw.lines("events").pop().unwrap();
-    assert!(last["_client"].as_str().unwrap().starts_with("token-"), "{last}");
+    assert!(
+        last["_client"].as_str().unwrap().starts_with("token-"),
+        "{last}"
+    );
     // Health and readiness stay open; the plugin list does not.
     assert_eq!(gw.get_json("/health")["status"], "ok");
-    let r = gw.http.get(format!("{}/v1/plugins", gw.url)).send().unwrap();
+    let r = gw
+        .http
+        .get(format!("{}/v1/plugins", gw.url))
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     // OTLP refusals are a Status body.
     let r = gw
@@ -83,7 +101,12 @@ fn tokens_from_config_env_and_a_reloaded_file() {
     assert_eq!(r.status().as_u16(), 401);
     let st: Value = r.json().unwrap();
     assert_eq!(st["code"], 16, "{st}");
-    assert!(st["message"].as_str().unwrap().contains("a token is required"));
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("a token is required")
+    );
     // The file is reread when it changes: the old token goes, the new one works.
     let tmp = dir.path().join(".tokens.tmp");
     std::fs::write(&tmp, "rotated:tok-file-2\n").unwrap();
@@ -136,10 +159,17 @@ fn a_public_address_needs_tokens_or_allow_anonymous() {
         if extra.is_empty() {
             c.env("WRAITH_API_TOKENS", "ops:tok-ops-1");
         }
-        let mut child = c.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let stdout = child.stdout.take().unwrap();
         let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
-        assert!(line.starts_with("wraith gateway listening on http://0.0.0.0:"), "{line}");
+        assert!(
+            line.starts_with("wraith gateway listening on http://0.0.0.0:"),
+            "{line}"
+        );
         child.kill().unwrap();
         child.wait().unwrap();
     }

@@ -113,19 +113,30 @@ fn per_client_token_buckets() {
     std::thread::sleep(Duration::from_secs(secs));
     assert_eq!(post("tok-a").0, 200);
     let m = gw.get_text("/metrics");
-    assert!(m.contains("wraith_requests_refused_total{reason=\"rate_limited\"}"), "{m}");
+    assert!(
+        m.contains("wraith_requests_refused_total{reason=\"rate_limited\"}"),
+        "{m}"
+    );
     assert!(m.contains("wraith_rate_limited_requests_total"), "{m}");
 }
 
 #[test]
 fn sizes_shapes_headers_and_slow_clients() {
     let gw = limited_gateway();
-    let post = |body: Vec<u8>, enc: Option<&str>| gw.post_raw("/v1/events", Some("application/json"), enc, body);
+    let post = |body: Vec<u8>, enc: Option<&str>| {
+        gw.post_raw("/v1/events", Some("application/json"), enc, body)
+    };
     // Past the wire limit, declared.
     let big = json!([{"event_type": "x", "pad": "y".repeat(70 * 1024)}]).to_string();
     let (s, a, _) = post(big.clone().into_bytes(), None);
     assert_eq!(s, 413, "{a}");
-    assert!(a["error"]["message"].as_str().unwrap().contains("limits.max_wire_body_size"), "{a}");
+    assert!(
+        a["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.max_wire_body_size"),
+        "{a}"
+    );
     // Past the wire limit, chunked (no Content-Length).
     let mut req = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
     for chunk in big.as_bytes().chunks(8192) {
@@ -150,13 +161,17 @@ fn sizes_shapes_headers_and_slow_clients() {
     let (s, a, _) = post(bomb, Some("gzip"));
     assert_eq!(s, 413, "{a}");
     assert!(
-        a["error"]["message"].as_str().unwrap().contains("server.max_body_size; measured after decompression"),
+        a["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server.max_body_size; measured after decompression"),
         "{a}"
     );
     healthy(&gw);
     // Event shapes: the bad ones are named, the good one of the batch kept.
     let deep = (0..9).fold(json!(1), |v, _| json!({"a": v}));
-    let wide: serde_json::Map<String, Value> = (0..60).map(|i| (format!("k{i}"), json!(i))).collect();
+    let wide: serde_json::Map<String, Value> =
+        (0..60).map(|i| (format!("k{i}"), json!(i))).collect();
     let batch = json!([
         event(1),
         {"event_type": "x", "deep": deep},
@@ -165,17 +180,38 @@ fn sizes_shapes_headers_and_slow_clients() {
     ]);
     let (s, a, _) = post(batch.to_string().into_bytes(), None);
     assert_eq!(s, 200, "{a}");
-    assert_eq!((a["accepted"].as_u64(), a["invalid"].as_u64()), (Some(1), Some(3)), "{a}");
-    let msgs: Vec<&str> = a["errors"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
-    assert!(msgs[0].contains("nests deeper than 8 levels (limits.max_depth)"), "{msgs:?}");
-    assert!(msgs[1].contains("`s` is a string of 2000 bytes; at most 1024"), "{msgs:?}");
+    assert_eq!(
+        (a["accepted"].as_u64(), a["invalid"].as_u64()),
+        (Some(1), Some(3)),
+        "{a}"
+    );
+    let msgs: Vec<&str> = a["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        msgs[0].contains("nests deeper than 8 levels (limits.max_depth)"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[1].contains("`s` is a string of 2000 bytes; at most 1024"),
+        "{msgs:?}"
+    );
     assert!(msgs[2].contains("more than 50 values"), "{msgs:?}");
     assert_eq!(a["errors"][0]["field"], "deep");
     // 10,000 levels: refused while parsing, without a stack overflow.
     let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let (s, a, _) = post(nested.into_bytes(), None);
     assert_eq!(s, 400, "{a}");
-    assert!(a["error"]["message"].as_str().unwrap().contains("recursion limit exceeded"), "{a}");
+    assert!(
+        a["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("recursion limit exceeded"),
+        "{a}"
+    );
     healthy(&gw);
     // A head past max_header_size: 431.
     let head = format!(
@@ -188,18 +224,27 @@ fn sizes_shapes_headers_and_slow_clients() {
     // Slow clients: a head that never ends is cut off; a body that never
     // comes is answered 408; /health answers meanwhile.
     let mut slow_head = TcpStream::connect(addr(&gw)).unwrap();
-    slow_head.write_all(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow_head
+        .write_all(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
     let mut slow_body = TcpStream::connect(addr(&gw)).unwrap();
     slow_body
         .write_all(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n[{\"event")
         .unwrap();
     healthy(&gw);
     let start = Instant::now();
-    slow_head.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow_head
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = Vec::new();
     let _ = slow_head.read_to_end(&mut buf);
-    assert!(start.elapsed() < Duration::from_secs(8), "the slow head was not cut off");
-    slow_body.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "the slow head was not cut off"
+    );
+    slow_body
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = [0u8; 4096];
     let n = slow_body.read(&mut buf).unwrap_or(0);
     let answer = String::from_utf8_lossy(&buf[..n]);

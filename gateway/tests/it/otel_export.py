@@ -93,4 +93,5 @@ ok = True
 for name, r in results:
     print(f"{name}: {r.name}")
     ok = ok and r.name == "SUCCESS"
-sys.exit(0 if ok and len(results) == 3 else 1)
+# One export per span (SimpleSpanProcessor), one for the metrics, one for the log.
+sys.exit(0 if ok and len(results) == 4 else 1)

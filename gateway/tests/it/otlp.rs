@@ -15,7 +15,10 @@ fn otel_python() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| "python3".into());
     let ok = Command::new(&python)
-        .args(["-c", "import opentelemetry.exporter.otlp.proto.http, opentelemetry.sdk"])
+        .args([
+            "-c",
+            "import opentelemetry.exporter.otlp.proto.http, opentelemetry.sdk",
+        ])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
@@ -68,11 +71,17 @@ fn the_python_sdk_exporters_send_spans_metrics_and_logs() {
     assert_eq!(parent["kind"], "server");
     assert_eq!(parent["attributes"]["http.request.method"], "POST");
     assert_eq!(parent["level"], "info");
-    assert_eq!(parent["context"]["scope"], json!({"name": "wraith.test", "version": "0.1"}));
+    assert_eq!(
+        parent["context"]["scope"],
+        json!({"name": "wraith.test", "version": "0.1"})
+    );
     assert_eq!(parent["trace_id"].as_str().unwrap().len(), 32);
     assert_eq!(child["trace_id"], parent["trace_id"]);
     assert_eq!(child["parent_span_id"], parent["span_id"]);
-    assert_eq!(child["status"], json!({"code": "error", "message": "timeout"}));
+    assert_eq!(
+        child["status"],
+        json!({"code": "error", "message": "timeout"})
+    );
     assert_eq!(child["level"], "error");
     assert_eq!(child["attributes"]["db.rows"], 3);
     assert!(child["duration_ms"].as_f64().unwrap() >= 0.0);
@@ -130,7 +139,13 @@ const SEED_003: &str = r#"{
   }]
 }"#;
 
-fn post(gw: &Gateway, path: &str, ct: &str, enc: Option<&str>, body: Vec<u8>) -> (u16, String, Vec<u8>) {
+fn post(
+    gw: &Gateway,
+    path: &str,
+    ct: &str,
+    enc: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, String, Vec<u8>) {
     let mut req = gw
         .http
         .post(format!("{}{path}", gw.url))
@@ -152,12 +167,29 @@ fn post(gw: &Gateway, path: &str, ct: &str, enc: Option<&str>, body: Vec<u8>) ->
 #[test]
 fn seed_003_counter_as_json_and_gzip_and_the_spec_answers() {
     let gw = Gateway::start(&[]);
-    let (s, ct, body) = post(&gw, "/v1/metrics", "application/json", None, SEED_003.into());
-    assert_eq!((s, ct.as_str()), (200, "application/json"), "{}", String::from_utf8_lossy(&body));
+    let (s, ct, body) = post(
+        &gw,
+        "/v1/metrics",
+        "application/json",
+        None,
+        SEED_003.into(),
+    );
+    assert_eq!(
+        (s, ct.as_str()),
+        (200, "application/json"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), json!({}));
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(SEED_003.as_bytes()).unwrap();
-    let (s, _, _) = post(&gw, "/v1/metrics", "application/json", Some("gzip"), gz.finish().unwrap());
+    let (s, _, _) = post(
+        &gw,
+        "/v1/metrics",
+        "application/json",
+        Some("gzip"),
+        gz.finish().unwrap(),
+    );
     assert_eq!(s, 200);
     let events = gw.lines("events");
     assert_eq!(events.len(), 2);
@@ -181,12 +213,24 @@ fn seed_003_counter_as_json_and_gzip_and_the_spec_answers() {
         .as_array_mut()
         .unwrap()
         .push(other["resourceMetrics"][0].clone());
-    let (s, _, body) = post(&gw, "/v1/metrics", "application/json", None, two.to_string().into());
+    let (s, _, body) = post(
+        &gw,
+        "/v1/metrics",
+        "application/json",
+        None,
+        two.to_string().into(),
+    );
     assert_eq!(s, 200);
     let answer: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(answer["partialSuccess"]["rejectedDataPoints"], "1", "{answer}");
+    assert_eq!(
+        answer["partialSuccess"]["rejectedDataPoints"], "1",
+        "{answer}"
+    );
     let msg = answer["partialSuccess"]["errorMessage"].as_str().unwrap();
-    assert!(msg.contains("`attributes.command_name` is a string of 71680 bytes"), "{msg}");
+    assert!(
+        msg.contains("`attributes.command_name` is a string of 71680 bytes"),
+        "{msg}"
+    );
     assert_eq!(gw.lines("events").len(), 3);
 
     // The same as protobuf, answered in protobuf.
@@ -194,24 +238,57 @@ fn seed_003_counter_as_json_and_gzip_and_the_spec_answers() {
         ExportMetricsServiceRequest, ExportMetricsServiceResponse,
     };
     let req: ExportMetricsServiceRequest = serde_json::from_value(two).unwrap();
-    let (s, ct, body) = post(&gw, "/v1/metrics", "application/x-protobuf", None, req.encode_to_vec());
+    let (s, ct, body) = post(
+        &gw,
+        "/v1/metrics",
+        "application/x-protobuf",
+        None,
+        req.encode_to_vec(),
+    );
     assert_eq!((s, ct.as_str()), (200, "application/x-protobuf"));
     let resp = ExportMetricsServiceResponse::decode(&body[..]).unwrap();
     assert_eq!(resp.partial_success.unwrap().rejected_data_points, 1);
 
     // Errors: a Status in the request's encoding, naming the problem.
-    let (s, ct, body) = post(&gw, "/v1/traces", "application/json", None, br#"{"resourceSpans": {"x": 1}}"#.to_vec());
+    let (s, ct, body) = post(
+        &gw,
+        "/v1/traces",
+        "application/json",
+        None,
+        br#"{"resourceSpans": {"x": 1}}"#.to_vec(),
+    );
     assert_eq!((s, ct.as_str()), (400, "application/json"));
     let st: Value = serde_json::from_slice(&body).unwrap();
-    assert!(st["message"].as_str().unwrap().contains("ExportTraceServiceRequest"), "{st}");
-    let (s, ct, body) = post(&gw, "/v1/logs", "application/x-protobuf", None, b"\x0a\xff\xff".to_vec());
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap()
+            .contains("ExportTraceServiceRequest"),
+        "{st}"
+    );
+    let (s, ct, body) = post(
+        &gw,
+        "/v1/logs",
+        "application/x-protobuf",
+        None,
+        b"\x0a\xff\xff".to_vec(),
+    );
     assert_eq!((s, ct.as_str()), (400, "application/x-protobuf"));
     let st = wraith_gateway::ingest::otlp::Status::decode(&body[..]).unwrap();
-    assert!(st.message.contains("not a protobuf ExportLogsServiceRequest"), "{}", st.message);
+    assert!(
+        st.message
+            .contains("not a protobuf ExportLogsServiceRequest"),
+        "{}",
+        st.message
+    );
     let (s, _, body) = post(&gw, "/v1/logs", "text/plain", None, b"hi".to_vec());
     assert_eq!(s, 415);
     assert!(String::from_utf8_lossy(&body).contains("not OTLP/HTTP"));
-    let r = gw.http.get(format!("{}/v1/metrics", gw.url)).send().unwrap();
+    let r = gw
+        .http
+        .get(format!("{}/v1/metrics", gw.url))
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 405);
     assert_eq!(gw.get_json("/health")["status"], "ok");
 }

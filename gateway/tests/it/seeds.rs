@@ -134,8 +134,13 @@ fn seed_001_probe_measurements_at_events() {
     assert!(p.get("error_type").is_none());
     assert_eq!(stored[1]["level"], "error");
     assert_eq!(stored[1]["error_type"], "tls");
-    // At /v1/events, Wraith's own route, a body without event_type is refused.
-    let (s, a) = post(&gw, "/v1/events", SEED_001_PROBE, None);
+    // At /v1/events, Wraith's own route, a probe body is not an event.
+    let (s, a) = post(
+        &gw,
+        "/v1/events",
+        &SEED_001_PROBE.replace("\"uuid\"", "null"),
+        None,
+    );
     assert_eq!(s, 400, "{a}");
     assert_eq!(a["errors"][0]["field"], "event_type");
 }
@@ -186,7 +191,10 @@ fn seed_004_envelope_answered_in_its_own_shape() {
         .map(|w| w.as_str().unwrap())
         .collect();
     assert_eq!(w[0], "unknown field `extra` ignored");
-    assert!(w[1].starts_with("event 1 refused: field `timestamp` is not RFC 3339"), "{w:?}");
+    assert!(
+        w[1].starts_with("event 1 refused: field `timestamp` is not RFC 3339"),
+        "{w:?}"
+    );
     // All bad: 400 in the same shape.
     let (s, a) = post(
         &gw,
@@ -203,7 +211,13 @@ fn seed_004_envelope_answered_in_its_own_shape() {
         Some(("x-api-key", "ee-key-1")),
     );
     assert_eq!(s, 400);
-    assert!(a["error"]["message"].as_str().unwrap().contains("\"2.0\" is not supported"), "{a}");
+    assert!(
+        a["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"2.0\" is not supported"),
+        "{a}"
+    );
     // Without the key: 401.
     let (s, a) = post(&gw, "/api/v1/events", SEED_004_ENVELOPE, None);
     assert_eq!(s, 401, "{a}");
