@@ -248,21 +248,21 @@ fn success(signal: Signal, encoding: Encoding, rejected: usize, message: String)
     let body = match encoding {
         Encoding::Protobuf => match signal {
             Signal::Metrics => metrics::v1::ExportMetricsServiceResponse {
-                partial_success: partial.then(|| metrics::v1::ExportMetricsPartialSuccess {
+                partial_success: partial.then_some(metrics::v1::ExportMetricsPartialSuccess {
                     rejected_data_points: rejected_i64,
                     error_message: message,
                 }),
             }
             .encode_to_vec(),
             Signal::Logs => logs::v1::ExportLogsServiceResponse {
-                partial_success: partial.then(|| logs::v1::ExportLogsPartialSuccess {
+                partial_success: partial.then_some(logs::v1::ExportLogsPartialSuccess {
                     rejected_log_records: rejected_i64,
                     error_message: message,
                 }),
             }
             .encode_to_vec(),
             Signal::Traces => trace::v1::ExportTraceServiceResponse {
-                partial_success: partial.then(|| trace::v1::ExportTracePartialSuccess {
+                partial_success: partial.then_some(trace::v1::ExportTracePartialSuccess {
                     rejected_spans: rejected_i64,
                     error_message: message,
                 }),
