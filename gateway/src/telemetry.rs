@@ -187,7 +187,7 @@ pub struct Metrics {
     /// Batches refused with 503, per reason.
     pub batches_refused: Family<RefusedLabels, Counter>,
     /// Requests refused before their events were read, per reason
-    /// (`unauthorized`, `rate_limited`, `too_large`, `too_many_events`).
+    /// (`unauthorized`, `rate_limited`, `too_many_events`).
     pub requests_refused: Family<RefusedLabels, Counter>,
     /// Requests refused because their client was over its rate limit.
     pub rate_limited: Counter,
@@ -324,7 +324,7 @@ impl Metrics {
         );
         r.register(
             "wraith_requests_refused",
-            "Requests refused per reason (unauthorized, rate_limited, too_large, too_many_events)",
+            "Requests refused per reason (unauthorized, rate_limited, too_many_events)",
             m.requests_refused.clone(),
         );
         r.register(

@@ -64,6 +64,16 @@ impl IntoResponse for ApiError {
             Json(wraith_event::wire::ErrorBody::new(self.code, self.message)),
         )
             .into_response();
+        // A body refused part-way (too large, too slow) is not read to its
+        // end: the connection cannot carry another request, and the client
+        // must not try.
+        if matches!(
+            self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+        ) {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

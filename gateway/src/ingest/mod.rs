@@ -211,24 +211,12 @@ async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: Next)
     next.run(req).await
 }
 
-/// `limits.max_wire_body_size` on the body as sent: a `Content-Length` past
-/// it is refused at once, a body that grows past it while streaming fails
-/// its read (and so its decompression) at that point.
+/// `limits.max_wire_body_size` on the body as sent: a body that grows past
+/// it fails its read (and so its decompression) at that point, answered 413.
+/// (Refusing on `Content-Length` before reading would close the connection
+/// while the client still writes, and it would never see the answer.)
 async fn wire_limit(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let limit = state.limits.max_wire_bytes;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        refused(&state, "too_large");
-        let e = ApiError::too_large(format!(
-            "the request body as sent is {} bytes; at most {limit} are accepted (limits.max_wire_body_size)",
-            declared.unwrap_or(0)
-        ));
-        return refusal(otlp_encoding(&req), e, &[]);
-    }
     let req = req.map(|body| {
         Body::new(http_body_util::Limited::new(body, limit).map_err(move |e| {
             if e.is::<http_body_util::LengthLimitError>() {

@@ -152,7 +152,15 @@ fn api_error_response(e: ApiError, encoding: Encoding) -> Response {
     if e.status.is_server_error() && e.code != "busy" && e.code != "unavailable" {
         tracing::error!(status = e.status.as_u16(), code = e.code, error = %e.message, "request failed");
     }
+    let close = matches!(
+        e.status,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+    );
     let mut resp = status_response(e.status, e.message, encoding);
+    if close {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if retry {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
