@@ -7,6 +7,13 @@
 //!   the plugin's own `scrub` function (what a hand-written native filter does);
 //! - `native-sdk`: the plugin itself compiled natively, through the SDK's
 //!   flat layout and edit application (the same code path minus WebAssembly).
+//!
+//! Then each first-party plugin, with its configuration from
+//! `plugins/plugins.toml`, on realistic events (`support/`), reported *net*:
+//! the clone of the batch that both columns pay is measured alone and taken
+//! out of both, so the ratio is of the plugin's own cost.
+
+mod support;
 
 use fixture_scrub_email::{ScrubEmail, scrub};
 use serde_json::{Value, json};
@@ -275,6 +282,98 @@ fn main() {
         &direct,
     );
     stages(&runtime, make_pii_event, 128);
+
+    let batch = 128;
+    let avg = serde_json::to_vec(&support::events(0, batch))
+        .unwrap()
+        .len()
+        / batch;
+    println!(
+        "\nfirst-party plugins, shipped config, realistic events (~{avg} bytes), batch {batch}, ns/event; net = minus the clone both pay"
+    );
+    println!(
+        "{:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "plugin", "wasm", "sdk", "clone", "net wasm", "net sdk", "net ratio"
+    );
+    first_party::<wraith_plugin_schema_validate::SchemaValidate>("schema-validate", batch);
+    first_party::<PiiScrub>("pii-scrub", batch);
+    first_party::<wraith_plugin_enrich::Enrich>("enrich", batch);
+    first_party::<wraith_plugin_route::Route>("route", batch);
+}
+
+/// A first-party plugin's config from the shipped manifest, as JSON.
+fn shipped_config(name: &str) -> Value {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/plugins.toml"),
+    )
+    .expect("plugins/plugins.toml");
+    let manifest: toml::Table = toml::from_str(&text).expect("manifest parses");
+    let config = manifest
+        .get("plugins")
+        .and_then(|p| p.get(name))
+        .and_then(|p| p.get("config"))
+        .cloned()
+        .unwrap_or(toml::Value::Table(Default::default()));
+    serde_json::to_value(config).expect("config as JSON")
+}
+
+/// What a run decided per event: the event when kept (with its
+/// destination), the verdict's kind otherwise.
+fn outcomes(d: Vec<Disposition>) -> Vec<(Option<Value>, String)> {
+    d.into_iter()
+        .map(|d| match d {
+            Disposition::Keep { event, destination } => (Some(event), destination),
+            Disposition::Drop { .. } => (None, "drop".into()),
+            Disposition::DeadLetter { .. } => (None, "dead-letter".into()),
+        })
+        .collect()
+}
+
+fn harness_outcomes(p: Vec<wraith_plugin::testing::Processed>) -> Vec<(Option<Value>, String)> {
+    use wraith_plugin::Verdict;
+    p.into_iter()
+        .map(|p| match p.verdict {
+            Verdict::Keep => (Some(p.event), "events".into()),
+            Verdict::Route(d) => (Some(p.event), d),
+            Verdict::Drop(_) => (None, "drop".into()),
+            Verdict::Reject(_) => (None, "dead-letter".into()),
+        })
+        .collect()
+}
+
+/// One first-party plugin, net of the batch clone, wasm against native SDK.
+fn first_party<P: wraith_plugin::Plugin>(name: &str, batch: usize) {
+    let config = shipped_config(name);
+    let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../plugins/{name}.wasm"));
+    let (chain, _) = load_chain(name, &wasm, &config.to_string());
+    let mut harness = Harness::<P>::new(config).expect("plugin accepts the shipped config");
+    let events = support::events(0, batch);
+    assert_eq!(
+        outcomes(chain.run(events.clone())),
+        harness_outcomes(harness.run(events.clone())),
+        "{name}: wasm and native disagree"
+    );
+    let ns = measure_all(
+        batch,
+        &mut [
+            &mut || {
+                std::hint::black_box(events.clone());
+            },
+            &mut || {
+                std::hint::black_box(chain.run(events.clone()));
+            },
+            &mut || {
+                std::hint::black_box(harness.run(events.clone()));
+            },
+        ],
+    );
+    let (clone, wasm_ns, sdk_ns) = (ns[0], ns[1] - ns[0], ns[2] - ns[0]);
+    println!(
+        "{name:<16} {:>10.0} {:>10.0} {clone:>10.0} {wasm_ns:>10.0} {sdk_ns:>10.0} {:>9.2}x",
+        ns[1],
+        ns[2],
+        wasm_ns / sdk_ns
+    );
 }
 
 fn scrub_strings(rules: &Ruleset, v: &mut Value) {

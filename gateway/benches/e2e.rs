@@ -1,20 +1,36 @@
-//! End to end: events/s through HTTP → chain → file sink (with fsync) from a
-//! loopback load generator, for an empty chain (the baseline) and for a chain
-//! with the `scrub-email` fixture, in the same run.
+//! End to end: events/s through HTTP → chain → file sink, from `wrk` on
+//! loopback posting realistic bodies (see `support/`: 500–800-byte events,
+//! stack traces, command lines, config dumps, some PII), for the chains
+//! operators run, in one run, taking turns:
 //!
-//! `cargo xtask bench` builds the fixtures first. Settings by environment:
-//! `WRAITH_BENCH_SECS` (default 5), `WRAITH_BENCH_CLIENTS` (default 8),
-//! `WRAITH_BENCH_BATCH` (events per request, default 100), and
+//! - the empty chain (the baseline), and a bare in-process `serde_json`
+//!   parse + serialise of the same bodies (the ceiling of any JSON gateway);
+//! - the `scrub-email` test fixture;
+//! - each first-party plugin alone, with its configuration from
+//!   `plugins/plugins.toml`;
+//! - the shipped four (`plugins/` as built by `cargo xtask plugins`).
+//!
+//! Each line reports events/s, the ratio to the empty chain, the gateway's
+//! peak RSS under load and its idle RSS (both on a start that finds the
+//! plugins in the compile cache, as every restart does) and the peak of the
+//! first start, which compiles them.
+//!
+//! `cargo xtask bench --bench e2e` builds the plugins and installs `wrk`.
+//! Settings by environment: `WRAITH_BENCH_SECS` (default 5),
+//! `WRAITH_BENCH_CLIENTS` (connections, default 8), `WRAITH_BENCH_BATCH`
+//! (events per request, default 100), `WRAITH_BENCH_FSYNC=1` (fsync on; off
+//! by default, as the peer comparison in DESIGN ran), `WRAITH_BENCH_ONLY`
+//! (comma-separated labels to run), `WRAITH_WRK` (the `wrk` binary), and
 //! `WRAITH_BENCH_COMPARE=/path/to/gateway` to run every chain on another
-//! build of the gateway too (e.g. the previous commit's), taking turns, and
-//! print its ratio to this build.
+//! build of the gateway too and print this build's ratio to it, with
+//! `WRAITH_BENCH_COMPARE_PLUGINS=/path/to/plugins` giving that build its own
+//! first-party `.wasm` files (say, the previous commit's).
 
-use serde_json::{Value, json};
+mod support;
+
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -24,29 +40,122 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn run(label: &str, gateway: &Path, plugins: &[&str], secs: u64, clients: u64, batch: u64) -> f64 {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The plugin files of one chain.
+struct ChainSpec {
+    label: &'static str,
+    wasm: Vec<PathBuf>,
+}
+
+struct Settings {
+    secs: u64,
+    clients: u64,
+    batch: usize,
+    fsync: bool,
+    wrk: PathBuf,
+    script: PathBuf,
+}
+
+struct Outcome {
+    rate: f64,
+    peak_mib: f64,
+    idle_mib: f64,
+    compile_peak_mib: f64,
+}
+
+fn run(spec: &ChainSpec, gateway: &Path, s: &Settings, plugins_from: Option<&Path>) -> Outcome {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("plugins");
     std::fs::create_dir(&dir).unwrap();
-    for p in plugins {
-        let src = target.join(format!("fixtures/{p}.wasm"));
+    for src in &spec.wasm {
+        let src = match plugins_from {
+            Some(d) if src.starts_with(repo().join("plugins")) => d.join(src.file_name().unwrap()),
+            _ => src.clone(),
+        };
         assert!(
             src.is_file(),
-            "{} is missing: run `cargo xtask bench`",
+            "{} is missing: run `cargo xtask bench --bench e2e`",
             src.display()
         );
-        std::fs::copy(&src, dir.join(format!("{p}.wasm"))).unwrap();
+        std::fs::copy(&src, dir.join(src.file_name().unwrap())).unwrap();
     }
-    let mut child = Command::new(gateway)
+    // The shipped manifest gives each first-party plugin its configuration;
+    // entries for plugins not in the folder are ignored.
+    std::fs::copy(
+        repo().join("plugins/plugins.toml"),
+        dir.join("plugins.toml"),
+    )
+    .unwrap();
+    let config = root.path().join("gateway.toml");
+    std::fs::write(&config, format!("[sinks.file]\nfsync = {}\n", s.fsync)).unwrap();
+    // The first start compiles the plugins (the compile peak); the measured
+    // one loads them from the compile cache, as every later restart does.
+    let (mut cold, _) = start(gateway, root.path(), &dir, &config);
+    let compile_peak_mib = rss_mib(cold.id(), "VmHWM:");
+    let _ = cold.kill();
+    let _ = cold.wait();
+    let (mut child, base) = start(gateway, root.path(), &dir, &config);
+    // Let start-up settle.
+    std::thread::sleep(Duration::from_millis(300));
+    let idle_mib = rss_mib(child.id(), "VmRSS:");
+    let out = Command::new(&s.wrk)
         .args([
-            "--plugins",
-            dir.to_str().unwrap(),
-            "--data-dir",
-            root.path().join("data").to_str().unwrap(),
+            "-t2",
+            &format!("-c{}", s.clients),
+            &format!("-d{}s", s.secs),
         ])
+        .args(["-s", s.script.to_str().unwrap()])
+        .arg(format!("{base}/v1/events"))
+        .output()
+        .expect("run wrk");
+    assert!(
+        out.status.success(),
+        "wrk failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = text
+        .lines()
+        .find_map(|l| l.strip_prefix("WRAITH "))
+        .unwrap_or_else(|| panic!("no summary from wrk: {text}"));
+    let f: Vec<f64> = summary.split(' ').map(|x| x.parse().unwrap()).collect();
+    let (requests, micros, failed) = (f[0], f[1], f[2]);
+    assert!(
+        failed == 0.0,
+        "{}: {failed} of {requests} requests were not answered 200",
+        spec.label
+    );
+    let peak_mib = rss_mib(child.id(), "VmHWM:");
+    let _ = child.kill();
+    let _ = child.wait();
+    Outcome {
+        rate: requests * s.batch as f64 / (micros / 1e6),
+        peak_mib,
+        idle_mib,
+        compile_peak_mib,
+    }
+}
+
+/// Start a gateway and wait until it listens; returns its base URL.
+fn start(
+    gateway: &Path,
+    root: &Path,
+    plugins: &Path,
+    config: &Path,
+) -> (std::process::Child, String) {
+    let mut child = Command::new(gateway)
+        .args(["--plugins", plugins.to_str().unwrap()])
+        .args(["--data-dir", root.join("data").to_str().unwrap()])
+        .args(["--config", config.to_str().unwrap()])
         .args(["--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -56,73 +165,104 @@ fn run(label: &str, gateway: &Path, plugins: &[&str], secs: u64, clients: u64, b
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let url = format!(
-        "{}/v1/events",
-        line.trim()
-            .strip_prefix("wraith gateway listening on ")
-            .unwrap()
-    );
-    let body: Vec<Value> = (0..batch)
-        .map(|n| json!({"event_type": "tool_invoked", "tool": "migrateiq", "command": "scan", "level": "info",
-                        "duration_ms": 840, "message": if n.is_multiple_of(4) { "mail ada@example.com" } else { "ok" },
-                        "context": {"installation_id": "9f1c2d3e", "tool_version": "1.4.2", "os": "linux"}}))
-        .collect();
-    let body = Arc::new(serde_json::to_vec(&body).unwrap());
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let threads: Vec<_> = (0..clients)
-        .map(|_| {
-            let (url, body, stop, sent) = (url.clone(), body.clone(), stop.clone(), sent.clone());
-            std::thread::spawn(move || {
-                let http = reqwest::blocking::Client::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let r = http
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(body.as_ref().clone())
-                        .send()
-                        .unwrap();
-                    assert_eq!(r.status(), 200);
-                    sent.fetch_add(batch, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_secs(secs));
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().unwrap();
-    }
-    let rate = sent.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    let peak = peak_rss_mib(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
-    println!("{label:<40} {rate:>12.0} events/s   peak RSS {peak}");
-    rate
+    let base = line
+        .trim()
+        .strip_prefix("wraith gateway listening on ")
+        .unwrap_or_else(|| panic!("gateway did not start: {line:?}"))
+        .to_string();
+    (child, base)
 }
 
-/// The process's peak resident memory (Linux `VmHWM`), for the report.
-fn peak_rss_mib(pid: u32) -> String {
+/// A `/proc/PID/status` memory line in MiB.
+fn rss_mib(pid: u32, key: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-            let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(format!("{:.0} MiB", kib / 1024.0))
+            let line = s.lines().find(|l| l.starts_with(key))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
         })
-        .unwrap_or_else(|| "n/a".into())
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// Events/s of a bare `serde_json` parse of the bodies into values and a
+/// serialisation of each event as one line, on one thread: what any JSON
+/// gateway pays at least, per core.
+fn bare_serde(bodies: &[Vec<u8>], secs: u64) -> f64 {
+    let started = Instant::now();
+    let mut events = 0usize;
+    let mut out = Vec::with_capacity(1 << 20);
+    while started.elapsed() < Duration::from_secs(secs) {
+        for body in bodies {
+            let parsed: Vec<serde_json::Value> = serde_json::from_slice(body).unwrap();
+            for e in &parsed {
+                serde_json::to_writer(&mut out, e).unwrap();
+                out.push(b'\n');
+            }
+            events += parsed.len();
+            std::hint::black_box(&out);
+            out.clear();
+        }
+    }
+    events as f64 / started.elapsed().as_secs_f64()
 }
 
 fn main() {
     let secs = env_or("WRAITH_BENCH_SECS", 5);
-    let clients = env_or("WRAITH_BENCH_CLIENTS", 8);
-    let batch = env_or("WRAITH_BENCH_BATCH", 100);
-    println!(
-        "end-to-end benchmark: {clients} clients, {batch} events per request, {secs} s each, fsync on"
+    let s = Settings {
+        secs,
+        clients: env_or("WRAITH_BENCH_CLIENTS", 8),
+        batch: env_or("WRAITH_BENCH_BATCH", 100) as usize,
+        fsync: env_or("WRAITH_BENCH_FSYNC", 0) == 1,
+        wrk: std::env::var_os("WRAITH_WRK")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "wrk".into()),
+        script: PathBuf::new(),
+    };
+    let work = tempfile::tempdir().unwrap();
+    // A few different bodies, so caches see varied input; wrk cycles them.
+    let bodies: Vec<Vec<u8>> = (0..8)
+        .map(|k| serde_json::to_vec(&support::events(k * s.batch, s.batch)).unwrap())
+        .collect();
+    let mut lua = String::from("local bodies = {}\n");
+    for (k, b) in bodies.iter().enumerate() {
+        let path = work.path().join(format!("body-{k}.json"));
+        std::fs::write(&path, b).unwrap();
+        lua.push_str(&format!(
+            "bodies[{}] = io.open({:?}):read(\"*a\")\n",
+            k + 1,
+            path.to_str().unwrap()
+        ));
+    }
+    lua.push_str(
+        r#"local n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  n = n % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[n])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRAITH %d %d %d\n", summary.requests, summary.duration,
+    e.status + e.connect + e.read + e.write + e.timeout))
+end
+"#,
     );
-    let this = Path::new(env!("CARGO_BIN_EXE_gateway"));
-    let other = std::env::var_os("WRAITH_BENCH_COMPARE").map(std::path::PathBuf::from);
+    let script = work.path().join("post.lua");
+    std::fs::write(&script, lua).unwrap();
+    let s = Settings { script, ..s };
+    let avg = bodies.iter().map(Vec::len).sum::<usize>() as f64 / (bodies.len() * s.batch) as f64;
+    println!(
+        "end-to-end benchmark: wrk, {} connections, {} events per request ({avg:.0} bytes per event on average), {} s each, fsync {}",
+        s.clients,
+        s.batch,
+        s.secs,
+        if s.fsync { "on" } else { "off" }
+    );
+
+    let this = PathBuf::from(env!("CARGO_BIN_EXE_gateway"));
+    let other = std::env::var_os("WRAITH_BENCH_COMPARE").map(PathBuf::from);
     if let Some(other) = &other {
         assert!(
             other.is_file(),
@@ -131,30 +271,99 @@ fn main() {
         );
         println!("comparing with {}", other.display());
     }
-    let mut rates = Vec::new();
-    for (label, plugins) in [
-        ("empty chain", &[][..]),
-        ("scrub-email chain", &["scrub-email"][..]),
-    ] {
-        let mine = run(label, this, plugins, secs, clients, batch);
-        if let Some(other) = &other {
-            let theirs = run(
-                &format!("{label}, other build"),
-                other,
-                plugins,
-                secs,
-                clients,
-                batch,
-            );
-            println!(
-                "  this build: {:.2}x the other on the {label}",
-                mine / theirs
-            );
-        }
-        rates.push(mine);
-    }
+    let other_plugins = std::env::var_os("WRAITH_BENCH_COMPARE_PLUGINS").map(PathBuf::from);
+    let first_party = |name: &str| repo().join(format!("plugins/{name}.wasm"));
+    let specs = vec![
+        ChainSpec {
+            label: "empty chain",
+            wasm: vec![],
+        },
+        ChainSpec {
+            label: "scrub-email fixture",
+            wasm: vec![target_dir().join("fixtures/scrub-email.wasm")],
+        },
+        ChainSpec {
+            label: "schema-validate alone",
+            wasm: vec![first_party("schema-validate")],
+        },
+        ChainSpec {
+            label: "pii-scrub alone",
+            wasm: vec![first_party("pii-scrub")],
+        },
+        ChainSpec {
+            label: "enrich alone",
+            wasm: vec![first_party("enrich")],
+        },
+        ChainSpec {
+            label: "route alone",
+            wasm: vec![first_party("route")],
+        },
+        ChainSpec {
+            label: "the shipped four",
+            wasm: ["schema-validate", "pii-scrub", "enrich", "route"]
+                .iter()
+                .map(|n| first_party(n))
+                .collect(),
+        },
+    ];
+    let only: Option<Vec<String>> = std::env::var("WRAITH_BENCH_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|x| x.trim().to_string()).collect());
+
     println!(
-        "throughput with the plugin: {:.2}x the empty chain",
-        rates[1] / rates[0]
+        "\n{:<24} {:>12} {:>9} {:>10} {:>10} {:>13}{}",
+        "chain",
+        "events/s",
+        "vs empty",
+        "peak RSS",
+        "idle RSS",
+        "compile peak",
+        if other.is_some() {
+            "   vs other build"
+        } else {
+            ""
+        }
+    );
+    let mut empty = None;
+    let mut other_empty = None;
+    let line = |label: &str, o: &Outcome, base: f64, extra: String| {
+        println!(
+            "{label:<24} {:>12.0} {:>8.2}x {:>6.0} MiB {:>6.0} MiB {:>9.0} MiB{extra}",
+            o.rate,
+            o.rate / base,
+            o.peak_mib,
+            o.idle_mib,
+            o.compile_peak_mib,
+        );
+    };
+    for spec in &specs {
+        if spec.label != "empty chain"
+            && only
+                .as_ref()
+                .is_some_and(|o| !o.iter().any(|l| l == spec.label))
+        {
+            continue;
+        }
+        let mine = run(spec, &this, &s, None);
+        let base = *empty.get_or_insert(mine.rate);
+        match &other {
+            None => line(spec.label, &mine, base, String::new()),
+            Some(o) => {
+                let theirs = run(spec, o, &s, other_plugins.as_deref());
+                let their_base = *other_empty.get_or_insert(theirs.rate);
+                line(
+                    spec.label,
+                    &mine,
+                    base,
+                    format!("   {:.2}x", mine.rate / theirs.rate),
+                );
+                line("  other build", &theirs, their_base, String::new());
+            }
+        }
+    }
+    let bare = bare_serde(&bodies, secs.min(3));
+    println!(
+        "\nbare serde_json parse + serialise of the same bodies, one thread: {bare:.0} events/s; the empty chain is {:.2}x of it",
+        empty.unwrap() / bare
     );
 }

@@ -336,11 +336,28 @@ pub struct PluginsConfig {
     pub quarantine_after: u32,
     /// Most events handed to a plugin in one call. Default `1024`.
     pub max_batch: usize,
+    /// How many batches run through the chain at once; each plugin keeps at
+    /// most this many instances (and their memory). More than the machine's
+    /// cores only adds memory: the chain is CPU work. Default: the number of
+    /// CPU cores (`0`).
+    pub workers: usize,
     /// Where compiled plugins are cached so restarts do not recompile them.
     /// Default: `<data dir>-cache` beside the file sink's folder (`data-cache`
     /// for `data`), never inside it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<PathBuf>,
+}
+
+impl PluginsConfig {
+    /// `workers`, or the number of CPU cores when it is `0`.
+    pub fn workers(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            n => n,
+        }
+    }
 }
 
 impl Default for PluginsConfig {
@@ -356,6 +373,7 @@ impl Default for PluginsConfig {
             max_calls_per_instance: 10_000,
             quarantine_after: 5,
             max_batch: 1024,
+            workers: 0,
             cache_dir: None,
         }
     }

@@ -5,6 +5,8 @@
 //! for a sink at once; a request that finds no room within
 //! `server.busy_timeout` is refused with 503 and `Retry-After`, so a sink
 //! that cannot keep up slows clients down instead of growing the gateway.
+//! Of those, at most `plugins.workers` (the CPU cores) run through the chain
+//! at once, so each plugin needs no more instances than that.
 
 use crate::pipeline::registry::Registry;
 use crate::pipeline::{DeadLetterKind, Disposition};
@@ -56,6 +58,9 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
+    /// Batches running through the chain at once (`plugins.workers`): the
+    /// chain is CPU work, so more than the cores only costs plugin instances.
+    chain_slots: Arc<Semaphore>,
     busy_timeout: Duration,
     /// The declared destinations, when the config declares any: an event
     /// routed elsewhere is dead-lettered instead of stored somewhere unplanned.
@@ -76,9 +81,18 @@ impl Gateway {
             metrics,
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
+            chain_slots: Arc::new(Semaphore::new(
+                crate::config::PluginsConfig::default().workers(),
+            )),
             busy_timeout,
             destinations: None,
         }
+    }
+
+    /// Run at most `workers` batches through the chain at once.
+    pub fn with_chain_workers(mut self, workers: usize) -> Self {
+        self.chain_slots = Arc::new(Semaphore::new(workers.max(1)));
+        self
     }
 
     /// Only these destinations (besides the default one) may be routed to.
@@ -118,7 +132,14 @@ impl Gateway {
         let chain = self.registry.chain();
         let Batch { events, meta } = batch;
         let known = self.destinations.clone();
+        let slot = self
+            .chain_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| SubmitError::Internal(e.to_string()))?;
         let (records, submitted) = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let dispositions = chain.run(events);
             to_records(dispositions, known.as_deref())
         })

@@ -138,7 +138,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             config.server.max_batches_in_flight,
             config.server.busy_timeout,
         )
-        .with_destinations(config.destinations.keys().cloned()),
+        .with_destinations(config.destinations.keys().cloned())
+        .with_chain_workers(config.plugins.workers()),
     );
     auth.watch();
     let rate = RateLimits::new(config.limits.requests_per_second, config.limits.burst);

@@ -96,11 +96,14 @@ fn main() -> Result<()> {
         Cmd::Bench { bench, args } => {
             ensure_wasm_target()?;
             build_wasm(&root, &[Group::Plugins, Group::Fixtures])?;
-            let env = if bench.as_deref().is_none_or(|b| b == "production") {
+            let mut env = if bench.as_deref().is_none_or(|b| b == "production") {
                 servers::ensure(&root)?
             } else {
                 Vec::new()
             };
+            if bench.as_deref().is_none_or(|b| b == "e2e") {
+                env.push(("WRAITH_WRK", servers::wrk()?));
+            }
             let mut a = vec!["bench", "-p", "wraith-gateway"];
             if let Some(b) = &bench {
                 a.extend(["--bench", b]);

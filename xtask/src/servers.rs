@@ -66,6 +66,15 @@ fn netcat() -> Result<()> {
     apt_install("netcat-openbsd")
 }
 
+/// Debian's `wrk`, the load generator of the end-to-end benchmark.
+pub fn wrk() -> Result<PathBuf> {
+    let wrk = PathBuf::from("/usr/bin/wrk");
+    if !wrk.is_file() {
+        apt_install("wrk")?;
+    }
+    Ok(wrk)
+}
+
 pub(crate) fn apt_install(package: &str) -> Result<()> {
     if !Path::new("/usr/bin/apt-get").is_file() {
         bail!(

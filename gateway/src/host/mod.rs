@@ -42,6 +42,11 @@ impl From<FlatBatch> for EncodedBatch {
 }
 
 impl EncodedBatch {
+    /// The layout's three buffers: bytes, leaves, events.
+    pub fn parts(&self) -> (&[u8], &[u32], &[u32]) {
+        (&self.0.data, &self.0.leaves, &self.0.events)
+    }
+
     /// Number of events.
     pub fn len(&self) -> usize {
         self.0.events.len() / wraith_event::flat::EVENT_WORDS
@@ -307,6 +312,10 @@ pub struct PluginStats {
     pub consecutive_faults: AtomicU32,
     pub quarantined: AtomicBool,
     pub last_error: Mutex<Option<String>>,
+    /// Instances alive now (pooled or in a call).
+    pub instances: Arc<AtomicU64>,
+    /// The most instances alive at once: bounded by `plugins.workers`.
+    pub peak_instances: AtomicU64,
 }
 
 /// A plugin call that failed; the batch must not continue unprocessed.
@@ -326,6 +335,16 @@ struct Instance {
     store: Store<HostState>,
     bindings: WraithPlugin,
     calls: u64,
+    _alive: Alive,
+}
+
+/// Counts an instance in [`PluginStats::instances`] while it lives.
+struct Alive(Arc<AtomicU64>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What a plugin answered for one batch, in plain types.
@@ -383,11 +402,18 @@ impl PluginRuntime {
             .wraith_plugin_plugin()
             .call_init(&mut store, &self.config_json)
         {
-            Ok(Ok(())) => Ok(Instance {
-                store,
-                bindings,
-                calls: 0,
-            }),
+            Ok(Ok(())) => {
+                let alive = self.stats.instances.fetch_add(1, Ordering::Relaxed) + 1;
+                self.stats
+                    .peak_instances
+                    .fetch_max(alive, Ordering::Relaxed);
+                Ok(Instance {
+                    store,
+                    bindings,
+                    calls: 0,
+                    _alive: Alive(self.stats.instances.clone()),
+                })
+            }
             Ok(Err(types::ConfigError { field, message })) => {
                 Err(InstantiateError::Config { field, message })
             }

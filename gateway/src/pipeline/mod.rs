@@ -3,7 +3,8 @@
 //!
 //! A [`Chain`] is immutable; reloads build a new one and swap it in
 //! ([`registry::Registry`]), so a batch runs wholly on one chain. The batch is
-//! encoded once and re-encoded only after a plugin changed or removed events.
+//! encoded once; after a plugin edited or removed events, the next plugin's
+//! batch copies the untouched events' bytes and re-encodes only the edited ones.
 
 pub mod manifest;
 pub mod registry;
@@ -143,8 +144,24 @@ impl Chain {
                         plugin.record_success();
                     }
                     match changed {
-                        Ok(false) => encoded = Some(batch),
-                        Ok(true) => {}
+                        Ok(None) => encoded = Some(batch),
+                        Ok(Some(carry)) => {
+                            // Re-encode only the events the plugin edited;
+                            // the others are copied over as they are.
+                            let (data, leaves, events) = batch.parts();
+                            let mut next = FlatBatch::with_capacity(carry.len());
+                            for (event, &(old, edited)) in live.events.iter().zip(&carry) {
+                                if edited {
+                                    next.push_event(event);
+                                } else {
+                                    next.push_copied(data, leaves, events, old);
+                                }
+                            }
+                            // Debug builds (the test suite's) hold the
+                            // copy to what a fresh encoding would give.
+                            debug_assert_eq!(next, FlatBatch::encode(&live.events));
+                            encoded = Some(EncodedBatch::from(next));
+                        }
                         Err(fault) => {
                             if self.on_fault(link, &fault, &mut live, &mut result) {
                                 encoded = Some(batch);
@@ -180,25 +197,27 @@ impl Chain {
             .collect()
     }
 
-    /// Apply a checked answer. Returns whether the live events changed (so the
-    /// batch must be re-encoded for the next plugin).
+    /// Apply a checked answer. When the live events changed, returns for each
+    /// event still travelling its position in the batch the plugin saw and
+    /// whether it was edited (so the next plugin's batch re-encodes only
+    /// those).
     fn apply(
         &self,
         plugin: &PluginRuntime,
         answer: PluginAnswer,
         live: &mut Live,
         result: &mut [Option<Disposition>],
-    ) -> Result<bool, Fault> {
+    ) -> Result<Option<Vec<(usize, bool)>>, Fault> {
         let name = plugin.name.as_str();
-        let edited = if answer.edits.is_empty() {
-            false
-        } else {
+        let any_edit = !answer.edits.is_empty();
+        let edited = if any_edit {
             wraith_event::flat::apply_edits(&mut live.events, &answer.edits, &answer.edit_data)
                 .map_err(|e| Fault {
                     reason: FaultReason::malformed,
                     message: format!("malformed answer: {e}"),
-                })?;
-            true
+                })?
+        } else {
+            vec![false; live.events.len()]
         };
         let (mut dropped, mut rejected) = (0, 0);
         let mut remove = vec![false; live.events.len()];
@@ -244,10 +263,17 @@ impl Chain {
         plugin
             .metrics
             .outcome(PluginOutcome::kept, total - dropped - rejected);
+        if !any_edit && dropped + rejected == 0 {
+            return Ok(None);
+        }
+        let carry = (0..remove.len())
+            .filter(|&i| !remove[i])
+            .map(|i| (i, edited[i]))
+            .collect();
         if dropped + rejected > 0 {
             live.retain(&remove);
         }
-        Ok(edited || dropped + rejected > 0)
+        Ok(Some(carry))
     }
 
     /// Handle a fault per the plugin's policy. Returns whether the batch goes

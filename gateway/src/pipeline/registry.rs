@@ -33,6 +33,10 @@ pub struct PluginStatus {
     pub faulted: u64,
     pub calls: u64,
     pub faults: u64,
+    /// Instances alive now, and the most alive at once (at most
+    /// `plugins.workers`).
+    pub instances: u64,
+    pub peak_instances: u64,
     /// The newest error: a fault of the running plugin, or why the newest
     /// version of the file did not load (the previous version keeps running).
     pub last_error: Option<String>,
@@ -362,6 +366,8 @@ impl Registry {
                 faulted: s.faulted.load(Ordering::Relaxed),
                 calls: s.calls.load(Ordering::Relaxed),
                 faults: s.faults.load(Ordering::Relaxed),
+                instances: s.instances.load(Ordering::Relaxed),
+                peak_instances: s.peak_instances.load(Ordering::Relaxed),
                 last_error: load_error.or(fault),
             });
         }
@@ -387,6 +393,8 @@ impl Registry {
             faulted: 0,
             calls: 0,
             faults: 0,
+            instances: 0,
+            peak_instances: 0,
             last_error,
         };
         for (name, error) in failed {

@@ -223,3 +223,40 @@ fn instances_are_recycled_after_a_number_of_calls() {
     assert_eq!(gw.plugin("leak").unwrap()["faults"], 0);
     assert_eq!(gw.lines("events").len(), 60);
 }
+
+#[test]
+fn plugin_instances_are_bounded_by_the_chain_workers() {
+    // Eight clients at once, but only two batches run through the chain at a
+    // time: no plugin needs more than two instances (and their memory).
+    let gw = std::sync::Arc::new(Gateway::start_with(Options {
+        plugins: vec![("upper", "a-upper"), ("scrub-email", "b-scrub")],
+        extra_config: "workers = 2\n".into(),
+        ..Default::default()
+    }));
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let gw = gw.clone();
+            std::thread::spawn(move || {
+                for r in 0..15 {
+                    let batch: Vec<_> = (0..40).map(|k| event(c * 10_000 + r * 100 + k)).collect();
+                    let (s, a) = gw.post_json("/v1/events", &json!(batch));
+                    assert_eq!((s, a["accepted"].as_u64()), (200, Some(40)), "{a}");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    for name in ["a-upper", "b-scrub"] {
+        let p = gw.plugin(name).unwrap();
+        let peak = p["peak_instances"].as_u64().unwrap();
+        assert!(
+            (1..=2).contains(&peak),
+            "{name}: {peak} instances at once: {p}"
+        );
+        assert!(p["instances"].as_u64().unwrap() <= 2, "{p}");
+        assert_eq!(p["events_in"], 8 * 15 * 40);
+    }
+    assert_eq!(gw.lines("events").len(), 8 * 15 * 40);
+}

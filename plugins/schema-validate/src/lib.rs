@@ -3,6 +3,7 @@
 //!
 //! See the crate's README for the config and behaviour.
 
+pub mod flat;
 pub mod schema;
 
 use std::collections::HashMap;
@@ -159,6 +160,35 @@ impl Validator {
         self.by_type.contains_key(event_type)
     }
 
+    /// Whether an event, read from its leaves, is shown valid without
+    /// rebuilding it (see [`flat`]); `false` means "run [`Validator::check`]".
+    pub fn accepts(&self, leaves: &[Leaf<'_>]) -> bool {
+        let root = flat::Node::root(leaves);
+        let event_type = leaves
+            .iter()
+            .find(|l| l.path == "event_type")
+            .and_then(|l| l.value.as_str());
+        let type_schema = event_type.and_then(|t| self.by_type.get(t));
+        if type_schema.is_none() && self.unknown_event_types == UnknownEventTypes::Reject {
+            return false;
+        }
+        if let Some(env) = &self.envelope {
+            let allowed = |key: &str| {
+                ALWAYS_ALLOWED.contains(&key)
+                    || type_schema.is_some_and(|s| s.property_names().any(|n| n == key))
+            };
+            if !env.accepts(root, &allowed) {
+                return false;
+            }
+        }
+        match type_schema {
+            Some(schema) => {
+                schema.accepts(root, &|key| self.envelope_keys.iter().any(|k| k == key))
+            }
+            None => true,
+        }
+    }
+
     /// Validate a whole event: the envelope, then its type's schema.
     pub fn check(&self, event: &Value) -> Errors {
         let mut errors = Errors::default();
@@ -244,7 +274,11 @@ impl Plugin for SchemaValidate {
     }
 
     fn process(&mut self, event: &mut Event<'_>) -> Verdict {
-        let value = event_from_leaves(event.leaves());
+        let leaves: Vec<Leaf<'_>> = event.leaves().collect();
+        if self.validator.accepts(&leaves) {
+            return Verdict::Keep;
+        }
+        let value = event_from_leaves(leaves);
         let errors = self.validator.check(&value);
         if errors.is_empty() {
             return Verdict::Keep;

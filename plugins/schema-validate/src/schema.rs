@@ -79,7 +79,7 @@ impl JsonType {
     }
 }
 
-fn is_integer(n: &Number) -> bool {
+pub(crate) fn is_integer(n: &Number) -> bool {
     n.is_i64()
         || n.is_u64()
         || n.as_f64()
@@ -90,18 +90,18 @@ fn is_integer(n: &Number) -> bool {
 #[derive(Debug, Clone)]
 pub struct Schema {
     /// Accepted types; empty accepts any.
-    types: Vec<JsonType>,
-    required: Vec<String>,
+    pub(crate) types: Vec<JsonType>,
+    pub(crate) required: Vec<String>,
     /// In the order the schema lists them.
-    properties: Vec<(String, Schema)>,
-    additional_properties: bool,
-    items: Option<Box<Schema>>,
-    enum_values: Option<Vec<Value>>,
-    pattern: Option<Regex>,
-    minimum: Option<Number>,
-    maximum: Option<Number>,
-    min_length: Option<u64>,
-    max_length: Option<u64>,
+    pub(crate) properties: Vec<(String, Schema)>,
+    pub(crate) additional_properties: bool,
+    pub(crate) items: Option<Box<Schema>>,
+    pub(crate) enum_values: Option<Vec<Value>>,
+    pub(crate) pattern: Option<Regex>,
+    pub(crate) minimum: Option<Number>,
+    pub(crate) maximum: Option<Number>,
+    pub(crate) min_length: Option<u64>,
+    pub(crate) max_length: Option<u64>,
 }
 
 impl Default for Schema {
@@ -318,6 +318,20 @@ impl Schema {
         }
     }
 
+    /// Whether a string passes `pattern`, `minLength` and `maxLength`.
+    pub(crate) fn string_ok(&self, s: &str) -> bool {
+        let mut errors = Errors::default();
+        self.check_string(s, "", &mut errors);
+        errors.is_empty()
+    }
+
+    /// Whether a number passes `minimum` and `maximum`.
+    pub(crate) fn number_ok(&self, n: &Number) -> bool {
+        let mut errors = Errors::default();
+        self.check_number(n, "", &mut errors);
+        errors.is_empty()
+    }
+
     fn check_string(&self, s: &str, path: &str, errors: &mut Errors) {
         if let Some(re) = &self.pattern
             && !re.is_match(s)
@@ -383,7 +397,7 @@ fn compile_types(v: &Value, field: &str) -> Result<Vec<JsonType>, ConfigError> {
 }
 
 /// Compare two JSON numbers by value.
-fn compare(a: &Number, b: &Number) -> Option<std::cmp::Ordering> {
+pub(crate) fn compare(a: &Number, b: &Number) -> Option<std::cmp::Ordering> {
     if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
         return Some(x.cmp(&y));
     }

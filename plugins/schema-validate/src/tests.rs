@@ -557,3 +557,117 @@ fn readme_examples_behave_as_documented() {
         Verdict::Reject("level: required".into())
     );
 }
+
+/// The fast path (validation from the leaves) must never call valid what
+/// the full check refuses, and must recognise the valid events it is for.
+#[test]
+fn fast_path_agrees_with_the_full_check() {
+    let closed = json!({"schemas": {
+        "*": {"type": "object", "additionalProperties": false, "properties": {
+            "tool": {"type": "string"}, "context": {"type": "object", "additionalProperties": false,
+                "properties": {"os": {"enum": ["linux", "macos"]}, "n": {"type": "integer", "minimum": 1}}}}},
+        "deploy": {"type": "object", "required": ["target"], "properties": {
+            "target": {"enum": ["staging", "prod", 3, true, null]},
+            "tags": {"type": "array", "items": {"type": "string", "maxLength": 4}},
+            "nested": {"type": "object", "required": ["a"], "properties": {"a": {"type": ["integer", "null"]}}}}},
+    }});
+    let validators: Vec<Validator> = [json!({}), json!({"unknown_event_types": "reject"}), closed]
+        .iter()
+        .map(|c| Validator::new(&serde_json::from_value(c.clone()).unwrap()).unwrap())
+        .collect();
+    let mut events = vec![
+        base("tool_invoked", json!({"tool": "t", "command": "c"})),
+        base(
+            "tool_failed",
+            json!({"tool": "t", "command": "c", "error_type": "E", "duration_ms": 3.0}),
+        ),
+        base(
+            "tool_failed",
+            json!({"tool": "t", "command": "c", "error_type": "E", "duration_ms": -1}),
+        ),
+        base(
+            "tool_succeeded",
+            json!({"tool": "t", "command": "c", "duration_ms": "5"}),
+        ),
+        base("tool_invoked", json!({"tool": "", "command": "c"})),
+        base("tool_invoked", json!({"command": "c"})),
+        base(
+            "exception_unhandled",
+            json!({"tool": "t", "exception_type": "E", "traceback": 3}),
+        ),
+        base("brand_new", json!({"anything": {"deep": [1, {"x": null}]}})),
+        json!({"event_type": 7, "level": "info"}),
+        json!({"event_type": {"nested": "tool_invoked"}}),
+        json!({"level": "INFO", "event_type": "tool_invoked", "tool": "t", "command": "c"}),
+        json!({}),
+        json!({"event_type": "deploy", "target": "prod"}),
+        json!({"event_type": "deploy", "target": 3.0}),
+        json!({"event_type": "deploy", "target": true}),
+        json!({"event_type": "deploy", "target": false}),
+        json!({"event_type": "deploy", "target": null}),
+        json!({"event_type": "deploy", "target": ["prod"]}),
+        json!({"event_type": "deploy", "target": {}}),
+        json!({"event_type": "deploy"}),
+        json!({"event_type": "deploy", "target": "prod", "tags": ["a", "bb"]}),
+        json!({"event_type": "deploy", "target": "prod", "tags": ["a", "toolong"]}),
+        json!({"event_type": "deploy", "target": "prod", "tags": []}),
+        json!({"event_type": "deploy", "target": "prod", "tags": {}}),
+        json!({"event_type": "deploy", "target": "prod", "nested": {}}),
+        json!({"event_type": "deploy", "target": "prod", "nested": {"a": null}}),
+        json!({"event_type": "deploy", "target": "prod", "nested": {"a": 1.5}}),
+        json!({"event_type": "deploy", "target": "prod", "tool": "t", "context": {"os": "linux", "n": 2}}),
+        json!({"event_type": "deploy", "target": "prod", "context": {"os": "windows"}}),
+        json!({"event_type": "deploy", "target": "prod", "context": {"n": 0}}),
+        json!({"event_type": "deploy", "target": "prod", "context": {"extra": 1}}),
+        json!({"event_type": "deploy", "target": "prod", "extra": 1}),
+        json!({"event_type": "deploy", "target": "prod", "_wraith": {"x": 1}}),
+        json!({"event_type": "deploy", "target": "prod", "a.b": 1, "c[0]": 2, "d\\e": 3}),
+        json!({"event_type": "deploy", "target": "prod", "tool": "t", "too": 1, "tools": 2}),
+        json!({"event_type": "deploy", "target": "prod", "": 1}),
+    ];
+    for mut e in events.clone() {
+        if let Some(obj) = e.as_object_mut() {
+            obj.remove("event_id");
+            obj.insert(
+                "context".into(),
+                json!({"os": ["linux"], "installation_id": 5}),
+            );
+        }
+        events.push(e);
+    }
+    let mut fast = 0;
+    for (k, v) in validators.iter().enumerate() {
+        for e in &events {
+            let batch = wraith_event::flat::FlatBatch::encode([e]);
+            let view = batch.view();
+            let leaves: Vec<_> = view.event(0).leaves().collect();
+            let valid = v.check(e).is_empty();
+            let accepted = v.accepts(&leaves);
+            assert!(
+                !accepted || valid,
+                "validator {k} calls {e} valid: {:?}",
+                v.check(e)
+            );
+            // Escaped keys and empty keys are left to the full check.
+            if valid && plain_keys(e) {
+                assert!(
+                    accepted,
+                    "validator {k}: the fast path misses the valid {e}"
+                );
+            }
+            fast += accepted as usize;
+        }
+    }
+    assert!(fast > 20, "only {fast} events took the fast path");
+}
+
+/// Whether no key of `v` is empty or needs escaping in a path.
+fn plain_keys(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .all(|(k, v)| !k.is_empty() && !k.contains(['.', '[', ']', '\\']) && plain_keys(v)),
+        Value::Array(a) => a.iter().all(plain_keys),
+        _ => true,
+    }
+}

@@ -142,6 +142,61 @@ impl FlatBatch {
         ]);
     }
 
+    /// An empty batch with room for about `events` typical events.
+    pub fn with_capacity(events: usize) -> Self {
+        FlatBatch {
+            data: Vec::with_capacity(events * 512),
+            leaves: Vec::with_capacity(events * 16 * LEAF_WORDS),
+            events: Vec::with_capacity(events * EVENT_WORDS),
+        }
+    }
+
+    /// Append event `index` of another batch, given as its three buffers,
+    /// without decoding it: its bytes are copied in one piece and its leaves
+    /// re-based. The host uses it to carry unchanged events over to the next
+    /// plugin's batch while re-encoding only the ones a plugin edited.
+    ///
+    /// An out-of-range index or a leaf pointing outside the event's own bytes
+    /// (which the host's encoder never writes) appends an empty event.
+    pub fn push_copied(&mut self, data: &[u8], leaves: &[u32], events: &[u32], index: usize) {
+        let first_new = (self.leaves.len() / LEAF_WORDS) as u32;
+        let words = events
+            .get(index * EVENT_WORDS..(index + 1) * EVENT_WORDS)
+            .and_then(|e| {
+                let (first, count) = (e[0] as usize, e[1] as usize);
+                leaves.get(first * LEAF_WORDS..(first + count) * LEAF_WORDS)
+            })
+            .unwrap_or(&[]);
+        // An event's leaves own one contiguous run of bytes: from the first
+        // leaf's path to the end of the last leaf's value.
+        let span = match (words.first(), words.chunks_exact(LEAF_WORDS).last()) {
+            (Some(&start), Some(last)) => {
+                let end = last[3] as usize + last[4] as usize;
+                let inside = words.chunks_exact(LEAF_WORDS).all(|w| {
+                    (w[0] as usize) >= start as usize
+                        && (w[0] + w[1]) as usize <= end
+                        && (w[3] as usize) >= start as usize
+                        && (w[3] + w[4]) as usize <= end
+                });
+                (inside && end <= data.len()).then_some((start as usize, end))
+            }
+            _ => None,
+        };
+        let Some((start, end)) = span else {
+            self.events.extend_from_slice(&[first_new, 0]);
+            return;
+        };
+        let base = self.data.len() as u32;
+        self.data.extend_from_slice(&data[start..end]);
+        let shift = |off: u32| off - start as u32 + base;
+        for w in words.chunks_exact(LEAF_WORDS) {
+            self.leaves
+                .extend_from_slice(&[shift(w[0]), w[1], w[2], shift(w[3]), w[4]]);
+        }
+        self.events
+            .extend_from_slice(&[first_new, (words.len() / LEAF_WORDS) as u32]);
+    }
+
     /// A read-only view, as a plugin sees the batch.
     pub fn view(&self) -> BatchView<'_> {
         BatchView::new(&self.data, &self.leaves, &self.events)
@@ -596,6 +651,35 @@ mod tests {
             );
         }
         assert_eq!(rebuilt, ev);
+    }
+
+    #[test]
+    fn copied_events_read_as_encoded() {
+        let events = vec![
+            json!({"a": 1, "b": {"c": "x", "d": [true, null, {}]}}),
+            json!({}),
+            json!({"s": "ünïcode", "n": 1.5e3}),
+        ];
+        let whole = FlatBatch::encode(&events);
+        // Copy the events back in another order, between fresh ones.
+        let mut mixed = FlatBatch::with_capacity(4);
+        mixed.push_event(&json!({"fresh": 1}));
+        for i in [2, 0, 1] {
+            mixed.push_copied(&whole.data, &whole.leaves, &whole.events, i);
+        }
+        let expected = FlatBatch::encode(&[
+            json!({"fresh": 1}),
+            events[2].clone(),
+            events[0].clone(),
+            events[1].clone(),
+        ]);
+        assert_eq!(mixed, expected);
+        // Nothing out of range is trusted.
+        let mut bad = FlatBatch::default();
+        bad.push_copied(&whole.data, &whole.leaves, &whole.events, 9);
+        bad.push_copied(&whole.data[..3], &whole.leaves, &whole.events, 0);
+        assert_eq!(bad.len(), 2);
+        assert!(bad.leaves.is_empty() && bad.data.is_empty());
     }
 
     #[test]

@@ -227,16 +227,28 @@ pub(crate) fn find_all(b: &[u8], enabled: u32, key: KeyContext, out: &mut Vec<Hi
 /// past that, [`DigitRuns::next`] scans on.
 pub(crate) struct DigitRuns {
     starts: [u32; 64],
+    /// Per stored run, the digits from its start to the end of its numeric
+    /// span: the runs that follow it across gaps of at most [`SPAN_GAP`]
+    /// bytes that hold no letter or digit. A number (card, SSN, phone) that
+    /// starts at a run takes its digits from that span only, so a run whose
+    /// span is too short for a scanner is skipped without looking at it.
+    reach: [u16; 64],
     len: usize,
     /// Bytes before this index are fully indexed.
     scanned: usize,
 }
+
+/// Longest gap between two digit runs of one numeric span. Every number
+/// scanner joins groups with at most two bytes (`") "` in `(555) 123-4567`);
+/// one more keeps the skip safe.
+const SPAN_GAP: usize = 3;
 
 impl DigitRuns {
     /// No runs (for strings no digit scanner looks at).
     pub(crate) fn empty() -> DigitRuns {
         DigitRuns {
             starts: [0; 64],
+            reach: [0; 64],
             len: 0,
             scanned: 0,
         }
@@ -245,9 +257,11 @@ impl DigitRuns {
     pub(crate) fn new(b: &[u8]) -> DigitRuns {
         let mut r = DigitRuns {
             starts: [0; 64],
+            reach: [0; 64],
             len: 0,
             scanned: b.len(),
         };
+        let mut ends = [0u32; 64];
         let mut prev_digit = false;
         for (i, &c) in b.iter().enumerate() {
             let d = is_digit(c);
@@ -258,10 +272,51 @@ impl DigitRuns {
                 }
                 r.starts[r.len] = i as u32;
                 r.len += 1;
+            } else if !d && prev_digit {
+                ends[r.len - 1] = i as u32;
             }
             prev_digit = d;
         }
+        if prev_digit && r.len > 0 && r.scanned == b.len() {
+            ends[r.len - 1] = b.len() as u32;
+        }
+        // Past the last stored run nothing is indexed: its span may go on, so
+        // it reaches "far" (never skipped).
+        for k in (0..r.len).rev() {
+            let (start, end) = (r.starts[k] as usize, ends[k] as usize);
+            let own = end.saturating_sub(start);
+            let on = if k + 1 == r.len {
+                if r.scanned < b.len() || end == 0 {
+                    u16::MAX as usize
+                } else {
+                    0
+                }
+            } else {
+                let next = r.starts[k + 1] as usize;
+                let gap = &b[end.min(next)..next];
+                if gap.len() <= SPAN_GAP && !gap.iter().any(|c| c.is_ascii_alphanumeric()) {
+                    r.reach[k + 1] as usize
+                } else {
+                    0
+                }
+            };
+            r.reach[k] = (own + on).min(u16::MAX as usize) as u16;
+        }
         r
+    }
+
+    /// The first run start at or after `from` whose numeric span holds at
+    /// least `digits` digits (runs past the indexed ones always qualify).
+    pub(crate) fn next_with(&self, b: &[u8], from: usize, digits: usize) -> Option<usize> {
+        let stored = &self.starts[..self.len];
+        let mut k = stored.partition_point(|&s| (s as usize) < from);
+        while k < self.len {
+            if self.reach[k] as usize >= digits {
+                return Some(self.starts[k] as usize);
+            }
+            k += 1;
+        }
+        self.next(b, from.max(self.scanned))
     }
 
     /// The first run start at or after `from`.
@@ -504,5 +559,37 @@ mod tests {
             "user=ada@example.com ip=192.168.1.20 card=4111 1111 1111 1111 ssn=123-45-6789 mac=00:1A:2B:3C:4D:5E",
             "user=[email] ip=[ip] card=[card] ssn=[ssn] mac=[mac]",
         );
+    }
+
+    #[test]
+    fn numeric_spans_skip_runs_too_short_for_a_number() {
+        use super::DigitRuns;
+        let b = b"v1.4.2 at 2026-11-22, call (555) 123-4567 or 4111 1111 1111 1111x";
+        let runs = DigitRuns::new(b);
+        let starts = |min: usize| {
+            let (mut from, mut out) = (0, Vec::new());
+            while let Some(i) = runs.next_with(b, from, min) {
+                out.push(
+                    std::str::from_utf8(&b[i..])
+                        .unwrap()
+                        .split(' ')
+                        .next()
+                        .unwrap()
+                        .to_string(),
+                );
+                from = i + 1;
+            }
+            out
+        };
+        // `1.4.2` has 3 digits, the date 8 in one span; `(555) 123-4567`
+        // is one span of 10 across `) `; the card's groups make one of 16.
+        assert_eq!(starts(4)[..3], ["2026-11-22,", "11-22,", "555)"]);
+        assert_eq!(starts(9), ["555)", "4111", "1111"]);
+        assert_eq!(starts(12), ["4111", "1111"]);
+        assert!(starts(17).is_empty());
+        // Past 64 stored runs the span may go on: nothing before is skipped.
+        let many = "1 ".repeat(70) + "7";
+        let runs = DigitRuns::new(many.as_bytes());
+        assert_eq!(runs.next_with(many.as_bytes(), 0, 99), Some(0));
     }
 }

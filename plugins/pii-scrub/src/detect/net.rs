@@ -94,7 +94,8 @@ pub(crate) fn ip(i: &Input, out: &mut Vec<Hit>) {
 /// [`context::is_version`]). The port stays: `10.0.0.1:8080` → `[ip]:8080`.
 pub(crate) fn ipv4(b: &[u8], runs: &DigitRuns, key: KeyContext, out: &mut Vec<Hit>) {
     let mut from = 0;
-    while let Some(i) = runs.next(b, from) {
+    // Four octets: at least four digits in the span.
+    while let Some(i) = runs.next_with(b, from, 4) {
         from = i + 1;
         let p = before(b, i);
         if !(is_word(p) || p == b'.')

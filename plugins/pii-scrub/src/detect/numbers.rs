@@ -15,7 +15,8 @@ const MAX_GROUPS: usize = 10;
 /// `… 1111 exp 12/25` does not hide the card.
 pub(crate) fn credit_card(b: &[u8], runs: &DigitRuns, out: &mut Vec<Hit>) {
     let mut from = 0;
-    while let Some(i) = runs.next(b, from) {
+    // No card number has fewer than 12 digits.
+    while let Some(i) = runs.next_with(b, from, 12) {
         from = i + 1;
         let p = before(b, i);
         let glued = is_word(p)
@@ -133,7 +134,7 @@ fn luhn(d: &[u8]) -> bool {
 pub(crate) fn ssn(inp: &Input, out: &mut Vec<Hit>) {
     let b = inp.b;
     let mut from = 0;
-    while let Some(i) = inp.runs.next(b, from) {
+    while let Some(i) = inp.runs.next_with(b, from, 9) {
         from = i + 1;
         let p = before(b, i);
         if is_word(p) || (matches!(p, b'-' | b'.' | b'+' | b'/') && is_digit(before(b, i - 1))) {
@@ -219,7 +220,8 @@ struct Group {
 /// versions, UUIDs, IPs), and national numbers without a trunk prefix.
 pub(crate) fn phone(b: &[u8], runs: &DigitRuns, out: &mut Vec<Hit>) {
     let mut from = 0;
-    while let Some(r) = runs.next(b, from) {
+    // Every phone number the classifier takes has at least 8 digits.
+    while let Some(r) = runs.next_with(b, from, 8) {
         from = r + 1;
         // The number may open with `(`, `+` or `+(` just before the digits.
         let mut i = r;

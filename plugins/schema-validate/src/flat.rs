@@ -1,0 +1,222 @@
+//! Validation straight from an event's leaves, without rebuilding the event
+//! as JSON: the fast path for the common case, a valid event.
+//!
+//! The batch layout lists an event's leaves depth first, so the leaves under
+//! any object key or array item are one contiguous run that shares a path
+//! prefix. A [`Node`] is such a run plus the length of that prefix: it reads
+//! as a JSON value without building one.
+//!
+//! [`Validator::accepts`](crate::Validator::accepts) answers `true` only
+//! when the full check would find no error. Otherwise, and wherever this
+//! reader does not follow the layout (escaped keys, a damaged path, `enum`
+//! over containers), it answers `false`: the caller then rebuilds the event
+//! and runs the full check, which decides and gives the exact errors. So a
+//! mistake here can cost time, never a wrong verdict, as long as `true` is
+//! right; the tests compare the two on every event they have.
+
+use crate::schema::{JsonType, Schema, compare, is_integer};
+use serde_json::{Number, Value};
+use wraith_plugin::{Leaf, ValueRef};
+
+/// The leaves of one JSON value, all sharing the path prefix `path[..at]`.
+#[derive(Clone, Copy)]
+pub struct Node<'l, 'a> {
+    leaves: &'l [Leaf<'a>],
+    at: usize,
+}
+
+/// What a node holds.
+pub enum Shape<'a> {
+    Null,
+    Bool(bool),
+    Number(&'a str),
+    String(&'a str),
+    /// An object with at least one key.
+    Object,
+    /// An array with at least one item.
+    Array,
+    /// `{}`.
+    EmptyObject,
+    /// `[]`.
+    EmptyArray,
+    /// A leaf holding other JSON text (not written by the host's encoder).
+    Other,
+}
+
+impl<'l, 'a> Node<'l, 'a> {
+    /// The whole event.
+    pub fn root(leaves: &'l [Leaf<'a>]) -> Self {
+        Node { leaves, at: 0 }
+    }
+
+    /// The node's shape; `None` when the leaves do not read as a value.
+    pub fn shape(&self) -> Option<Shape<'a>> {
+        let first = self.leaves.first()?;
+        if first.path.len() == self.at {
+            if self.leaves.len() != 1 {
+                return None;
+            }
+            return Some(match first.value {
+                ValueRef::Null => Shape::Null,
+                ValueRef::Bool(b) => Shape::Bool(b),
+                ValueRef::Number(n) => Shape::Number(n),
+                ValueRef::String(s) => Shape::String(s),
+                ValueRef::Json("{}") => Shape::EmptyObject,
+                ValueRef::Json("[]") => Shape::EmptyArray,
+                ValueRef::Json(_) => Shape::Other,
+            });
+        }
+        match first.path.as_bytes().get(self.at)? {
+            b'[' if self.at == 0 => None,
+            _ if self.at == 0 => Some(Shape::Object),
+            b'.' => Some(Shape::Object),
+            b'[' => Some(Shape::Array),
+            _ => None,
+        }
+    }
+
+    /// The children of an object (key, value) or, with `array`, of an array
+    /// (index text, value), in document order. `None` when a key is escaped
+    /// or a path does not continue as expected.
+    pub fn children(&self, array: bool, out: &mut Vec<(&'a str, Node<'l, 'a>)>) -> Option<()> {
+        out.clear();
+        let mut rest = self.leaves;
+        while let Some(first) = rest.first() {
+            let path = first.path.as_bytes();
+            let (start, end, after) = match path.get(self.at)? {
+                b'[' if array => {
+                    let close = self.at + path[self.at..].iter().position(|&b| b == b']')?;
+                    (self.at + 1, close, close + 1)
+                }
+                b'.' if self.at > 0 && !array => {
+                    let start = self.at + 1;
+                    let end = key_end(path, start)?;
+                    (start, end, end)
+                }
+                _ if self.at == 0 && !array => {
+                    let end = key_end(path, 0)?;
+                    (0, end, end)
+                }
+                _ => return None,
+            };
+            if start == end {
+                return None;
+            }
+            let prefix = &path[..after];
+            let n = rest
+                .iter()
+                .take_while(|l| {
+                    let p = l.path.as_bytes();
+                    p.starts_with(prefix) && matches!(p.get(after), None | Some(b'.' | b'['))
+                })
+                .count();
+            out.push((
+                &first.path[start..end],
+                Node {
+                    leaves: &rest[..n],
+                    at: after,
+                },
+            ));
+            rest = &rest[n..];
+        }
+        Some(())
+    }
+}
+
+/// Where a key that starts at `start` ends; `None` for an escaped key.
+fn key_end(path: &[u8], start: usize) -> Option<usize> {
+    let mut i = start;
+    while let Some(&b) = path.get(i) {
+        match b {
+            b'.' | b'[' => break,
+            b'\\' | b']' => return None,
+            _ => i += 1,
+        }
+    }
+    Some(i)
+}
+
+impl JsonType {
+    fn matches_shape(self, shape: &Shape<'_>) -> bool {
+        match (self, shape) {
+            (JsonType::String, Shape::String(_))
+            | (JsonType::Boolean, Shape::Bool(_))
+            | (JsonType::Object, Shape::Object | Shape::EmptyObject)
+            | (JsonType::Array, Shape::Array | Shape::EmptyArray)
+            | (JsonType::Null, Shape::Null) => true,
+            (JsonType::Number, Shape::Number(n)) => n.parse::<Number>().is_ok(),
+            (JsonType::Integer, Shape::Number(n)) => {
+                n.parse::<Number>().is_ok_and(|n| is_integer(&n))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether the scalar `shape` is shown equal to the enum value `allowed`
+/// (numbers by value, as the full check compares them).
+fn enum_eq(allowed: &Value, shape: &Shape<'_>) -> bool {
+    match (allowed, shape) {
+        (Value::String(a), Shape::String(s)) => a == s,
+        (Value::Number(a), Shape::Number(n)) => n
+            .parse::<Number>()
+            .is_ok_and(|n| compare(a, &n) == Some(std::cmp::Ordering::Equal)),
+        (Value::Bool(a), Shape::Bool(b)) => a == b,
+        (Value::Null, Shape::Null) => true,
+        _ => false,
+    }
+}
+
+impl Schema {
+    /// Whether `node` is shown to pass this schema (see the module doc).
+    /// `also_allowed` tells which keys `additionalProperties: false` lets
+    /// through at this level.
+    pub fn accepts(&self, node: Node<'_, '_>, also_allowed: &dyn Fn(&str) -> bool) -> bool {
+        let Some(shape) = node.shape() else {
+            return false;
+        };
+        if !self.types.is_empty() && !self.types.iter().any(|t| t.matches_shape(&shape)) {
+            return false;
+        }
+        if let Some(allowed) = &self.enum_values
+            && !allowed.iter().any(|a| enum_eq(a, &shape))
+        {
+            return false;
+        }
+        match shape {
+            Shape::String(s) => self.string_ok(s),
+            Shape::Number(n) => {
+                (self.minimum.is_none() && self.maximum.is_none())
+                    || n.parse::<Number>().is_ok_and(|n| self.number_ok(&n))
+            }
+            Shape::Null | Shape::Bool(_) | Shape::EmptyArray => true,
+            Shape::EmptyObject => self.required.is_empty(),
+            Shape::Other => false,
+            Shape::Object => {
+                let mut children = Vec::with_capacity(16);
+                if node.children(false, &mut children).is_none() {
+                    return false;
+                }
+                self.required
+                    .iter()
+                    .all(|name| children.iter().any(|(k, _)| k == name))
+                    && children.iter().all(|(key, child)| {
+                        match self.properties.iter().find(|(n, _)| n == key) {
+                            Some((_, sub)) => sub.accepts(*child, &|_| false),
+                            None => self.additional_properties || also_allowed(key),
+                        }
+                    })
+            }
+            Shape::Array => {
+                let Some(item) = &self.items else {
+                    return true;
+                };
+                let mut children = Vec::with_capacity(8);
+                node.children(true, &mut children).is_some()
+                    && children
+                        .iter()
+                        .all(|(_, child)| item.accepts(*child, &|_| false))
+            }
+        }
+    }
+}
