@@ -28,17 +28,9 @@
 
 mod support;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::wrk::{env_or, rss_mib, start};
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -107,82 +99,23 @@ fn run(spec: &ChainSpec, gateway: &Path, s: &Settings, plugins_from: Option<&Pat
     // Let start-up settle.
     std::thread::sleep(Duration::from_millis(300));
     let idle_mib = rss_mib(child.id(), "VmRSS:");
-    let out = Command::new(&s.wrk)
-        .args([
-            "-t2",
-            &format!("-c{}", s.clients),
-            &format!("-d{}s", s.secs),
-        ])
-        .args(["-s", s.script.to_str().unwrap()])
-        .arg(format!("{base}/v1/events"))
-        .output()
-        .expect("run wrk");
-    assert!(
-        out.status.success(),
-        "wrk failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let summary = text
-        .lines()
-        .find_map(|l| l.strip_prefix("WRAITH "))
-        .unwrap_or_else(|| panic!("no summary from wrk: {text}"));
-    let f: Vec<f64> = summary.split(' ').map(|x| x.parse().unwrap()).collect();
-    let (requests, micros, failed) = (f[0], f[1], f[2]);
-    assert!(
-        failed == 0.0,
-        "{}: {failed} of {requests} requests were not answered 200",
-        spec.label
+    let (requests, seconds) = support::wrk::run(
+        &s.wrk,
+        &s.script,
+        &format!("{base}/v1/events"),
+        s.clients,
+        s.secs,
+        spec.label,
     );
     let peak_mib = rss_mib(child.id(), "VmHWM:");
     let _ = child.kill();
     let _ = child.wait();
     Outcome {
-        rate: requests * s.batch as f64 / (micros / 1e6),
+        rate: requests * s.batch as f64 / seconds,
         peak_mib,
         idle_mib,
         compile_peak_mib,
     }
-}
-
-/// Start a gateway and wait until it listens; returns its base URL.
-fn start(
-    gateway: &Path,
-    root: &Path,
-    plugins: &Path,
-    config: &Path,
-) -> (std::process::Child, String) {
-    let mut child = Command::new(gateway)
-        .args(["--plugins", plugins.to_str().unwrap()])
-        .args(["--data-dir", root.join("data").to_str().unwrap()])
-        .args(["--config", config.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("wraith gateway listening on ")
-        .unwrap_or_else(|| panic!("gateway did not start: {line:?}"))
-        .to_string();
-    (child, base)
-}
-
-/// A `/proc/PID/status` memory line in MiB.
-fn rss_mib(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with(key))?;
-            line.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(f64::NAN)
 }
 
 /// Events/s of a bare `serde_json` parse of the bodies into values and a
@@ -214,9 +147,7 @@ fn main() {
         clients: env_or("WRAITH_BENCH_CLIENTS", 8),
         batch: env_or("WRAITH_BENCH_BATCH", 100) as usize,
         fsync: env_or("WRAITH_BENCH_FSYNC", 0) == 1,
-        wrk: std::env::var_os("WRAITH_WRK")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "wrk".into()),
+        wrk: support::wrk::wrk_binary(),
         script: PathBuf::new(),
     };
     let work = tempfile::tempdir().unwrap();
@@ -224,33 +155,7 @@ fn main() {
     let bodies: Vec<Vec<u8>> = (0..8)
         .map(|k| serde_json::to_vec(&support::events(k * s.batch, s.batch)).unwrap())
         .collect();
-    let mut lua = String::from("local bodies = {}\n");
-    for (k, b) in bodies.iter().enumerate() {
-        let path = work.path().join(format!("body-{k}.json"));
-        std::fs::write(&path, b).unwrap();
-        lua.push_str(&format!(
-            "bodies[{}] = io.open({:?}):read(\"*a\")\n",
-            k + 1,
-            path.to_str().unwrap()
-        ));
-    }
-    lua.push_str(
-        r#"local n = 0
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  n = n % #bodies + 1
-  return wrk.format(nil, nil, nil, bodies[n])
-end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("WRAITH %d %d %d\n", summary.requests, summary.duration,
-    e.status + e.connect + e.read + e.write + e.timeout))
-end
-"#,
-    );
-    let script = work.path().join("post.lua");
-    std::fs::write(&script, lua).unwrap();
+    let script = support::wrk::script(work.path(), "events", &bodies, "application/json");
     let s = Settings { script, ..s };
     let avg = bodies.iter().map(Vec::len).sum::<usize>() as f64 / (bodies.len() * s.batch) as f64;
     println!(

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::host::{Host, Limits};
 use crate::pipeline::manifest::Manifest;
 use crate::pipeline::registry::Registry;
-use crate::pipeline::{DeadLetterKind, Disposition};
+use crate::pipeline::trace::Trace;
 use crate::telemetry::Metrics;
 use serde_json::Value;
 use std::io::Write;
@@ -116,38 +116,71 @@ pub fn check(
                 continue;
             }
         };
-        writeln!(
-            out,
-            "before:  {}",
-            serde_json::to_string(&event).unwrap_or_default()
-        )?;
-        let d = chain.run(vec![event]).pop().expect("one in, one out");
-        match d {
-            Disposition::Keep { event, destination } => {
-                writeln!(
-                    out,
-                    "after:   {}",
-                    serde_json::to_string(&event).unwrap_or_default()
-                )?;
-                writeln!(out, "verdict: keep -> {destination}")?;
-            }
-            Disposition::Drop { plugin, reason } => {
-                writeln!(out, "verdict: dropped by {plugin}: {reason}")?
-            }
-            Disposition::DeadLetter {
-                plugin,
-                kind,
-                reason,
-                ..
-            } => {
-                let what = match kind {
-                    DeadLetterKind::Rejected => "rejected",
-                    DeadLetterKind::Faulted => "faulted",
-                    DeadLetterKind::Quarantined => "quarantined",
-                };
-                writeln!(out, "verdict: dead-letter ({what} by {plugin}): {reason}")?;
-            }
-        }
+        let t = chain.trace(event);
+        write_trace(out, &t)?;
     }
     Ok(all_loaded)
+}
+
+/// A trace as `check --sample` prints it: the event before, one line per
+/// plugin with its verdict and the paths it changed, the event after.
+pub fn write_trace(out: &mut dyn Write, t: &Trace) -> std::io::Result<()> {
+    let json = |v: &Value| serde_json::to_string(v).unwrap_or_default();
+    writeln!(out, "before:  {}", json(&t.before))?;
+    for s in &t.steps {
+        let mut line = format!("  {:<20} {:<6}", s.plugin, s.verdict);
+        if let Some(d) = &s.destination {
+            line.push_str(&format!(" -> {d}"));
+        }
+        if let Some(r) = &s.reason {
+            line.push_str(&format!(" ({r})"));
+        }
+        if !s.edits.is_empty() {
+            let edits: Vec<String> = s
+                .edits
+                .iter()
+                .map(|e| format!("{} {}", e.op, e.path))
+                .collect();
+            line.push_str(&format!("  edits: {}", edits.join(", ")));
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    match (&t.after, t.verdict) {
+        (Some(after), _) => {
+            writeln!(out, "after:   {}", json(after))?;
+            writeln!(
+                out,
+                "verdict: keep -> {}",
+                t.destination
+                    .as_deref()
+                    .unwrap_or(crate::pipeline::DEFAULT_DESTINATION)
+            )?;
+        }
+        (None, "drop") => writeln!(
+            out,
+            "verdict: dropped by {}: {}",
+            t.plugin.as_deref().unwrap_or("?"),
+            t.reason.as_deref().unwrap_or("")
+        )?,
+        (None, _) => {
+            let what = t
+                .steps
+                .last()
+                .map(|s| {
+                    if s.verdict == "reject" {
+                        "rejected"
+                    } else {
+                        "faulted"
+                    }
+                })
+                .unwrap_or("rejected");
+            writeln!(
+                out,
+                "verdict: dead-letter ({what} by {}): {}",
+                t.plugin.as_deref().unwrap_or("?"),
+                t.reason.as_deref().unwrap_or("")
+            )?;
+        }
+    }
+    Ok(())
 }

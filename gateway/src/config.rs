@@ -209,6 +209,21 @@ pub struct ServerConfig {
     /// Default `2s`.
     #[serde(with = "duration")]
     pub busy_timeout: Duration,
+    /// TLS: a PEM file with the certificate chain (leaf first). With
+    /// `tls_key`, the listener speaks HTTPS only; both are reread on
+    /// SIGHUP (`gateway reload`), so a renewed certificate needs no
+    /// restart. Empty: plain HTTP. Default empty.
+    pub tls_cert: PathBuf,
+    /// TLS: a PEM file with the certificate's private key (PKCS#8, PKCS#1
+    /// or SEC1). Default empty.
+    pub tls_key: PathBuf,
+}
+
+impl ServerConfig {
+    /// Whether the listener speaks TLS.
+    pub fn tls(&self) -> bool {
+        !self.tls_cert.as_os_str().is_empty()
+    }
 }
 
 impl Default for ServerConfig {
@@ -220,6 +235,8 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(30),
             max_batches_in_flight: 64,
             busy_timeout: Duration::from_secs(2),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }
@@ -454,6 +471,13 @@ impl Config {
         }
         if self.server.max_events_per_request == 0 {
             return invalid("server.max_events_per_request", "must be at least 1");
+        }
+        if self.server.tls_cert.as_os_str().is_empty() != self.server.tls_key.as_os_str().is_empty()
+        {
+            return invalid(
+                "server.tls_cert",
+                "tls_cert and tls_key go together: set both for HTTPS, or neither",
+            );
         }
         if self.server.max_batches_in_flight == 0 {
             return invalid("server.max_batches_in_flight", "must be at least 1");

@@ -8,7 +8,10 @@
 //! Of those, at most `plugins.workers` (the CPU cores) run through the chain
 //! at once, so each plugin needs no more instances than that.
 
+use crate::activity::Activity;
+use crate::ingest::CLIENT_FIELD;
 use crate::pipeline::registry::Registry;
+use crate::pipeline::trace::{Step, Trace};
 use crate::pipeline::{DeadLetterKind, Disposition};
 use crate::sinks::{BatchMeta, DEFAULT_DESTINATION, DLQ, Record, RecordKind, SinkError, Sinks};
 use crate::telemetry::{Metrics, RefusedLabels, SinkLabels};
@@ -56,6 +59,10 @@ pub struct Gateway {
     pub registry: Arc<Registry>,
     pub sinks: Sinks,
     pub metrics: Arc<Metrics>,
+    /// Throughput history and recent dead-letter reasons (the status page).
+    pub activity: Arc<Activity>,
+    /// When the gateway started.
+    pub started: std::time::Instant,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
     /// Batches running through the chain at once (`plugins.workers`): the
@@ -64,7 +71,7 @@ pub struct Gateway {
     busy_timeout: Duration,
     /// The declared destinations, when the config declares any: an event
     /// routed elsewhere is dead-lettered instead of stored somewhere unplanned.
-    destinations: Option<Arc<HashSet<String>>>,
+    destinations: arc_swap::ArcSwapOption<HashSet<String>>,
 }
 
 impl Gateway {
@@ -79,13 +86,15 @@ impl Gateway {
             registry,
             sinks,
             metrics,
+            activity: Arc::new(Activity::default()),
+            started: std::time::Instant::now(),
             in_flight: Arc::new(Semaphore::new(max_in_flight)),
             max_in_flight,
             chain_slots: Arc::new(Semaphore::new(
                 crate::config::PluginsConfig::default().workers(),
             )),
             busy_timeout,
-            destinations: None,
+            destinations: arc_swap::ArcSwapOption::empty(),
         }
     }
 
@@ -96,10 +105,16 @@ impl Gateway {
     }
 
     /// Only these destinations (besides the default one) may be routed to.
-    pub fn with_destinations(mut self, names: impl IntoIterator<Item = String>) -> Self {
-        let set: HashSet<String> = names.into_iter().collect();
-        self.destinations = (!set.is_empty()).then(|| Arc::new(set));
+    pub fn with_destinations(self, names: impl IntoIterator<Item = String>) -> Self {
+        self.set_destinations(names);
         self
+    }
+
+    /// Replace the declared destinations (a config reload).
+    pub fn set_destinations(&self, names: impl IntoIterator<Item = String>) {
+        let set: HashSet<String> = names.into_iter().collect();
+        self.destinations
+            .store((!set.is_empty()).then(|| Arc::new(set)));
     }
 
     /// Run already-validated events through the chain and store the outcome.
@@ -129,19 +144,27 @@ impl Gateway {
                 }
             };
         let _in_flight = InFlight::new(&self.metrics);
+        let started = std::time::Instant::now();
         let chain = self.registry.chain();
         let Batch { events, meta } = batch;
-        let known = self.destinations.clone();
+        let known = self.destinations.load_full();
         let slot = self
             .chain_slots
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| SubmitError::Internal(e.to_string()))?;
+        let client = meta.client.clone();
+        let activity = self.activity.clone();
         let (records, submitted) = tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            let dispositions = chain.run(events);
-            to_records(dispositions, known.as_deref())
+            let mut dispositions = chain.run(events);
+            for d in &mut dispositions {
+                if let Disposition::Keep { event, .. } | Disposition::DeadLetter { event, .. } = d {
+                    set_client(event, client.as_deref());
+                }
+            }
+            to_records(dispositions, known.as_deref(), Some(&activity))
         })
         .await
         .map_err(|e| SubmitError::Internal(e.to_string()))?;
@@ -167,6 +190,9 @@ impl Gateway {
             return Err(e.into());
         }
         self.metrics
+            .batch_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
             .events_accepted
             .inc_by(submitted.accepted as u64);
         self.metrics.events_dropped.inc_by(submitted.dropped as u64);
@@ -174,6 +200,71 @@ impl Gateway {
             .events_dead_lettered
             .inc_by(submitted.dead_lettered as u64);
         Ok(submitted)
+    }
+}
+
+impl Gateway {
+    /// Run one event through the live chain a plugin at a time, storing
+    /// nothing: the playground's answer. The client field and the declared
+    /// destinations are applied as [`Gateway::submit`] applies them.
+    pub async fn trace(
+        &self,
+        event: Value,
+        client: Option<Arc<str>>,
+    ) -> Result<Trace, SubmitError> {
+        let chain = self.registry.chain();
+        let known = self.destinations.load_full();
+        let slot = self
+            .chain_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| SubmitError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let mut t = chain.trace(event);
+            if let Some(after) = &mut t.after {
+                set_client(after, client.as_deref());
+            }
+            if let (Some(d), Some(known)) = (&t.destination, known.as_deref())
+                && d != DEFAULT_DESTINATION
+                && !known.contains(d)
+            {
+                let reason =
+                    format!("routed to `{d}`, which is not among the config's [destinations]");
+                t.steps.push(Step {
+                    plugin: "gateway".into(),
+                    verdict: "reject",
+                    reason: Some(reason.clone()),
+                    destination: None,
+                    edits: Vec::new(),
+                });
+                t.verdict = "dead_letter";
+                t.destination = None;
+                t.reason = Some(reason);
+                t.plugin = Some("gateway".into());
+                t.after = None;
+            }
+            t
+        })
+        .await
+        .map_err(|e| SubmitError::Internal(e.to_string()))
+    }
+}
+
+/// The authenticated client's name in [`CLIENT_FIELD`], whatever a plugin
+/// wrote there (and no such field for an anonymous request).
+fn set_client(event: &mut Value, client: Option<&str>) {
+    let Value::Object(m) = event else { return };
+    match client {
+        Some(c) => {
+            if m.get(CLIENT_FIELD).and_then(Value::as_str) != Some(c) {
+                m.insert(CLIENT_FIELD.into(), Value::String(c.to_string()));
+            }
+        }
+        None => {
+            m.remove(CLIENT_FIELD);
+        }
     }
 }
 
@@ -206,6 +297,7 @@ impl Drop for InFlight<'_> {
 pub fn to_records(
     dispositions: Vec<Disposition>,
     known: Option<&HashSet<String>>,
+    activity: Option<&Activity>,
 ) -> (Vec<Record>, Submitted) {
     let mut s = Submitted::default();
     let mut records = Vec::with_capacity(dispositions.len());
@@ -258,6 +350,9 @@ pub fn to_records(
                 reason,
             } => {
                 s.dead_lettered += 1;
+                if let Some(a) = activity {
+                    a.dead_letter(&now, &plugin, kind.as_str(), &reason);
+                }
                 let id = event_id(&event);
                 records.push(Record {
                     kind: RecordKind::DeadLetter,

@@ -21,19 +21,25 @@
 //! (chain, manifest, reload), [`host`] (wasmtime; the only module that knows
 //! WIT types), [`sinks`] (file, NATS JetStream), [`loader`] (`gateway
 //! load`), [`telemetry`] (logs and metrics), [`server`] (startup and
-//! shutdown), [`check`] (`gateway check`), [`starter`] (`gateway plugin new`
-//! and `gateway plugin build`).
+//! shutdown), [`ops`] (pid file, config reload on SIGHUP), [`status`] (the
+//! status page), [`activity`] (throughput history, dead-letter reasons),
+//! [`check`] (`gateway check`), [`starter`] (`gateway plugin new` and
+//! `gateway plugin build`).
 
+pub mod activity;
 pub mod check;
 pub mod config;
 pub mod gateway;
 pub mod host;
 pub mod ingest;
 pub mod loader;
+pub mod ops;
 pub mod pipeline;
 pub mod server;
 pub mod sinks;
 pub mod starter;
+pub mod status;
 pub mod telemetry;
+pub mod tls;
 
-pub use server::run;
+pub use server::{run, run_with};

@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use wraith_gateway::config::Config;
+use wraith_gateway::ops::ConfigSource;
+
+mod verbs;
 
 /// jemalloc instead of the system allocator: parsing, checking and
 /// re-serialising events allocates many short-lived strings across threads.
@@ -48,6 +52,15 @@ enum Command {
     /// (`plugin build`).
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Reload the running gateway (SIGHUP): reread its config file, tokens
+    /// and plugins folder, and print what changed, what needs a restart, or
+    /// why the new config was refused (the running one then stays).
+    Reload(OpsArgs),
+    /// Stop the running gateway (SIGTERM) and wait until it has answered the
+    /// requests in flight, flushed its sinks and exited.
+    Stop(StopArgs),
+    /// Show the running gateway's chain, counters and sinks as a table.
+    Status(StatusArgs),
     /// Print the version.
     Version,
     /// Print an example config file with every setting at its default.
@@ -80,6 +93,72 @@ struct ServeArgs {
     /// something in front of the gateway checks who sends)
     #[arg(long, env = "WRAITH_ALLOW_ANONYMOUS")]
     allow_anonymous: bool,
+    /// PEM certificate chain: serve HTTPS (with --tls-key; reread on SIGHUP)
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WRAITH_TLS_CERT",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WRAITH_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Log format on stderr
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        env = "WRAITH_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: wraith_gateway::telemetry::LogFormat,
+}
+
+/// Which running gateway: the one whose data folder holds its pid file.
+#[derive(Args)]
+struct OpsArgs {
+    /// The gateway's data folder [default: the config's, else ./data]
+    #[arg(long, value_name = "DIR", env = "WRAITH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The gateway's config file (for its data folder)
+    #[arg(long, value_name = "FILE", env = "WRAITH_CONFIG")]
+    config: Option<PathBuf>,
+    /// How long to wait for the gateway, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    timeout: u64,
+}
+
+#[derive(Args)]
+struct StopArgs {
+    #[command(flatten)]
+    ops: OpsArgs,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The gateway's address [default: http:// + the config's server.listen]
+    #[arg(long, value_name = "URL", env = "WRAITH_URL")]
+    url: Option<String>,
+    /// The gateway's config file (for its listen address)
+    #[arg(long, value_name = "FILE", env = "WRAITH_CONFIG")]
+    config: Option<PathBuf>,
+    /// An API token, when the gateway has tokens on
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "WRAITH_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// Print the status as JSON instead of a table
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -195,6 +274,9 @@ fn real_main() -> Result<ExitCode> {
             println!("built {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Reload(args)) => verbs::reload(&args),
+        Some(Command::Stop(args)) => verbs::stop(&args.ops),
+        Some(Command::Status(args)) => verbs::status(&args),
         Some(Command::Version) => {
             println!(
                 "gateway {} (plugin contract wraith:plugin@0.1.0)",
@@ -239,27 +321,50 @@ fn load(args: LoadArgs) -> Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode> {
-    wraith_gateway::telemetry::init_tracing();
-    let mut config = load_config(args.config.as_ref())?;
-    if let Some(p) = args.plugins {
-        config.plugins.dir = p;
+    wraith_gateway::telemetry::init_tracing_as(args.log_format);
+    // The environment is read once; a reload reapplies what it said.
+    let env_tokens = std::env::var(TOKENS_ENV).ok();
+    let path = args.config.clone();
+    let overrides =
+        move |config: &mut Config| apply_overrides(&args, env_tokens.as_deref(), config);
+    let source = ConfigSource {
+        path,
+        overrides: Arc::new(overrides),
+    };
+    let config = source.read()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(wraith_gateway::run_with(config, Some(source)))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Flags and environment over the config file's settings.
+fn apply_overrides(args: &ServeArgs, env_tokens: Option<&str>, config: &mut Config) {
+    if let Some(p) = &args.plugins {
+        config.plugins.dir = p.clone();
     }
     if let Some(l) = args.listen {
         config.server.listen = l;
     }
-    if let Some(d) = args.data_dir {
-        config.sinks.file.dir = d;
+    if let Some(d) = &args.data_dir {
+        config.sinks.file.dir = d.clone();
     }
-    if let Some(n) = args.nats {
-        config.sinks.nats.url = n;
+    if let Some(n) = &args.nats {
+        config.sinks.nats.url = n.clone();
     }
-    if let Some(f) = args.tokens_file {
-        config.auth.tokens_file = f;
+    if let Some(f) = &args.tokens_file {
+        config.auth.tokens_file = f.clone();
     }
     if args.allow_anonymous {
         config.auth.allow_anonymous = true;
     }
-    if let Ok(v) = std::env::var(TOKENS_ENV) {
+    if let (Some(c), Some(k)) = (&args.tls_cert, &args.tls_key) {
+        config.server.tls_cert = c.clone();
+        config.server.tls_key = k.clone();
+    }
+    if let Some(v) = env_tokens {
         config.auth.tokens.extend(
             v.split(',')
                 .map(str::trim)
@@ -267,10 +372,4 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
                 .map(str::to_string),
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(wraith_gateway::run(config))?;
-    Ok(ExitCode::SUCCESS)
 }

@@ -5,11 +5,13 @@ use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::host::{Host, Limits};
 use crate::ingest::{AppState, Auth, IngestLimits, RateLimits, app};
+use crate::ops::{ConfigSource, PidFile, Reloader};
 use crate::pipeline::registry::Registry;
 use crate::sinks::file::{FileSink, FileSinkOptions};
 use crate::sinks::nats::{NatsError, NatsSink};
 use crate::sinks::{Sinks, Target};
 use crate::telemetry::Metrics;
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +53,10 @@ pub enum RunError {
     Serve(std::io::Error),
     #[error(transparent)]
     Auth(#[from] crate::ingest::auth::AuthError),
+    #[error(transparent)]
+    PidFile(#[from] crate::ops::PidError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error(
         "refusing to listen on {addr} without API tokens: anyone who can reach it could write events. \
          Configure tokens (auth.tokens, WRAITH_API_TOKENS or --tokens-file), listen on loopback, \
@@ -105,8 +111,14 @@ pub fn load_plugins(
 }
 
 /// Run the gateway until SIGINT/SIGTERM, then drain in-flight requests and
-/// flush the sink.
+/// flush the sink. SIGHUP rereads the tokens file and rescans the plugins.
 pub async fn run(config: Config) -> Result<(), RunError> {
+    run_with(config, None).await
+}
+
+/// [`run`], with SIGHUP also reloading the config from `source`
+/// ([`crate::ops`] says what a reload changes).
+pub async fn run_with(config: Config, source: Option<ConfigSource>) -> Result<(), RunError> {
     config.validate()?;
     // Refuse an open listener before loading anything.
     let tokens_file =
@@ -117,6 +129,16 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             addr: config.server.listen,
         });
     }
+    // One gateway per data folder: its files are not shared.
+    let _pid = PidFile::create(&config.sinks.file.dir)?;
+    let certs = match config.server.tls() {
+        true => Some(crate::tls::Certs::new(
+            &config.server.tls_cert,
+            &config.server.tls_key,
+        )?),
+        false => None,
+    };
+    let acceptor = certs.as_ref().map(|c| c.acceptor()).transpose()?;
     let metrics = Arc::new(Metrics::new());
     let cfg = config.clone();
     let m = metrics.clone();
@@ -141,6 +163,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         .with_destinations(config.destinations.keys().cloned())
         .with_chain_workers(config.plugins.workers()),
     );
+    gateway.activity.spawn_sampler(gateway.metrics.clone());
     auth.watch();
     let rate = RateLimits::new(config.limits.requests_per_second, config.limits.burst);
     if let Some(r) = &rate {
@@ -154,12 +177,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             }
         });
     }
-    let state = Arc::new(AppState {
-        gateway: gateway.clone(),
-        limits: IngestLimits::from_config(&config),
-        auth: auth.clone(),
+    let state = Arc::new(AppState::new(
+        gateway.clone(),
+        IngestLimits::from_config(&config),
+        auth.clone(),
         rate,
-    });
+    ));
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|source| RunError::Bind {
@@ -167,14 +190,28 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(RunError::Serve)?;
+    let connection_limits = Arc::new(ArcSwap::from_pointee(config.limits.clone()));
+    let reloader = Arc::new(Reloader {
+        state: state.clone(),
+        registry: gateway.registry.clone(),
+        connection_limits: connection_limits.clone(),
+        source,
+        started: config.clone(),
+        running: std::sync::Mutex::new(config.clone()),
+        data_dir: config.sinks.file.dir.clone(),
+        tls: certs,
+    });
+    reload_on_sighup(reloader);
     tracing::info!(%addr, plugins = %config.plugins.dir.display(), data = %config.sinks.file.dir.display(), nats = %config.sinks.nats.url, tokens = auth.len(), auth = auth.enabled(), "gateway listening");
     // A line on stdout that scripts and tests can wait for.
-    println!("wraith gateway listening on http://{addr}");
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    println!("wraith gateway listening on {scheme}://{addr}");
     let timeout = config.server.shutdown_timeout;
     serve(
         listener,
         app(state),
-        &config.limits,
+        connection_limits,
+        acceptor,
         async {
             shutdown_signal().await;
             tracing::info!("shutting down: draining in-flight requests");
@@ -189,24 +226,42 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Reload on every SIGHUP, one reload at a time.
+fn reload_on_sighup(reloader: Arc<Reloader>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; `gateway reload` will not work");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config and the plugins");
+            let r = reloader.clone();
+            let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = reloader;
+}
+
 /// Accept connections until `shutdown` resolves, then wait up to `timeout`
 /// for the requests in flight. Each connection is HTTP/1.1 through hyper
 /// with the head limited to `limits.max_header_size` (431 past it) and
 /// `limits.header_read_timeout` to send it, so slow clients cannot hold
-/// connections; the body's own deadline is applied where it is read.
+/// connections; the body's own deadline is applied where it is read. The
+/// limits are read for each new connection, so a reload applies to the
+/// next ones.
 async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
-    limits: &crate::config::LimitsConfig,
+    limits: Arc<ArcSwap<crate::config::LimitsConfig>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
     timeout: std::time::Duration,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt as _;
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size((limits.max_header_size.as_u64() as usize).max(8192));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -229,13 +284,46 @@ async fn serve(
                     .insert(axum::extract::ConnectInfo(peer));
                 app.clone().oneshot(req.map(axum::body::Body::new))
             });
-        let conn = http.serve_connection(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+        let l = limits.load();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(l.header_read_timeout)
+            .max_buf_size((l.max_header_size.as_u64() as usize).max(8192));
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                let conn = http.serve_connection(TokioIo::new(stream), svc);
+                tokio::spawn(async move {
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                });
             }
-        });
+            Some(acceptor) => {
+                // The handshake has the header deadline too: a client that
+                // opens a connection and says nothing cannot hold it.
+                let acceptor = acceptor.clone();
+                let deadline = l.header_read_timeout;
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(deadline, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = http.serve_connection(TokioIo::new(stream), svc);
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(timeout, graceful.shutdown())

@@ -182,6 +182,9 @@ pub struct Metrics {
     pub sink_errors: Family<SinkLabels, Counter>,
     /// 1 while a sink can take data, 0 while it cannot (set when scraped).
     pub sink_up: Family<SinkLabels, Gauge>,
+    /// Seconds from a batch entering the gateway (after ingest's checks)
+    /// to every sink's acknowledgement: the processing delay.
+    pub batch_seconds: Histogram,
     /// Batches in the chain or waiting for a sink.
     pub batches_in_flight: Gauge,
     /// Batches refused with 503, per reason.
@@ -220,6 +223,7 @@ impl Metrics {
             sink_write_seconds: Family::new_with_constructor(latency_histogram),
             sink_errors: Family::default(),
             sink_up: Family::default(),
+            batch_seconds: latency_histogram(),
             batches_in_flight: Gauge::default(),
             batches_refused: Family::default(),
             requests_refused: Family::default(),
@@ -301,6 +305,11 @@ impl Metrics {
             "wraith_sink_write_seconds",
             "Time from handing events to a sink to its acknowledgement",
             m.sink_write_seconds.clone(),
+        );
+        r.register(
+            "wraith_batch_processing_seconds",
+            "Time from a batch entering the gateway to every sink's acknowledgement (the chain and the sinks)",
+            m.batch_seconds.clone(),
         );
         r.register(
             "wraith_sink_errors",
@@ -390,15 +399,40 @@ impl PluginMetrics {
 /// Install the global tracing subscriber: `RUST_LOG` filters (default `info`),
 /// `WRAITH_LOG_FORMAT=json` switches to JSON lines.
 pub fn init_tracing() {
+    init_tracing_as(LogFormat::from_env());
+}
+
+/// How logs are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per record (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// `WRAITH_LOG_FORMAT=json`, else text.
+    pub fn from_env() -> Self {
+        if std::env::var("WRAITH_LOG_FORMAT").as_deref() == Ok("json") {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        }
+    }
+}
+
+/// Logs on stderr in `format`, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing_as(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = if std::env::var("WRAITH_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
     };
 }

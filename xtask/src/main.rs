@@ -33,12 +33,12 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Run the benchmarks (chain, end-to-end, production path) and print
-    /// their ratios.
+    /// Run the benchmarks (chain, end-to-end, OTLP ingest, production path)
+    /// and print their ratios.
     Bench {
-        /// Run only this bench: `chain`, `e2e` or `production` (NATS and
-        /// ClickHouse, installed like the tests' servers).
-        #[arg(long, value_parser = ["chain", "e2e", "production"])]
+        /// Run only this bench: `chain`, `e2e`, `otlp` or `production` (NATS
+        /// and ClickHouse, installed like the tests' servers).
+        #[arg(long, value_parser = ["chain", "e2e", "otlp", "production"])]
         bench: Option<String>,
         /// Extra arguments for `cargo bench` (after `--`).
         #[arg(last = true)]
@@ -101,7 +101,7 @@ fn main() -> Result<()> {
             } else {
                 Vec::new()
             };
-            if bench.as_deref().is_none_or(|b| b == "e2e") {
+            if bench.as_deref().is_none_or(|b| b == "e2e" || b == "otlp") {
                 env.push(("WRAITH_WRK", servers::wrk()?));
             }
             let mut a = vec!["bench", "-p", "wraith-gateway"];

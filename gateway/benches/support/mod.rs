@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod wrk;
+
 use serde_json::{Value, json};
 
 const WORDS: &[&str] = &[

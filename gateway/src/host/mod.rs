@@ -308,6 +308,8 @@ pub struct PluginStats {
     pub rejected: AtomicU64,
     pub faulted: AtomicU64,
     pub calls: AtomicU64,
+    /// Time spent in `process` calls, in nanoseconds.
+    pub busy_nanos: AtomicU64,
     pub faults: AtomicU64,
     pub consecutive_faults: AtomicU32,
     pub quarantined: AtomicBool,
@@ -455,10 +457,12 @@ impl PluginRuntime {
             .bindings
             .wraith_plugin_plugin()
             .call_process(&mut inst.store, &batch.0);
-        self.metrics
-            .call_seconds
-            .observe(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        self.metrics.call_seconds.observe(took.as_secs_f64());
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .busy_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
         match result {
             Ok(answer) => {
                 inst.calls += 1;

@@ -92,6 +92,15 @@ fn parse_all<'a>(
     Ok(out)
 }
 
+fn parse_fixed(entries: &[String]) -> Result<Vec<Token>, AuthError> {
+    parse_all(entries.iter().enumerate().map(|(i, e)| {
+        (
+            format!("auth.tokens[{i}] (or WRAITH_API_TOKENS)"),
+            e.as_str(),
+        )
+    }))
+}
+
 /// The lines of a tokens file that hold a token (not blank, not `#` comments).
 fn file_entries(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines()
@@ -110,7 +119,8 @@ fn read_file(path: &Path) -> Result<Vec<Token>, AuthError> {
 
 /// The accepted tokens, swapped whole when the tokens file changes.
 pub struct Auth {
-    fixed: Vec<Token>,
+    /// The config's and the environment's tokens (replaced on a config reload).
+    fixed: ArcSwap<Vec<Token>>,
     file: Option<PathBuf>,
     current: ArcSwap<Vec<Token>>,
 }
@@ -123,27 +133,36 @@ impl Auth {
     /// Tokens from `entries` (config and environment) and `file`. A file
     /// that cannot be read or holds a bad line stops the start.
     pub fn new(entries: &[String], file: Option<PathBuf>) -> Result<Auth, AuthError> {
-        let fixed = parse_all(entries.iter().enumerate().map(|(i, e)| {
-            (
-                format!("auth.tokens[{i}] (or WRAITH_API_TOKENS)"),
-                e.as_str(),
-            )
-        }))?;
+        let fixed = parse_fixed(entries)?;
         let mut all = fixed.clone();
         if let Some(f) = &file {
             all.extend(read_file(f)?);
         }
         Ok(Auth {
-            fixed,
+            fixed: ArcSwap::from_pointee(fixed),
             file,
             current: ArcSwap::from_pointee(all),
         })
     }
 
+    /// Replace the config's and the environment's tokens (a config reload)
+    /// and reread the tokens file. On an error the tokens in use stay.
+    pub fn set_fixed(&self, entries: &[String]) -> Result<usize, AuthError> {
+        let fixed = parse_fixed(entries)?;
+        let mut all = fixed.clone();
+        if let Some(f) = &self.file {
+            all.extend(read_file(f)?);
+        }
+        let n = all.len();
+        self.fixed.store(Arc::new(fixed));
+        self.current.store(Arc::new(all));
+        Ok(n)
+    }
+
     /// No tokens at all: every request is let in.
     pub fn open() -> Auth {
         Auth {
-            fixed: Vec::new(),
+            fixed: ArcSwap::from_pointee(Vec::new()),
             file: None,
             current: ArcSwap::from_pointee(Vec::new()),
         }
@@ -152,7 +171,7 @@ impl Auth {
     /// Whether requests need a token. A configured tokens file turns it on
     /// even while empty: it fails closed.
     pub fn enabled(&self) -> bool {
-        self.file.is_some() || !self.fixed.is_empty()
+        self.file.is_some() || !self.fixed.load().is_empty()
     }
 
     /// How many tokens are accepted now.
@@ -169,7 +188,7 @@ impl Auth {
         let Some(f) = &self.file else {
             return Ok(self.len());
         };
-        let mut all = self.fixed.clone();
+        let mut all = Vec::clone(&self.fixed.load());
         all.extend(read_file(f)?);
         let n = all.len();
         self.current.store(Arc::new(all));

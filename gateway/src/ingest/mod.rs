@@ -75,11 +75,33 @@ impl IngestLimits {
 /// Shared state of the routes.
 pub struct AppState {
     pub gateway: Arc<Gateway>,
-    pub limits: IngestLimits,
+    /// Swapped whole when the config is reloaded (SIGHUP).
+    pub limits: arc_swap::ArcSwap<IngestLimits>,
     /// The accepted tokens (none: anyone may send).
     pub auth: Arc<Auth>,
     /// Per-client token buckets, when `limits.requests_per_second` is set.
-    pub rate: Option<Arc<RateLimits>>,
+    pub rate: arc_swap::ArcSwapOption<RateLimits>,
+}
+
+impl AppState {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        limits: IngestLimits,
+        auth: Arc<Auth>,
+        rate: Option<Arc<RateLimits>>,
+    ) -> Self {
+        AppState {
+            gateway,
+            limits: arc_swap::ArcSwap::from_pointee(limits),
+            auth,
+            rate: arc_swap::ArcSwapOption::new(rate),
+        }
+    }
+
+    /// The limits in force now.
+    pub fn limits(&self) -> Arc<IngestLimits> {
+        self.limits.load_full()
+    }
 }
 
 /// The gateway's HTTP API.
@@ -95,9 +117,13 @@ pub fn app(state: Arc<AppState>) -> Router<()> {
         .route("/v1/logs", post(otlp::logs))
         .route("/v1/traces", post(otlp::traces))
         .route("/v1/plugins", get(plugins))
+        .route("/v1/status", get(crate::status::status))
+        .route("/v1/playground", post(playground))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), guard));
     Router::new()
         .merge(guarded)
+        .route("/", get(crate::status::page))
+        .route("/ui/page.js", get(crate::status::script))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -179,7 +205,7 @@ async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: Next)
             );
         }
     };
-    if let Some(rate) = &state.rate {
+    if let Some(rate) = state.rate.load_full() {
         let key: Arc<str> = match &client {
             Some(c) => c.clone(),
             None => req
@@ -216,7 +242,7 @@ async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: Next)
 /// (Refusing on `Content-Length` before reading would close the connection
 /// while the client still writes, and it would never see the answer.)
 async fn wire_limit(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let limit = state.limits.max_wire_bytes;
+    let limit = state.limits.load().max_wire_bytes;
     let req = req.map(|body| {
         Body::new(http_body_util::Limited::new(body, limit).map_err(move |e| {
             if e.is::<http_body_util::LengthLimitError>() {
@@ -289,7 +315,7 @@ async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = decode::read_body(body, &state.limits).await?;
+    let bytes = decode::read_body(body, &state.limits()).await?;
     let parsed = decode::parse_batch(&headers, &bytes)?;
     batch_response(&state, parsed, meta("http", client)).await
 }
@@ -302,7 +328,7 @@ async fn post_events_compat(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = decode::read_body(body, &state.limits).await?;
+    let bytes = decode::read_body(body, &state.limits()).await?;
     let parsed = decode::parse_batch(&headers, &bytes)?
         .into_iter()
         .map(|item| {
@@ -324,7 +350,7 @@ async fn post_event(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = decode::read_body(body, &state.limits).await?;
+    let bytes = decode::read_body(body, &state.limits()).await?;
     let parsed = decode::parse_single(&headers, &bytes)?;
     batch_response(&state, parsed, meta("http", client)).await
 }
@@ -337,7 +363,7 @@ async fn post_envelope(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = decode::read_body(body, &state.limits).await?;
+    let bytes = decode::read_body(body, &state.limits()).await?;
     let value = decode::parse_json_body(&headers, &bytes)?;
     let env = seeds::envelope(value)?;
     let mut warnings = env.warnings;
@@ -416,12 +442,13 @@ pub(crate) async fn ingest_events(
     parsed: Vec<Result<Value, decode::Refused>>,
     meta: BatchMeta,
 ) -> Result<BatchAnswer, ApiError> {
-    if parsed.len() > state.limits.max_events {
+    let max_events = state.limits.load().max_events;
+    if parsed.len() > max_events {
         refused(state, "too_many_events");
         return Err(ApiError::too_large(format!(
             "the request holds {} events; at most {} are accepted in one request (server.max_events_per_request)",
             parsed.len(),
-            state.limits.max_events
+            max_events
         )));
     }
     let metrics = &state.gateway.metrics;
@@ -431,23 +458,7 @@ pub(crate) async fn ingest_events(
     let mut event_ids = Vec::with_capacity(parsed.len());
     let mut errors = Vec::new();
     for (index, item) in parsed.into_iter().enumerate() {
-        let checked = item
-            .and_then(|v| limits::check_event(&v, &state.limits.event).map(|()| v))
-            .map(|mut v| {
-                if let Value::Object(m) = &mut v {
-                    m.remove(CLIENT_FIELD);
-                    if let Some(c) = &meta.client {
-                        m.insert(CLIENT_FIELD.into(), Value::String(c.to_string()));
-                    }
-                }
-                v
-            })
-            .and_then(|v| {
-                wraith_event::validate::normalize(v, now).map_err(|e| decode::Refused {
-                    field: e.field.to_string(),
-                    message: e.message,
-                })
-            });
+        let checked = item.and_then(|v| check_one(state, v, meta.client.as_deref(), now));
         match checked {
             Ok(event) => {
                 event_ids.push(
@@ -493,6 +504,65 @@ pub(crate) async fn ingest_events(
         event_ids,
         errors,
     })
+}
+
+/// The checks every event passes before the chain: the shape limits, the
+/// client field, then the event checks and defaults.
+fn check_one(
+    state: &AppState,
+    v: Value,
+    client: Option<&str>,
+    now: time::OffsetDateTime,
+) -> Result<Value, decode::Refused> {
+    limits::check_event(&v, &state.limits.load().event)?;
+    let mut v = v;
+    if let Value::Object(m) = &mut v {
+        m.remove(CLIENT_FIELD);
+        if let Some(c) = client {
+            m.insert(CLIENT_FIELD.into(), Value::String(c.to_string()));
+        }
+    }
+    wraith_event::validate::normalize(v, now).map_err(|e| decode::Refused {
+        field: e.field.to_string(),
+        message: e.message,
+    })
+}
+
+/// `POST /v1/playground`: one event through the live chain, a plugin at a
+/// time, stored nowhere. Answers the [`crate::pipeline::trace::Trace`]:
+/// the event before and after, and each plugin's verdict and edited paths.
+async fn playground(
+    State(state): State<Arc<AppState>>,
+    client: Option<Extension<Client>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = decode::read_body(body, &state.limits()).await?;
+    let item = decode::parse_single(&headers, &bytes)?
+        .pop()
+        .expect("one event");
+    let client = client.map(|Extension(Client(c))| c);
+    let event = item
+        .and_then(|v| {
+            check_one(
+                &state,
+                v,
+                client.as_deref(),
+                time::OffsetDateTime::now_utc(),
+            )
+        })
+        .map_err(|r| {
+            ApiError::bad_request(
+                "invalid_event",
+                format!("invalid event: `{}`: {}", r.field, r.message),
+            )
+        })?;
+    let trace = state
+        .gateway
+        .trace(event, client)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(trace).into_response())
 }
 
 async fn health() -> Json<Value> {

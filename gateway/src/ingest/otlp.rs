@@ -206,7 +206,7 @@ async fn export(
         Ok(e) => e,
         Err(m) => return status_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, m, Encoding::Json),
     };
-    let bytes = match super::decode::read_body(body, &state.limits).await {
+    let bytes = match super::decode::read_body(body, &state.limits()).await {
         Ok(b) => b,
         Err(e) => return api_error_response(e, encoding),
     };

@@ -8,6 +8,7 @@
 
 pub mod manifest;
 pub mod registry;
+pub mod trace;
 
 use crate::host::{EncodedBatch, Fault, FlatBatch, PluginAnswer, PluginRuntime, Verdict};
 use crate::telemetry::{FaultReason, PluginOutcome};
@@ -45,6 +46,16 @@ pub enum DeadLetterKind {
     Faulted,
     /// The plugin is quarantined after repeated faults.
     Quarantined,
+}
+
+impl DeadLetterKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterKind::Rejected => "rejected",
+            DeadLetterKind::Faulted => "faulted",
+            DeadLetterKind::Quarantined => "quarantined",
+        }
+    }
 }
 
 /// One plugin in a chain.
@@ -92,6 +103,15 @@ impl Chain {
     }
 
     fn run_batch(&self, events: Vec<Value>) -> Vec<Disposition> {
+        self.run_batch_noting_faults(events).0
+    }
+
+    /// [`Chain::run`] on one batch, also returning the faults that the
+    /// chain passed over (`on_error = "pass"`): plugin and message.
+    fn run_batch_noting_faults(
+        &self,
+        events: Vec<Value>,
+    ) -> (Vec<Disposition>, Vec<(String, String)>) {
         let n = events.len();
         let mut result: Vec<Option<Disposition>> = vec![None; n];
         // The events still travelling, with their original positions.
@@ -99,6 +119,7 @@ impl Chain {
             index: (0..n).collect(),
             events,
             destination: vec![None; n],
+            passed_faults: Vec::new(),
         };
         let mut encoded: Option<EncodedBatch> = None;
         for link in &self.links {
@@ -113,6 +134,10 @@ impl Chain {
                 match link.on_error {
                     FailurePolicy::Pass => {
                         plugin.metrics.outcome(PluginOutcome::passed, count);
+                        live.passed_faults.push((
+                            name.to_string(),
+                            "plugin is quarantined after repeated faults".into(),
+                        ));
                         continue;
                     }
                     FailurePolicy::DeadLetter => {
@@ -191,10 +216,11 @@ impl Chain {
                 destination: dest.unwrap_or_else(|| DEFAULT_DESTINATION.to_string()),
             });
         }
-        result
+        let dispositions = result
             .into_iter()
             .map(|d| d.expect("every event has a disposition"))
-            .collect()
+            .collect();
+        (dispositions, live.passed_faults)
     }
 
     /// Apply a checked answer. When the live events changed, returns for each
@@ -298,6 +324,8 @@ impl Chain {
             FailurePolicy::Pass => {
                 tracing::warn!(plugin = name, reason = ?fault.reason, events = count, error = %fault.message, "plugin faulted; passing the batch on unchanged (on_error = \"pass\")");
                 plugin.metrics.outcome(PluginOutcome::passed, count);
+                live.passed_faults
+                    .push((name.to_string(), fault.message.clone()));
                 true
             }
             FailurePolicy::DeadLetter => {
@@ -342,6 +370,8 @@ struct Live {
     index: Vec<usize>,
     events: Vec<Value>,
     destination: Vec<Option<String>>,
+    /// Faults passed over by `on_error = "pass"` (for [`Chain::trace`]).
+    passed_faults: Vec<(String, String)>,
 }
 
 impl Live {

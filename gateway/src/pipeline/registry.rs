@@ -32,6 +32,8 @@ pub struct PluginStatus {
     pub rejected: u64,
     pub faulted: u64,
     pub calls: u64,
+    /// Time spent in calls, in seconds (over `calls`: the mean latency).
+    pub call_seconds: f64,
     pub faults: u64,
     /// Instances alive now, and the most alive at once (at most
     /// `plugins.workers`).
@@ -365,6 +367,7 @@ impl Registry {
                 rejected: s.rejected.load(Ordering::Relaxed),
                 faulted: s.faulted.load(Ordering::Relaxed),
                 calls: s.calls.load(Ordering::Relaxed),
+                call_seconds: s.busy_nanos.load(Ordering::Relaxed) as f64 / 1e9,
                 faults: s.faults.load(Ordering::Relaxed),
                 instances: s.instances.load(Ordering::Relaxed),
                 peak_instances: s.peak_instances.load(Ordering::Relaxed),
@@ -392,6 +395,7 @@ impl Registry {
             rejected: 0,
             faulted: 0,
             calls: 0,
+            call_seconds: 0.0,
             faults: 0,
             instances: 0,
             peak_instances: 0,

@@ -4,12 +4,14 @@
 
 mod auth;
 mod bad_input;
+mod browser;
 mod cli;
 mod durability;
 mod faults;
 mod first_party;
 mod ingest;
 mod limits;
+mod operations;
 mod otlp;
 mod production;
 mod python;
@@ -19,4 +21,6 @@ mod sdks;
 mod seeds;
 mod servers;
 mod starter;
+mod status_page;
 mod support;
+mod tls;

@@ -1,0 +1,245 @@
+//! One event through the chain, plugin by plugin: what each plugin answered
+//! and which paths it changed. The status page's playground and
+//! `gateway check --sample` both show this, so they cannot disagree.
+//!
+//! Each plugin runs as a one-link chain on the event the previous plugin
+//! left, so a step sees exactly what it would see in the live chain (same
+//! instances, limits, fault policy and quarantine). Plugin counters count
+//! these runs like any other.
+
+use super::{Chain, DeadLetterKind, Disposition, Link};
+use serde::Serialize;
+use serde_json::Value;
+use wraith_event::path::{push_index, push_key};
+
+/// What the chain did to one event.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Trace {
+    /// The event as the chain received it (after ingest's checks).
+    pub before: Value,
+    /// One step per plugin the event reached, in chain order.
+    pub steps: Vec<Step>,
+    /// The end result: `keep`, `drop` or `dead_letter`.
+    pub verdict: &'static str,
+    /// Where a kept event is stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// Why it was dropped or dead-lettered, and by which plugin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// The stored event (kept events only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+}
+
+/// One plugin's answer for the event.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Step {
+    pub plugin: String,
+    /// `keep`, `route`, `drop`, `reject`, `fault` (a fault with
+    /// `on_error = "pass"` shows as `fault` and the event goes on unchanged).
+    pub verdict: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// The paths this plugin set or removed (values are in `after`).
+    pub edits: Vec<EditedPath>,
+}
+
+/// A path a plugin changed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EditedPath {
+    /// `set` (added or changed) or `remove`.
+    pub op: &'static str,
+    pub path: String,
+}
+
+impl Chain {
+    /// Run one event through the chain, a plugin at a time, and report each
+    /// plugin's verdict and edits. Blocking, like [`Chain::run`].
+    pub fn trace(&self, event: Value) -> Trace {
+        let before = event.clone();
+        let mut current = event;
+        let mut steps = Vec::with_capacity(self.links.len());
+        let mut destination: Option<String> = None;
+        for link in &self.links {
+            let one = Chain::new(
+                vec![Link {
+                    runtime: link.runtime.clone(),
+                    on_error: link.on_error,
+                }],
+                self.generation,
+                1,
+            );
+            let (mut d, passed) = one.run_batch_noting_faults(vec![current.clone()]);
+            let d = d.pop().expect("one in, one out");
+            let plugin = link.runtime.name.clone();
+            match d {
+                Disposition::Keep {
+                    event,
+                    destination: d,
+                } => {
+                    let fault = passed.into_iter().next().map(|(_, m)| m);
+                    let routed = d != super::DEFAULT_DESTINATION;
+                    let mut edits = Vec::new();
+                    diff(&current, &event, &mut String::new(), &mut edits);
+                    steps.push(Step {
+                        plugin,
+                        verdict: if fault.is_some() {
+                            "fault"
+                        } else if routed {
+                            "route"
+                        } else {
+                            "keep"
+                        },
+                        reason: fault,
+                        destination: routed.then(|| d.clone()),
+                        edits,
+                    });
+                    if routed {
+                        destination = Some(d);
+                    }
+                    current = event;
+                }
+                Disposition::Drop { plugin, reason } => {
+                    steps.push(Step {
+                        plugin: plugin.clone(),
+                        verdict: "drop",
+                        reason: Some(reason.clone()),
+                        destination: None,
+                        edits: Vec::new(),
+                    });
+                    return Trace {
+                        before,
+                        steps,
+                        verdict: "drop",
+                        destination: None,
+                        reason: Some(reason),
+                        plugin: Some(plugin),
+                        after: None,
+                    };
+                }
+                Disposition::DeadLetter {
+                    plugin,
+                    kind,
+                    reason,
+                    ..
+                } => {
+                    steps.push(Step {
+                        plugin: plugin.clone(),
+                        verdict: match kind {
+                            DeadLetterKind::Rejected => "reject",
+                            DeadLetterKind::Faulted | DeadLetterKind::Quarantined => "fault",
+                        },
+                        reason: Some(reason.clone()),
+                        destination: None,
+                        edits: Vec::new(),
+                    });
+                    return Trace {
+                        before,
+                        steps,
+                        verdict: "dead_letter",
+                        destination: None,
+                        reason: Some(reason),
+                        plugin: Some(plugin),
+                        after: None,
+                    };
+                }
+            }
+        }
+        Trace {
+            before,
+            steps,
+            verdict: "keep",
+            destination: Some(destination.unwrap_or_else(|| super::DEFAULT_DESTINATION.into())),
+            reason: None,
+            plugin: None,
+            after: Some(current),
+        }
+    }
+}
+
+/// The paths where `after` differs from `before`, as the smallest set of
+/// `set`/`remove` operations on objects' keys (an array that changed is one
+/// `set` of the whole array).
+fn diff(before: &Value, after: &Value, path: &mut String, out: &mut Vec<EditedPath>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            for (k, bv) in b {
+                let len = path.len();
+                push_key(path, k);
+                match a.get(k) {
+                    None => out.push(EditedPath {
+                        op: "remove",
+                        path: path.clone(),
+                    }),
+                    Some(av) => diff(bv, av, path, out),
+                }
+                path.truncate(len);
+            }
+            for k in a.keys().filter(|k| !b.contains_key(*k)) {
+                let len = path.len();
+                push_key(path, k);
+                out.push(EditedPath {
+                    op: "set",
+                    path: path.clone(),
+                });
+                path.truncate(len);
+            }
+        }
+        (Value::Array(b), Value::Array(a)) if b.len() == a.len() => {
+            for (i, (bv, av)) in b.iter().zip(a).enumerate() {
+                let len = path.len();
+                push_index(path, i);
+                diff(bv, av, path, out);
+                path.truncate(len);
+            }
+        }
+        (b, a) if b == a => {}
+        _ => out.push(EditedPath {
+            op: "set",
+            path: path.clone(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn paths(b: Value, a: Value) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        diff(&b, &a, &mut String::new(), &mut out);
+        out.into_iter().map(|e| (e.op, e.path)).collect()
+    }
+
+    #[test]
+    fn diff_names_each_changed_path_once() {
+        let b =
+            json!({"a": 1, "m": "ada@example.org", "c": {"os": "linux", "x": [1, 2]}, "k.y": 1});
+        let a = json!({"a": 1, "m": "[email]", "c": {"os": "linux", "x": [1, 3]}, "n": true});
+        assert_eq!(
+            paths(b, a),
+            vec![
+                ("set", "m".to_string()),
+                ("set", "c.x[1]".to_string()),
+                ("remove", "k\\.y".to_string()),
+                ("set", "n".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn diff_of_equal_events_is_empty_and_a_resized_array_is_one_set() {
+        let e = json!({"a": [1, 2], "b": {"c": null}});
+        assert!(paths(e.clone(), e).is_empty());
+        assert_eq!(
+            paths(json!({"a": [1, 2]}), json!({"a": [1]})),
+            vec![("set", "a".to_string())]
+        );
+    }
+}
