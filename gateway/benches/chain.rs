@@ -146,6 +146,7 @@ fn load_chain(name: &str, wasm: &Path, config: &str) -> (Chain, Arc<PluginRuntim
         vec![Link {
             runtime: runtime.clone(),
             on_error: FailurePolicy::DeadLetter,
+            shadows: Vec::new(),
         }],
         1,
         1024,

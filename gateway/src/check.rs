@@ -79,6 +79,23 @@ pub fn check(
             &r.sha256[..12],
             link.on_error
         )?;
+        for sh in &link.shadows {
+            writeln!(
+                out,
+                "  ok    {:<20} sha256 {}  shadow of {} (compared, never applied)",
+                sh.runtime.name,
+                &sh.runtime.sha256[..12],
+                r.name
+            )?;
+        }
+    }
+    for s in registry.shadows().iter().filter(|s| s.error.is_some()) {
+        writeln!(
+            out,
+            "  WARN  {}: {}",
+            s.name,
+            s.error.as_deref().unwrap_or("")
+        )?;
     }
     for (file, error) in &report.failed {
         writeln!(out, "  FAIL  {file}: {error}")?;
@@ -128,22 +145,10 @@ pub fn write_trace(out: &mut dyn Write, t: &Trace) -> std::io::Result<()> {
     let json = |v: &Value| serde_json::to_string(v).unwrap_or_default();
     writeln!(out, "before:  {}", json(&t.before))?;
     for s in &t.steps {
-        let mut line = format!("  {:<20} {:<6}", s.plugin, s.verdict);
-        if let Some(d) = &s.destination {
-            line.push_str(&format!(" -> {d}"));
+        writeln!(out, "{}", step_line(s, ""))?;
+        for shadow in &s.shadows {
+            writeln!(out, "{}", step_line(shadow, "  shadow "))?;
         }
-        if let Some(r) = &s.reason {
-            line.push_str(&format!(" ({r})"));
-        }
-        if !s.edits.is_empty() {
-            let edits: Vec<String> = s
-                .edits
-                .iter()
-                .map(|e| format!("{} {}", e.op, e.path))
-                .collect();
-            line.push_str(&format!("  edits: {}", edits.join(", ")));
-        }
-        writeln!(out, "{}", line.trim_end())?;
     }
     match (&t.after, t.verdict) {
         (Some(after), _) => {
@@ -183,4 +188,25 @@ pub fn write_trace(out: &mut dyn Write, t: &Trace) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One plugin's answer on one line: name, verdict, destination or reason,
+/// edited paths.
+fn step_line(s: &crate::pipeline::trace::Step, prefix: &str) -> String {
+    let mut line = format!("  {prefix}{:<20} {:<6}", s.plugin, s.verdict);
+    if let Some(d) = &s.destination {
+        line.push_str(&format!(" -> {d}"));
+    }
+    if let Some(r) = &s.reason {
+        line.push_str(&format!(" ({r})"));
+    }
+    if !s.edits.is_empty() {
+        let edits: Vec<String> = s
+            .edits
+            .iter()
+            .map(|e| format!("{} {}", e.op, e.path))
+            .collect();
+        line.push_str(&format!("  edits: {}", edits.join(", ")));
+    }
+    line.trim_end().to_string()
 }

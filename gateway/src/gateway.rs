@@ -238,6 +238,7 @@ impl Gateway {
                     reason: Some(reason.clone()),
                     destination: None,
                     edits: Vec::new(),
+                    shadows: Vec::new(),
                 });
                 t.verdict = "dead_letter";
                 t.destination = None;

@@ -53,6 +53,31 @@ impl EncodeLabelValue for PluginOutcome {
     }
 }
 
+/// A shadow plugin and the live plugin it runs beside.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShadowLabels {
+    pub shadow: String,
+    pub live: String,
+}
+
+/// What differs between a shadow's answer and its live plugin's.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShadowDiffLabels {
+    pub shadow: String,
+    pub live: String,
+    /// `verdict` or `edits`.
+    pub kind: &'static str,
+}
+
+/// Whose calls a shadow's time is.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShadowTimeLabels {
+    pub shadow: String,
+    pub live: String,
+    /// `shadow` or `live`.
+    pub plugin: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginOutcomeLabels {
     pub plugin: String,
@@ -185,6 +210,13 @@ pub struct Metrics {
     /// Seconds from a batch entering the gateway (after ingest's checks)
     /// to every sink's acknowledgement: the processing delay.
     pub batch_seconds: Histogram,
+    /// Shadow runs: batches and events a shadow saw, events whose answer
+    /// differs from the live plugin's, its faults, and the time of both.
+    pub shadow_batches: Family<ShadowLabels, Counter>,
+    pub shadow_events: Family<ShadowLabels, Counter>,
+    pub shadow_differences: Family<ShadowDiffLabels, Counter>,
+    pub shadow_faults: Family<ShadowLabels, Counter>,
+    pub shadow_call_seconds: Family<ShadowTimeLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
     /// Batches in the chain or waiting for a sink.
     pub batches_in_flight: Gauge,
     /// Batches refused with 503, per reason.
@@ -224,6 +256,11 @@ impl Metrics {
             sink_errors: Family::default(),
             sink_up: Family::default(),
             batch_seconds: latency_histogram(),
+            shadow_batches: Family::default(),
+            shadow_events: Family::default(),
+            shadow_differences: Family::default(),
+            shadow_faults: Family::default(),
+            shadow_call_seconds: Family::default(),
             batches_in_flight: Gauge::default(),
             batches_refused: Family::default(),
             requests_refused: Family::default(),
@@ -310,6 +347,32 @@ impl Metrics {
             "wraith_batch_processing_seconds",
             "Time from a batch entering the gateway to every sink's acknowledgement (the chain and the sinks)",
             m.batch_seconds.clone(),
+        );
+        r.register(
+            "wraith_shadow_batches",
+            "Batches a shadow plugin ran on beside its live plugin",
+            m.shadow_batches.clone(),
+        );
+        r.register(
+            "wraith_shadow_events",
+            "Events a shadow plugin saw",
+            m.shadow_events.clone(),
+        );
+        r.register(
+            "wraith_shadow_differences",
+            "Events whose shadow answer differs from the live plugin's, by kind (verdict, edits)",
+            m.shadow_differences.clone(),
+        );
+        r.register(
+            "wraith_shadow_faults",
+            "Faults of a shadow plugin (counted only; the live answer stands)",
+            m.shadow_faults.clone(),
+        );
+        r.register_with_unit(
+            "wraith_shadow_call",
+            "Time in the shadow's calls and in the live plugin's calls on the same batches",
+            prometheus_client::registry::Unit::Seconds,
+            m.shadow_call_seconds.clone(),
         );
         r.register(
             "wraith_sink_errors",

@@ -14,6 +14,13 @@
 //! # Given to the plugin's `init` as JSON.
 //! [plugins.pii-scrub.config]
 //! email = "mask"
+//!
+//! # A candidate beside the live plugin, on the same batches: compared,
+//! # never applied (`/v1/plugins` shows where they disagree). Promote it by
+//! # removing these two lines (and the old plugin).
+//! [plugins.pii-scrub-next]
+//! mode = "shadow"
+//! shadows = "pii-scrub"
 //! ```
 
 use serde::Deserialize;
@@ -38,6 +45,10 @@ pub struct PluginEntry {
     pub enabled: bool,
     pub on_error: FailurePolicy,
     pub config: toml::Table,
+    /// `live` (default) or `shadow`.
+    pub mode: Mode,
+    /// For a shadow: the live plugin it runs beside (and would replace).
+    pub shadows: Option<String>,
 }
 
 impl Default for PluginEntry {
@@ -46,8 +57,22 @@ impl Default for PluginEntry {
             enabled: true,
             on_error: FailurePolicy::DeadLetter,
             config: toml::Table::new(),
+            mode: Mode::Live,
+            shadows: None,
         }
     }
+}
+
+/// Whether a plugin is in the chain or runs beside another one.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// In the chain: its answers are applied.
+    #[default]
+    Live,
+    /// Beside the plugin named by `shadows`, on the same batches: its
+    /// answers are compared with that plugin's and never applied.
+    Shadow,
 }
 
 /// What happens to a batch when its plugin cannot process it.
@@ -128,10 +153,43 @@ impl Manifest {
                 });
             }
         };
-        toml::from_str(&text).map_err(|e| ManifestError::Parse {
+        let m: Manifest = toml::from_str(&text).map_err(|e| ManifestError::Parse {
             path: path.display().to_string(),
             message: e.to_string(),
-        })
+        })?;
+        m.check().map_err(|message| ManifestError::Parse {
+            path: path.display().to_string(),
+            message,
+        })?;
+        Ok(m)
+    }
+
+    /// The rules TOML cannot say: a shadow names one live plugin.
+    fn check(&self) -> Result<(), String> {
+        for (name, e) in &self.plugins {
+            match (e.mode, &e.shadows) {
+                (Mode::Shadow, None) => {
+                    return Err(format!(
+                        "plugins.{name}: mode = \"shadow\" needs `shadows = \"<live plugin>\"`, the plugin it runs beside"
+                    ));
+                }
+                (Mode::Live, Some(_)) => {
+                    return Err(format!(
+                        "plugins.{name}: `shadows` is for mode = \"shadow\" (add it, or remove `shadows`)"
+                    ));
+                }
+                (Mode::Shadow, Some(live)) if live == name => {
+                    return Err(format!("plugins.{name}: a plugin cannot shadow itself"));
+                }
+                (Mode::Shadow, Some(live)) if self.entry(live).mode == Mode::Shadow => {
+                    return Err(format!(
+                        "plugins.{name}: shadows `{live}`, which is itself a shadow; shadow a live plugin"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Settings of one plugin (defaults when the manifest does not name it).

@@ -8,6 +8,7 @@
 
 pub mod manifest;
 pub mod registry;
+pub mod shadow;
 pub mod trace;
 
 use crate::host::{EncodedBatch, Fault, FlatBatch, PluginAnswer, PluginRuntime, Verdict};
@@ -62,6 +63,8 @@ impl DeadLetterKind {
 pub struct Link {
     pub runtime: Arc<PluginRuntime>,
     pub on_error: FailurePolicy,
+    /// Candidates that run on the same batches, compared and never applied.
+    pub shadows: Vec<shadow::Shadow>,
 }
 
 /// An immutable, ordered set of plugins.
@@ -161,7 +164,14 @@ impl Chain {
                 .events_in
                 .fetch_add(count as u64, Ordering::Relaxed);
             plugin.metrics.outcome(PluginOutcome::r#in, count);
+            let started = std::time::Instant::now();
             let answer = plugin.process(&batch).and_then(|a| check_answer(a, count));
+            if let Ok(live) = &answer {
+                let took = started.elapsed();
+                for s in &link.shadows {
+                    s.run(&batch, count, live, took);
+                }
+            }
             match answer {
                 Ok(answer) => {
                     let changed = self.apply(plugin, answer, &mut live, &mut result);
@@ -338,7 +348,7 @@ impl Chain {
 }
 
 /// Check the shape of an answer against the batch it answers.
-fn check_answer(answer: PluginAnswer, count: usize) -> Result<PluginAnswer, Fault> {
+pub(crate) fn check_answer(answer: PluginAnswer, count: usize) -> Result<PluginAnswer, Fault> {
     let malformed = |message: String| Fault {
         reason: FaultReason::malformed,
         message: format!("malformed answer: {message}"),

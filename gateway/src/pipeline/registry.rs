@@ -1,7 +1,8 @@
 //! The plugins folder: loading it into a [`Chain`], reloading it when files
 //! change, and reporting every plugin's state for `/v1/plugins`.
 
-use super::manifest::{FailurePolicy, MANIFEST, Manifest};
+use super::manifest::{FailurePolicy, MANIFEST, Manifest, Mode, PluginEntry};
+use super::shadow::{Shadow, ShadowStats, ShadowStatus};
 use super::{Chain, Link};
 use crate::host::{Host, Limits, PluginRuntime};
 use crate::telemetry::{ReloadLabels, ReloadOutcome};
@@ -58,6 +59,9 @@ pub struct ReloadReport {
 struct Loaded {
     runtime: Arc<PluginRuntime>,
     loaded_at: String,
+    /// What the comparison with its live plugin found, when it is a shadow
+    /// (kept while the same file and config run).
+    shadow_stats: Arc<ShadowStats>,
 }
 
 /// What started a reload.
@@ -87,6 +91,32 @@ struct State {
     disabled: Vec<String>,
     manifest_error: Option<String>,
     generation: u64,
+    /// Shadows whose live plugin is not in the chain, with why.
+    unattached: Vec<(String, String)>,
+}
+
+/// Put a loaded plugin in the chain, or beside its live plugin when it is
+/// a shadow.
+fn place(
+    links: &mut Vec<Link>,
+    shadows: &mut Vec<(String, Shadow)>,
+    entry: &PluginEntry,
+    loaded: &Loaded,
+) {
+    match (entry.mode, &entry.shadows) {
+        (Mode::Shadow, Some(live)) => shadows.push((
+            live.clone(),
+            Shadow {
+                runtime: loaded.runtime.clone(),
+                stats: loaded.shadow_stats.clone(),
+            },
+        )),
+        _ => links.push(Link {
+            runtime: loaded.runtime.clone(),
+            on_error: entry.on_error,
+            shadows: Vec::new(),
+        }),
+    }
 }
 
 /// The plugins folder and the chain built from it.
@@ -177,6 +207,7 @@ impl Registry {
         };
         let names = manifest.ordered(files.keys().cloned().collect());
         let mut links = Vec::new();
+        let mut shadows: Vec<(String, Shadow)> = Vec::new();
         let mut disabled = Vec::new();
         let mut st = self.state.lock().expect("state");
         let mut next_loaded: HashMap<String, Loaded> = HashMap::new();
@@ -203,10 +234,7 @@ impl Registry {
                 && prev.runtime.config_json == config_json
             {
                 report.kept.push(name.clone());
-                links.push(Link {
-                    runtime: prev.runtime.clone(),
-                    on_error: entry.on_error,
-                });
+                place(&mut links, &mut shadows, &entry, prev);
                 next_loaded.insert(name.clone(), previous.expect("checked"));
                 continue;
             }
@@ -216,10 +244,7 @@ impl Registry {
             {
                 // Already tried and refused; loading is deterministic.
                 if let Some(prev) = previous {
-                    links.push(Link {
-                        runtime: prev.runtime.clone(),
-                        on_error: entry.on_error,
-                    });
+                    place(&mut links, &mut shadows, &entry, &prev);
                     next_loaded.insert(name.clone(), prev);
                 }
                 continue;
@@ -238,17 +263,19 @@ impl Registry {
                     }
                     st.errors.remove(&name);
                     report.loaded.push(name.clone());
-                    links.push(Link {
-                        runtime: runtime.clone(),
-                        on_error: entry.on_error,
-                    });
-                    next_loaded.insert(
-                        name.clone(),
-                        Loaded {
-                            runtime,
-                            loaded_at: now_rfc3339(),
-                        },
-                    );
+                    let shadow_stats = match (entry.mode, &entry.shadows) {
+                        (Mode::Shadow, Some(live)) => {
+                            Arc::new(ShadowStats::registered(self.host.metrics(), &name, live))
+                        }
+                        _ => Arc::default(),
+                    };
+                    let loaded = Loaded {
+                        runtime,
+                        loaded_at: now_rfc3339(),
+                        shadow_stats,
+                    };
+                    place(&mut links, &mut shadows, &entry, &loaded);
+                    next_loaded.insert(name.clone(), loaded);
                 }
                 Err(e) => {
                     let msg = e.to_string();
@@ -270,15 +297,29 @@ impl Registry {
                     );
                     report.failed.push((path.display().to_string(), msg));
                     if let Some(prev) = previous {
-                        links.push(Link {
-                            runtime: prev.runtime.clone(),
-                            on_error: entry.on_error,
-                        });
+                        place(&mut links, &mut shadows, &entry, &prev);
                         next_loaded.insert(name.clone(), prev);
                     }
                 }
             }
         }
+        // Each shadow joins the link of the live plugin it shadows.
+        let mut unattached = Vec::new();
+        for (target, shadow) in shadows {
+            match links.iter_mut().find(|l| l.runtime.name == target) {
+                Some(link) => link.shadows.push(shadow),
+                None => {
+                    tracing::warn!(shadow = %shadow.runtime.name, live = %target, "shadow plugin has no live plugin to run beside");
+                    unattached.push((
+                        shadow.runtime.name.clone(),
+                        format!(
+                            "shadows `{target}`, which is not in the chain: it runs on no batch"
+                        ),
+                    ));
+                }
+            }
+        }
+        st.unattached = unattached;
         for (name, gone) in st.loaded.drain() {
             tracing::info!(plugin = %name, "plugin removed from the chain");
             gone.runtime.retire();
@@ -288,11 +329,15 @@ impl Registry {
         st.loaded = next_loaded;
         let current = self.chain();
         let same_chain = current.links.len() == links.len()
-            && current
-                .links
-                .iter()
-                .zip(&links)
-                .all(|(a, b)| Arc::ptr_eq(&a.runtime, &b.runtime) && a.on_error == b.on_error);
+            && current.links.iter().zip(&links).all(|(a, b)| {
+                Arc::ptr_eq(&a.runtime, &b.runtime)
+                    && a.on_error == b.on_error
+                    && a.shadows.len() == b.shadows.len()
+                    && a.shadows
+                        .iter()
+                        .zip(&b.shadows)
+                        .all(|(x, y)| Arc::ptr_eq(&x.runtime, &y.runtime))
+            });
         if current.generation > 0
             && same_chain
             && report.failed.is_empty()
@@ -413,6 +458,26 @@ impl Registry {
             out.push(not_running(name, "disabled", None, None));
         }
         (chain.generation, out, st.manifest_error.clone())
+    }
+
+    /// Every shadow: those running beside their live plugin, then those
+    /// whose live plugin is not in the chain.
+    pub fn shadows(&self) -> Vec<ShadowStatus> {
+        let chain = self.chain();
+        let st = self.state.lock().expect("state");
+        let mut out: Vec<ShadowStatus> = chain
+            .links
+            .iter()
+            .flat_map(|l| l.shadows.iter().map(|s| s.status(&l.runtime.name)))
+            .collect();
+        for (name, error) in &st.unattached {
+            if let Some(l) = st.loaded.get(name) {
+                let mut s = l.shadow_stats.status(name, &l.runtime.sha256, "");
+                s.error = Some(error.clone());
+                out.push(s);
+            }
+        }
+        out
     }
 
     /// Watch the folder and reload after changes settle for `debounce`; also

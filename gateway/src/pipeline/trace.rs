@@ -7,9 +7,12 @@
 //! instances, limits, fault policy and quarantine). Plugin counters count
 //! these runs like any other.
 
+use super::manifest::FailurePolicy;
 use super::{Chain, DeadLetterKind, Disposition, Link};
+use crate::host::PluginRuntime;
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::Arc;
 use wraith_event::path::{push_index, push_key};
 
 /// What the chain did to one event.
@@ -47,6 +50,10 @@ pub struct Step {
     pub destination: Option<String>,
     /// The paths this plugin set or removed (values are in `after`).
     pub edits: Vec<EditedPath>,
+    /// The answers of the plugin's shadows on the same input (compared
+    /// in the live chain, never applied).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadows: Vec<Step>,
 }
 
 /// A path a plugin changed.
@@ -57,91 +64,105 @@ pub struct EditedPath {
     pub path: String,
 }
 
+/// Where the walk goes after one plugin.
+enum Next {
+    /// On, with the event as the plugin left it (and where it routed it).
+    On(Value, Option<String>),
+    /// The event stops here: `drop` or `dead_letter`.
+    Stop(&'static str, String),
+}
+
 impl Chain {
+    /// Run one plugin alone on `input`, as the live chain would.
+    fn step(
+        &self,
+        runtime: &Arc<PluginRuntime>,
+        on_error: FailurePolicy,
+        input: &Value,
+    ) -> (Step, Next) {
+        let one = Chain::new(
+            vec![Link {
+                runtime: runtime.clone(),
+                on_error,
+                shadows: Vec::new(),
+            }],
+            self.generation,
+            1,
+        );
+        let (mut d, passed) = one.run_batch_noting_faults(vec![input.clone()]);
+        let plugin = runtime.name.clone();
+        let step = |verdict, reason, destination, edits| Step {
+            plugin: plugin.clone(),
+            verdict,
+            reason,
+            destination,
+            edits,
+            shadows: Vec::new(),
+        };
+        match d.pop().expect("one in, one out") {
+            Disposition::Keep { event, destination } => {
+                let fault = passed.into_iter().next().map(|(_, m)| m);
+                let routed = destination != super::DEFAULT_DESTINATION;
+                let mut edits = Vec::new();
+                diff(input, &event, &mut String::new(), &mut edits);
+                let verdict = match (&fault, routed) {
+                    (Some(_), _) => "fault",
+                    (None, true) => "route",
+                    (None, false) => "keep",
+                };
+                (
+                    step(verdict, fault, routed.then(|| destination.clone()), edits),
+                    Next::On(event, routed.then_some(destination)),
+                )
+            }
+            Disposition::Drop { reason, .. } => (
+                step("drop", Some(reason.clone()), None, Vec::new()),
+                Next::Stop("drop", reason),
+            ),
+            Disposition::DeadLetter { kind, reason, .. } => (
+                step(
+                    match kind {
+                        DeadLetterKind::Rejected => "reject",
+                        DeadLetterKind::Faulted | DeadLetterKind::Quarantined => "fault",
+                    },
+                    Some(reason.clone()),
+                    None,
+                    Vec::new(),
+                ),
+                Next::Stop("dead_letter", reason),
+            ),
+        }
+    }
+
     /// Run one event through the chain, a plugin at a time, and report each
-    /// plugin's verdict and edits. Blocking, like [`Chain::run`].
+    /// plugin's verdict and edits, and beside it each of its shadows'
+    /// answers on the same input. Blocking, like [`Chain::run`].
     pub fn trace(&self, event: Value) -> Trace {
         let before = event.clone();
         let mut current = event;
         let mut steps = Vec::with_capacity(self.links.len());
         let mut destination: Option<String> = None;
         for link in &self.links {
-            let one = Chain::new(
-                vec![Link {
-                    runtime: link.runtime.clone(),
-                    on_error: link.on_error,
-                }],
-                self.generation,
-                1,
-            );
-            let (mut d, passed) = one.run_batch_noting_faults(vec![current.clone()]);
-            let d = d.pop().expect("one in, one out");
-            let plugin = link.runtime.name.clone();
-            match d {
-                Disposition::Keep {
-                    event,
-                    destination: d,
-                } => {
-                    let fault = passed.into_iter().next().map(|(_, m)| m);
-                    let routed = d != super::DEFAULT_DESTINATION;
-                    let mut edits = Vec::new();
-                    diff(&current, &event, &mut String::new(), &mut edits);
-                    steps.push(Step {
-                        plugin,
-                        verdict: if fault.is_some() {
-                            "fault"
-                        } else if routed {
-                            "route"
-                        } else {
-                            "keep"
-                        },
-                        reason: fault,
-                        destination: routed.then(|| d.clone()),
-                        edits,
-                    });
-                    if routed {
-                        destination = Some(d);
+            let (mut step, next) = self.step(&link.runtime, link.on_error, &current);
+            step.shadows = link
+                .shadows
+                .iter()
+                .map(|s| self.step(&s.runtime, FailurePolicy::Pass, &current).0)
+                .collect();
+            let plugin = step.plugin.clone();
+            steps.push(step);
+            match next {
+                Next::On(event, routed) => {
+                    if routed.is_some() {
+                        destination = routed;
                     }
                     current = event;
                 }
-                Disposition::Drop { plugin, reason } => {
-                    steps.push(Step {
-                        plugin: plugin.clone(),
-                        verdict: "drop",
-                        reason: Some(reason.clone()),
-                        destination: None,
-                        edits: Vec::new(),
-                    });
+                Next::Stop(verdict, reason) => {
                     return Trace {
                         before,
                         steps,
-                        verdict: "drop",
-                        destination: None,
-                        reason: Some(reason),
-                        plugin: Some(plugin),
-                        after: None,
-                    };
-                }
-                Disposition::DeadLetter {
-                    plugin,
-                    kind,
-                    reason,
-                    ..
-                } => {
-                    steps.push(Step {
-                        plugin: plugin.clone(),
-                        verdict: match kind {
-                            DeadLetterKind::Rejected => "reject",
-                            DeadLetterKind::Faulted | DeadLetterKind::Quarantined => "fault",
-                        },
-                        reason: Some(reason.clone()),
-                        destination: None,
-                        edits: Vec::new(),
-                    });
-                    return Trace {
-                        before,
-                        steps,
-                        verdict: "dead_letter",
+                        verdict,
                         destination: None,
                         reason: Some(reason),
                         plugin: Some(plugin),

@@ -136,6 +136,33 @@ function drawChain(status) {
   lastPlugins = seen;
 }
 
+function drawShadows(status) {
+  const shadows = status.shadows || [];
+  document.getElementById("shadows").hidden = shadows.length === 0;
+  const body = document.getElementById("shadows-body");
+  body.replaceChildren();
+  for (const s of shadows) {
+    const where = [
+      ...Object.entries(s.verdict_changes).map(([k, n]) => `${k} ×${n}`),
+      ...Object.entries(s.edit_paths).map(([k, n]) => `${k} ×${n}`),
+    ].join(", ");
+    const ratio = s.live_seconds > 0 ? `${(s.shadow_seconds / s.live_seconds).toFixed(2)}×` : "–";
+    const tr = el("tr");
+    tr.dataset.shadow = s.name;
+    tr.append(
+      el("td", s.name),
+      el("td", s.shadows || s.error || ""),
+      el("td", s.events, "n"),
+      el("td", s.verdict_diffs, "n"),
+      el("td", s.edit_diffs, "n"),
+      el("td", where),
+      el("td", s.faults, "n"),
+      el("td", ratio, "n"),
+    );
+    body.append(tr);
+  }
+}
+
 function drawChart(status) {
   const svg = document.getElementById("chart");
   const ns = "http://www.w3.org/2000/svg";
@@ -306,6 +333,7 @@ async function refresh() {
     document.getElementById("token-form").style.display = "none";
     drawHeader(status);
     drawChain(status);
+    drawShadows(status);
     drawChart(status);
     drawDeadLetters(status);
   } catch (e) {

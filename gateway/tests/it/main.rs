@@ -20,6 +20,7 @@ mod sandbox;
 mod sdks;
 mod seeds;
 mod servers;
+mod shadow;
 mod starter;
 mod status_page;
 mod support;
