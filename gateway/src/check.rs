@@ -89,13 +89,8 @@ pub fn check(
             )?;
         }
     }
-    for s in registry.shadows().iter().filter(|s| s.error.is_some()) {
-        writeln!(
-            out,
-            "  WARN  {}: {}",
-            s.name,
-            s.error.as_deref().unwrap_or("")
-        )?;
+    for (name, error) in registry.unattached_shadows() {
+        writeln!(out, "  WARN  {name}: {error}")?;
     }
     for (file, error) in &report.failed {
         writeln!(out, "  FAIL  {file}: {error}")?;

@@ -625,7 +625,6 @@ async fn plugins(State(state): State<Arc<AppState>>) -> Json<Value> {
         "dir": state.gateway.registry.dir().display().to_string(),
         "manifest_error": manifest_error,
         "plugins": plugins,
-        "shadows": state.gateway.registry.shadows(),
     }))
 }
 

@@ -26,6 +26,14 @@ pub struct PluginStatus {
     pub sha256: Option<String>,
     pub loaded_at: Option<String>,
     pub on_error: FailurePolicy,
+    /// `live` (in the chain) or `shadow` (beside `shadows`).
+    pub mode: Mode,
+    /// For a shadow: the live plugin it runs beside.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadows: Option<String>,
+    /// For a shadow: what the comparison with the live plugin found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowStatus>,
     pub position: Option<usize>,
     pub events_in: u64,
     pub kept: u64,
@@ -91,8 +99,8 @@ struct State {
     disabled: Vec<String>,
     manifest_error: Option<String>,
     generation: u64,
-    /// Shadows whose live plugin is not in the chain, with why.
-    unattached: Vec<(String, String)>,
+    /// Shadows whose live plugin is not in the chain: name, live name, why.
+    unattached: Vec<(String, String, String)>,
 }
 
 /// Put a loaded plugin in the chain, or beside its live plugin when it is
@@ -312,6 +320,7 @@ impl Registry {
                     tracing::warn!(shadow = %shadow.runtime.name, live = %target, "shadow plugin has no live plugin to run beside");
                     unattached.push((
                         shadow.runtime.name.clone(),
+                        target.clone(),
                         format!(
                             "shadows `{target}`, which is not in the chain: it runs on no batch"
                         ),
@@ -405,6 +414,9 @@ impl Registry {
                 sha256: Some(r.sha256.clone()),
                 loaded_at,
                 on_error: link.on_error,
+                mode: Mode::Live,
+                shadows: None,
+                shadow: None,
                 position: Some(pos),
                 events_in: s.events_in.load(Ordering::Relaxed),
                 kept: s.kept.load(Ordering::Relaxed),
@@ -417,6 +429,65 @@ impl Registry {
                 instances: s.instances.load(Ordering::Relaxed),
                 peak_instances: s.peak_instances.load(Ordering::Relaxed),
                 last_error: load_error.or(fault),
+            });
+        }
+        // Shadows: beside their live plugin, then those whose live plugin
+        // is not in the chain.
+        let attached = chain.links.iter().flat_map(|l| {
+            l.shadows
+                .iter()
+                .map(move |sh| (sh, l.runtime.name.as_str(), None))
+        });
+        let unattached: Vec<(Shadow, &str, Option<String>)> = st
+            .unattached
+            .iter()
+            .filter_map(|(name, live, error)| {
+                let l = st.loaded.get(name)?;
+                Some((
+                    Shadow {
+                        runtime: l.runtime.clone(),
+                        stats: l.shadow_stats.clone(),
+                    },
+                    live.as_str(),
+                    Some(error.clone()),
+                ))
+            })
+            .collect();
+        let shadow_entries: Vec<(Shadow, String, Option<String>)> = attached
+            .map(|(sh, live, e)| (sh.clone(), live.to_string(), e))
+            .chain(
+                unattached
+                    .into_iter()
+                    .map(|(sh, live, e)| (sh, live.to_string(), e)),
+            )
+            .collect();
+        for (sh, live, error) in shadow_entries {
+            let r = &sh.runtime;
+            let s = &r.stats;
+            let mut status = sh.status(&live);
+            status.error = error.clone();
+            out.push(PluginStatus {
+                name: r.name.clone(),
+                file: r.path.display().to_string(),
+                state: "shadow",
+                sha256: Some(r.sha256.clone()),
+                loaded_at: st.loaded.get(&r.name).map(|l| l.loaded_at.clone()),
+                on_error: FailurePolicy::default(),
+                mode: Mode::Shadow,
+                shadows: Some(live),
+                position: None,
+                events_in: status.events,
+                kept: 0,
+                dropped: 0,
+                rejected: 0,
+                faulted: 0,
+                calls: s.calls.load(Ordering::Relaxed),
+                call_seconds: s.busy_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+                faults: status.faults,
+                instances: s.instances.load(Ordering::Relaxed),
+                peak_instances: s.peak_instances.load(Ordering::Relaxed),
+                last_error: error.or_else(|| status.last_fault.clone()),
+                shadow: Some(status),
             });
         }
         let mut failed: Vec<_> = st
@@ -433,6 +504,9 @@ impl Registry {
             sha256,
             loaded_at: None,
             on_error: FailurePolicy::default(),
+            mode: Mode::Live,
+            shadows: None,
+            shadow: None,
             position: None,
             events_in: 0,
             kept: 0,
@@ -460,24 +534,13 @@ impl Registry {
         (chain.generation, out, st.manifest_error.clone())
     }
 
-    /// Every shadow: those running beside their live plugin, then those
-    /// whose live plugin is not in the chain.
-    pub fn shadows(&self) -> Vec<ShadowStatus> {
-        let chain = self.chain();
+    /// Shadows whose live plugin is not in the chain, and why.
+    pub fn unattached_shadows(&self) -> Vec<(String, String)> {
         let st = self.state.lock().expect("state");
-        let mut out: Vec<ShadowStatus> = chain
-            .links
+        st.unattached
             .iter()
-            .flat_map(|l| l.shadows.iter().map(|s| s.status(&l.runtime.name)))
-            .collect();
-        for (name, error) in &st.unattached {
-            if let Some(l) = st.loaded.get(name) {
-                let mut s = l.shadow_stats.status(name, &l.runtime.sha256, "");
-                s.error = Some(error.clone());
-                out.push(s);
-            }
-        }
-        out
+            .map(|(name, _, error)| (name.clone(), error.clone()))
+            .collect()
     }
 
     /// Watch the folder and reload after changes settle for `debounce`; also

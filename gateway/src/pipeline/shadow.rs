@@ -106,9 +106,9 @@ pub struct ShadowStatus {
     pub batches: u64,
     pub events: u64,
     /// Events whose verdict differs from the live plugin's.
-    pub verdict_diffs: u64,
+    pub verdict_differs: u64,
     /// Events whose edits differ from the live plugin's.
-    pub edit_diffs: u64,
+    pub edits_differ: u64,
     /// The differing verdicts, as `live->shadow` (`keep->drop`, …), with counts.
     pub verdict_changes: BTreeMap<String, u64>,
     /// The paths whose edits differ, with counts of events.
@@ -277,8 +277,8 @@ impl ShadowStats {
             sha256: sha256.to_string(),
             batches: self.batches.get(),
             events: self.events.get(),
-            verdict_diffs: self.verdict_diffs.get(),
-            edit_diffs: self.edit_diffs.get(),
+            verdict_differs: self.verdict_diffs.get(),
+            edits_differ: self.edit_diffs.get(),
             verdict_changes: self.verdicts.lock().expect("shadow stats").clone(),
             edit_paths: self.paths.lock().expect("shadow stats").clone(),
             faults: self.faults.get(),
@@ -343,7 +343,7 @@ mod tests {
         );
         s.compare(&live, &shadow, 4);
         let st = s.status("cand", "00", "live");
-        assert_eq!((st.verdict_diffs, st.edit_diffs), (2, 1));
+        assert_eq!((st.verdict_differs, st.edits_differ), (2, 1));
         assert_eq!(st.verdict_changes["drop->keep"], 1);
         assert_eq!(st.verdict_changes["keep->reject"], 1);
         assert_eq!(

@@ -72,7 +72,6 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
         "plugins_dir": g.registry.dir().display().to_string(),
         "manifest_error": manifest_error,
         "plugins": plugins,
-        "shadows": g.registry.shadows(),
         "totals": Totals::read(&g.metrics),
         "sample_seconds": crate::activity::SAMPLE_EVERY.as_secs(),
         "rates": g.activity.rates(),

@@ -101,7 +101,7 @@ function drawChain(status) {
   document.getElementById("manifest-error").textContent = status.manifest_error || "";
   const body = document.getElementById("chain-body");
   body.replaceChildren();
-  if (!status.plugins.length) {
+  if (!status.plugins.some((p) => p.mode !== "shadow")) {
     const tr = el("tr");
     const td = el("td", "no plugins: events pass through unchanged", "muted");
     td.colSpan = 12;
@@ -109,7 +109,7 @@ function drawChain(status) {
     body.append(tr);
   }
   const seen = new Map();
-  for (const p of status.plugins) {
+  for (const p of status.plugins.filter((p) => p.mode !== "shadow")) {
     const prev = lastPlugins.get(p.name);
     const dc = prev ? p.calls - prev.calls : 0;
     const now = dc > 0 ? (p.call_seconds - prev.call_seconds) / dc : NaN;
@@ -137,7 +137,7 @@ function drawChain(status) {
 }
 
 function drawShadows(status) {
-  const shadows = status.shadows || [];
+  const shadows = status.plugins.filter((p) => p.mode === "shadow").map((p) => p.shadow);
   document.getElementById("shadows").hidden = shadows.length === 0;
   const body = document.getElementById("shadows-body");
   body.replaceChildren();
@@ -153,8 +153,8 @@ function drawShadows(status) {
       el("td", s.name),
       el("td", s.shadows || s.error || ""),
       el("td", s.events, "n"),
-      el("td", s.verdict_diffs, "n"),
-      el("td", s.edit_diffs, "n"),
+      el("td", s.verdict_differs, "n"),
+      el("td", s.edits_differ, "n"),
       el("td", where),
       el("td", s.faults, "n"),
       el("td", ratio, "n"),

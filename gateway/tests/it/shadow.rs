@@ -8,6 +8,14 @@ use std::time::Duration;
 
 const MANIFEST: &str = r#"order = ["scrub-email"]
 
+[plugins.scrub-same]
+mode = "shadow"
+shadows = "scrub-email"
+
+[plugins.spin-next]
+mode = "shadow"
+shadows = "scrub-email"
+
 [plugins.upper-next]
 mode = "shadow"
 shadows = "scrub-email"
@@ -22,13 +30,40 @@ mode = "shadow"
 shadows = "scrub-email"
 "#;
 
+/// The `shadow` object of a shadow's entry in `/v1/plugins` (the entry
+/// itself says `"mode": "shadow"` and which plugin it shadows).
 fn shadow<'a>(plugins: &'a Value, name: &str) -> &'a Value {
-    plugins["shadows"]
+    let entry = plugins["plugins"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no shadow {name} in {plugins}"))
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no plugin {name} in {plugins}"));
+    assert_eq!(entry["mode"], "shadow", "{entry}");
+    assert!(entry["shadows"].is_string(), "{entry}");
+    &entry["shadow"]
+}
+
+fn events() -> Vec<Value> {
+    let ev = |n: usize, message: &str| {
+        json!({"event_type": "x", "tool": "t", "n": n, "message": message,
+               "event_id": format!("0193a6f0-0000-7000-8000-{n:012}"), "timestamp": "2026-12-01T10:00:00Z"})
+    };
+    let mut batch = vec![
+        ev(0, "mail ada@example.org"),
+        ev(1, "cc bob@example.com"),
+        ev(2, "to eve@example.net"),
+        ev(3, "plain"),
+    ];
+    let mut reject = ev(4, "bad");
+    reject["reject_reason"] = json!("no");
+    let mut debug = ev(5, "dbg");
+    debug["level"] = json!("debug");
+    debug["boom"] = json!(true);
+    debug["spin"] = json!(true);
+    batch.push(reject);
+    batch.push(debug);
+    batch
 }
 
 #[test]
@@ -36,27 +71,20 @@ fn shadows_run_on_the_live_batches_are_compared_and_never_applied() {
     let gw = Gateway::start_with(Options {
         plugins: vec![
             ("scrub-email", "scrub-email"),
+            ("scrub-email", "scrub-same"),
             ("upper", "upper-next"),
             ("verdicts", "verdicts-next"),
             ("trap", "trap-next"),
+            ("spin", "spin-next"),
         ],
         manifest: Some(MANIFEST.into()),
         ..Default::default()
     });
+    let alone = Gateway::start(&[("scrub-email", "scrub-email")]);
     let ev = |n: usize, message: &str| json!({"event_type": "x", "tool": "t", "n": n, "message": message});
-    let mut batch = vec![
-        ev(0, "mail ada@example.org"),
-        ev(1, "cc bob@example.com"),
-        ev(2, "to eve@example.net"),
-        ev(3, "plain"),
-    ];
-    batch.push(json!({"event_type": "x", "tool": "t", "message": "bad", "reject_reason": "no"}));
-    batch.push(
-        json!({"event_type": "x", "tool": "t", "message": "dbg", "level": "debug", "boom": true}),
-    );
-    let (s, a) = gw.post_json("/v1/events", &Value::Array(batch));
+    let (s, a) = gw.post_json("/v1/events", &Value::Array(events()));
     assert_eq!(s, 200, "{a}");
-    // The live path: scrub-email's answer only.
+    // The live path: scrub-email's answer only, exactly as without shadows.
     assert_eq!(
         (
             a["accepted"].as_u64(),
@@ -66,7 +94,16 @@ fn shadows_run_on_the_live_batches_are_compared_and_never_applied() {
         (Some(6), Some(0), Some(0)),
         "{a}"
     );
+    assert_eq!(
+        alone.post_json("/v1/events", &Value::Array(events())).0,
+        200
+    );
     let stored = gw.lines("events");
+    assert_eq!(
+        stored,
+        alone.lines("events"),
+        "shadows changed what the live path stored"
+    );
     assert_eq!(stored[0]["message"], "mail [email]");
     assert_eq!(
         stored[3]["message"], "plain",
@@ -100,7 +137,7 @@ fn shadows_run_on_the_live_batches_are_compared_and_never_applied() {
         "{up}"
     );
     assert_eq!(
-        (up["verdict_diffs"].as_u64(), up["edit_diffs"].as_u64()),
+        (up["verdict_differs"].as_u64(), up["edits_differ"].as_u64()),
         (Some(0), Some(6)),
         "{up}"
     );
@@ -111,7 +148,7 @@ fn shadows_run_on_the_live_batches_are_compared_and_never_applied() {
     );
 
     let v = shadow(&plugins, "verdicts-next");
-    assert_eq!(v["verdict_diffs"], 2, "{v}");
+    assert_eq!(v["verdict_differs"], 2, "{v}");
     assert_eq!(
         v["verdict_changes"],
         json!({"keep->drop": 1, "keep->reject": 1}),
@@ -119,7 +156,7 @@ fn shadows_run_on_the_live_batches_are_compared_and_never_applied() {
     );
     // The three scrubbed events: verdicts-next makes no edit.
     assert_eq!(
-        (v["edit_diffs"].as_u64(), v["edit_paths"].clone()),
+        (v["edits_differ"].as_u64(), v["edit_paths"].clone()),
         (Some(3), json!({"message": 3})),
         "{v}"
     );
@@ -131,6 +168,12 @@ fn shadows_run_on_the_live_batches_are_compared_and_never_applied() {
         "{t}"
     );
     assert!(t["last_fault"].as_str().unwrap().contains("boom"), "{t}");
+    let spin = shadow(&plugins, "spin-next");
+    assert_eq!(spin["faults"], 1, "{spin}");
+    assert!(
+        spin["last_fault"].as_str().unwrap().contains("time"),
+        "{spin}"
+    );
     // Differences are named by path and verdict, never by value.
     let text = plugins.to_string();
     assert!(
@@ -149,7 +192,7 @@ fn shadows_run_on_the_live_batches_are_compared_and_never_applied() {
     let (s, tr) = gw.post_json("/v1/playground", &ev(9, "hi ada@example.org"));
     assert_eq!(s, 200, "{tr}");
     let shadows = tr["steps"][0]["shadows"].as_array().unwrap();
-    assert_eq!(shadows.len(), 3, "{tr}");
+    assert_eq!(shadows.len(), 5, "{tr}");
     let up = shadows
         .iter()
         .find(|s| s["plugin"] == "upper-next")
@@ -184,6 +227,29 @@ fn shadows_run_on_the_live_batches_are_compared_and_never_applied() {
             "shadows = \"scrub-email\"\n\n[plugins.trap-next]",
             "shadows = \"gone\"\n\n[plugins.trap-next]",
         );
+    // Under load: every acknowledged event is stored, before and after.
+    let before = gw.lines("events").len();
+    let (url, http) = (gw.url.clone(), gw.http.clone());
+    let load = std::thread::spawn(move || {
+        let mut acked = 0;
+        for k in 0..40 {
+            let batch: Vec<Value> = (0..10)
+                .map(|i| json!({"event_type": "x", "tool": "t", "n": k * 10 + i, "message": "load ada@example.org"}))
+                .collect();
+            let r = http
+                .post(format!("{url}/v1/events"))
+                .header("content-type", "application/json")
+                .body(Value::Array(batch).to_string())
+                .send()
+                .unwrap();
+            if r.status().as_u16() == 200 {
+                acked += r.json::<Value>().unwrap()["accepted"].as_u64().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        acked
+    });
+    std::thread::sleep(Duration::from_millis(200));
     let tmp = gw.plugins_dir().join(".plugins.toml.tmp");
     std::fs::write(&tmp, promoted).unwrap();
     std::fs::rename(&tmp, gw.plugins_dir().join("plugins.toml")).unwrap();
@@ -194,6 +260,10 @@ fn shadows_run_on_the_live_batches_are_compared_and_never_applied() {
             .iter()
             .any(|p| p["name"] == "upper-next" && p["state"] == "active")
     });
+    let acked = load.join().unwrap();
+    assert_eq!(acked, 400, "the load was refused in part");
+    let after = gw.lines("events");
+    assert_eq!(after.len() - before, 400, "acknowledged events are missing");
     let (s, _) = gw.post_json("/v1/events", &json!([ev(7, "mail ada@example.org")]));
     assert_eq!(s, 200);
     assert_eq!(
