@@ -74,10 +74,11 @@ pub fn check(
         let r = &link.runtime;
         writeln!(
             out,
-            "  ok    {:<20} sha256 {}  on_error {}",
+            "  ok    {:<20} sha256 {}  on_error {}  {}",
             r.name,
             &r.sha256[..12],
-            link.on_error
+            link.on_error,
+            r.contract
         )?;
         for sh in &link.shadows {
             writeln!(

@@ -279,8 +279,9 @@ fn real_main() -> Result<ExitCode> {
         Some(Command::Status(args)) => verbs::status(&args),
         Some(Command::Version) => {
             println!(
-                "gateway {} (plugin contract wraith:plugin@0.1.0)",
-                env!("CARGO_PKG_VERSION")
+                "gateway {} (plugin contract {})",
+                env!("CARGO_PKG_VERSION"),
+                wraith_gateway::host::CONTRACTS
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -71,7 +71,7 @@ pub enum LoadError {
     #[error("{path} is not a valid WebAssembly component: {message}")]
     Compile { path: PathBuf, message: String },
     #[error(
-        "{path} does not implement the wraith:plugin@0.1.0 world ({message}); rebuild it against this gateway's wit/ (wraith-plugin SDK 0.1)"
+        "{path} does not implement a plugin contract this gateway hosts ({message}); this gateway hosts {CONTRACTS}: rebuild it against this gateway's wit/ (wraith-plugin SDK 0.1)"
     )]
     Contract { path: PathBuf, message: String },
     #[error("plugin `{plugin}` refused its config: {}", if field.is_empty() { message.clone() } else { format!("field `{field}`: {message}") })]
@@ -83,6 +83,11 @@ pub enum LoadError {
     #[error("plugin `{plugin}` failed during init: {message}")]
     InitFault { plugin: String, message: String },
 }
+
+/// The plugin contract versions this gateway hosts (the WIT package of
+/// `wit/`). A future `wraith:plugin@0.2.0` is hosted beside 0.1.0 by a
+/// second `bindgen!` world and linker; see ARCHITECTURE.md.
+pub const CONTRACTS: &str = "wraith:plugin@0.1.0";
 
 /// Limits applied to every plugin instance.
 #[derive(Debug, Clone)]
@@ -237,11 +242,16 @@ impl Host {
                 path: path.to_path_buf(),
                 message: contract_mismatch(&component, &self.engine, &e),
             })?;
+        let contract = contracts_of(&component, &self.engine)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
         let runtime = Arc::new(PluginRuntime {
             name: name.to_string(),
             path: path.to_path_buf(),
             sha256,
             from_cache,
+            contract,
             config_json,
             limits,
             pre,
@@ -272,27 +282,59 @@ impl Host {
     }
 }
 
-fn contract_mismatch(component: &Component, engine: &Engine, e: &wasmtime::Error) -> String {
-    let ty = component.component_type();
-    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    let ours: Vec<&String> = exports
-        .iter()
-        .filter(|n| n.starts_with("wraith:plugin/"))
+/// The `wraith:plugin` package versions a component exports interfaces of
+/// (`wraith:plugin/plugin@0.1.0` → `wraith:plugin@0.1.0`).
+fn contracts_of(component: &Component, engine: &Engine) -> Vec<String> {
+    let mut out: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .filter_map(|(n, _)| {
+            let rest = n.strip_prefix("wraith:plugin/")?;
+            let version = rest
+                .split_once('@')
+                .map(|(_, v)| v)
+                .unwrap_or("(unversioned)");
+            Some(format!("wraith:plugin@{version}"))
+        })
         .collect();
-    if ours.is_empty() {
-        format!(
-            "it exports no wraith:plugin interface (exports: {})",
-            exports.join(", ")
-        )
-    } else {
-        format!(
-            "it exports {}; {e:#}",
-            ours.iter()
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn contract_mismatch(component: &Component, engine: &Engine, e: &wasmtime::Error) -> String {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let targets = contracts_of(component, engine);
+    if targets.is_empty() {
+        return format!(
+            "it exports no wraith:plugin interface (it exports: {})",
+            if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.join(", ")
+            }
+        );
+    }
+    let foreign: Vec<&String> = targets.iter().filter(|t| t.as_str() != CONTRACTS).collect();
+    if !foreign.is_empty() {
+        return format!(
+            "it targets {} (it exports: {})",
+            foreign
+                .iter()
                 .map(|s| s.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
-        )
+                .join(", "),
+            exports.join(", ")
+        );
     }
+    format!(
+        "it exports {}, but not as the contract defines it: {e:#}",
+        exports.join(", ")
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -372,6 +414,8 @@ pub struct PluginRuntime {
     pub sha256: String,
     /// Whether the compiled form came from the on-disk cache.
     pub from_cache: bool,
+    /// The contract the component targets (`wraith:plugin@0.1.0`).
+    pub contract: String,
     pub config_json: String,
     pub limits: Limits,
     pre: WraithPluginPre<HostState>,
@@ -636,5 +680,73 @@ mod tests {
              Put the change in a new package version (wraith:plugin@0.2.0), keep 0.1.0 \
              under wit/deps/ and keep loading its plugins; then record that version's shape here"
         );
+    }
+
+    /// A component built from WIT text by wit-component (a dummy core
+    /// module with the world's exports): what another toolchain, or another
+    /// contract version, would hand the gateway.
+    fn component_of(dir: &Path) -> Vec<u8> {
+        let mut resolve = wit_parser::Resolve::default();
+        let (pkg, _) = resolve.push_dir(dir).unwrap();
+        let world = resolve.select_world(&[pkg], None).unwrap();
+        let mut module =
+            wit_component::dummy_module(&resolve, world, wit_parser::ManglingAndAbi::Standard32);
+        wit_component::embed_component_metadata(
+            &mut module,
+            &resolve,
+            world,
+            wit_component::StringEncoding::UTF8,
+        )
+        .unwrap();
+        wit_component::ComponentEncoder::default()
+            .module(&module)
+            .unwrap()
+            .validate(true)
+            .encode()
+            .unwrap()
+    }
+
+    fn load_error(wit: &[(&str, String)]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in wit {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let file = dir.path().join("plugin.wasm");
+        std::fs::write(&file, component_of(dir.path())).unwrap();
+        let host =
+            super::Host::new(None, std::sync::Arc::new(crate::telemetry::Metrics::new())).unwrap();
+        let limits = super::Limits::from_config(&Default::default());
+        match host.load("candidate", &file, "{}".into(), limits) {
+            Ok(_) => panic!("a foreign component loaded"),
+            Err(e @ super::LoadError::Contract { .. }) => e.to_string(),
+            Err(e) => panic!("not a contract error: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_component_of_another_contract_version_is_refused_naming_both() {
+        let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let files: Vec<(&str, String)> = ["types.wit", "host.wit", "world.wit"]
+            .into_iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(wit.join(f)).unwrap();
+                (f, text.replace("0.1.0", "0.2.0"))
+            })
+            .collect();
+        let e = load_error(&files);
+        assert!(e.contains("it targets wraith:plugin@0.2.0"), "{e}");
+        assert!(e.contains("wraith:plugin/plugin@0.2.0"), "{e}");
+        assert!(e.contains("this gateway hosts wraith:plugin@0.1.0"), "{e}");
+    }
+
+    #[test]
+    fn a_component_of_no_plugin_contract_is_refused_naming_its_exports() {
+        let e = load_error(&[(
+            "other.wit",
+            "package acme:thing@1.0.0;\ninterface run { go: func() -> u32; }\nworld thing { export run; }\n".into(),
+        )]);
+        assert!(e.contains("it exports no wraith:plugin interface"), "{e}");
+        assert!(e.contains("acme:thing/run@1.0.0"), "{e}");
+        assert!(e.contains("this gateway hosts wraith:plugin@0.1.0"), "{e}");
     }
 }

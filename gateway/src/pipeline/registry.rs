@@ -24,6 +24,10 @@ pub struct PluginStatus {
     pub state: &'static str,
     /// SHA-256 of the file that is running (or that failed).
     pub sha256: Option<String>,
+    /// The plugin contract the running component targets
+    /// (`wraith:plugin@0.1.0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
     pub loaded_at: Option<String>,
     pub on_error: FailurePolicy,
     /// `live` (in the chain) or `shadow` (beside `shadows`).
@@ -412,6 +416,7 @@ impl Registry {
                     "active"
                 },
                 sha256: Some(r.sha256.clone()),
+                contract: Some(r.contract.clone()),
                 loaded_at,
                 on_error: link.on_error,
                 mode: Mode::Live,
@@ -471,6 +476,7 @@ impl Registry {
                 file: r.path.display().to_string(),
                 state: "shadow",
                 sha256: Some(r.sha256.clone()),
+                contract: Some(r.contract.clone()),
                 loaded_at: st.loaded.get(&r.name).map(|l| l.loaded_at.clone()),
                 on_error: FailurePolicy::default(),
                 mode: Mode::Shadow,
@@ -502,6 +508,7 @@ impl Registry {
             file: self.dir.join(format!("{name}.wasm")).display().to_string(),
             state,
             sha256,
+            contract: None,
             loaded_at: None,
             on_error: FailurePolicy::default(),
             mode: Mode::Live,

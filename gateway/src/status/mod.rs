@@ -65,7 +65,7 @@ pub async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
         .collect();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "contract": "wraith:plugin@0.1.0",
+        "contract": crate::host::CONTRACTS,
         "now": now_ms(),
         "uptime_seconds": g.started.elapsed().as_secs(),
         "generation": generation,

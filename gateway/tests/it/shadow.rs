@@ -203,6 +203,11 @@ fn shadows_run_on_the_live_batches_are_compared_and_never_applied() {
     std::fs::write(&sample, ev(1, "mail ada@example.org").to_string() + "\n").unwrap();
     let out = check_ok(&gw.plugins_dir(), Some(&sample));
     assert!(
+        out.lines()
+            .any(|l| l.contains("ok    scrub-email") && l.ends_with("wraith:plugin@0.1.0")),
+        "{out}"
+    );
+    assert!(
         out.contains("upper-next") && out.contains("shadow of scrub-email"),
         "{out}"
     );

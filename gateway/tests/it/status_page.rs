@@ -111,6 +111,11 @@ fn the_playground_answers_each_plugins_verdict_and_edits_and_stores_nothing() {
     let status = gw.get_json("/v1/status");
     assert_eq!(status["totals"]["received"], 0, "{status}");
     assert_eq!(gw.get_json("/health")["status"], "ok");
+    // Each plugin names the contract it was built against.
+    let plugins = gw.get_json("/v1/plugins");
+    for p in plugins["plugins"].as_array().unwrap() {
+        assert_eq!(p["contract"], "wraith:plugin@0.1.0", "{p}");
+    }
 }
 
 #[test]
