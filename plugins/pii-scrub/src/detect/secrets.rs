@@ -240,7 +240,8 @@ fn basic_credential(b: &[u8], ts: usize) -> Option<usize> {
 /// (or the end of the string when the block is cut off), as one match.
 pub(crate) fn private_key(b: &[u8], out: &mut Vec<Hit>) {
     let mut from = 0;
-    while let Some(p) = find(b, b"-----BEGIN ", from) {
+    // Anchored on the `G`: dashes are common in text, capitals rarer.
+    while let Some(p) = find_at(b, b"-----BEGIN ", 7, from) {
         from = p + 1;
         let ls = p + 11;
         let Some(le) = find(b, b"-----", ls) else {
