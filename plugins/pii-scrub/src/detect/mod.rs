@@ -340,7 +340,7 @@ impl DigitRuns {
 
     /// Record the run `start..end`; `false` when the index is full (then
     /// everything from the span being built on is left unindexed).
-    #[inline]
+    #[inline(always)]
     fn push_run(&mut self, b: &[u8], start: usize, end: usize, span: &mut Span) -> bool {
         let gap = start - span.end;
         let joined = span.digits > 0
