@@ -158,6 +158,11 @@ fn digest_label(b: &[u8], s: usize) -> bool {
 /// The cheap content checks on a candidate run: character classes, slashes
 /// and separators, entropy (see the module doc).
 fn random_enough(run: &[u8]) -> bool {
+    // Most long runs of telemetry are lower-case (hex digests, UUIDs,
+    // paths): rejected before counting.
+    if !run.iter().any(u8::is_ascii_uppercase) {
+        return false;
+    }
     let (mut upper, mut lower, mut digit, mut slash, mut seps) = (0, 0, 0, 0, 0);
     let mut counts = [0u8; 128];
     for &c in run {
@@ -181,12 +186,20 @@ fn random_enough(run: &[u8]) -> bool {
         return false;
     }
     let n = run.len() as f32;
+    // A run has a few distinct counts (most symbols occur once or twice):
+    // each count's term is computed once. Same terms, same order as a
+    // plain sum.
+    let mut terms = [f32::NAN; MAX_LEN + 1];
     let entropy: f32 = counts
         .iter()
         .filter(|&&k| k > 0)
         .map(|&k| {
-            let p = k as f32 / n;
-            -p * p.log2()
+            let t = &mut terms[(k as usize).min(MAX_LEN)];
+            if t.is_nan() {
+                let p = k as f32 / n;
+                *t = -p * p.log2();
+            }
+            *t
         })
         .sum();
     entropy >= threshold(run.len())

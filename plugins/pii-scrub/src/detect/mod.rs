@@ -244,6 +244,8 @@ pub(crate) struct DigitRuns {
     len: usize,
     /// Bytes before this index are fully indexed.
     scanned: usize,
+    /// Where the last [`DigitRuns::first_at`] stopped.
+    hint: std::cell::Cell<usize>,
 }
 
 /// Most runs kept.
@@ -296,6 +298,7 @@ impl DigitRuns {
             iban: 0,
             len: 0,
             scanned: 0,
+            hint: std::cell::Cell::new(0),
         }
     }
 
@@ -410,11 +413,28 @@ impl DigitRuns {
         self.len = kept;
     }
 
+    /// The index of the first kept run at or after `from`. A scanner asks
+    /// with growing `from`, so the search goes on from the last answer
+    /// when it can.
+    #[inline]
+    fn first_at(&self, from: usize) -> usize {
+        let hint = self.hint.get();
+        let mut k = if hint <= self.len && (hint == 0 || (self.starts[hint - 1] as usize) < from) {
+            hint
+        } else {
+            0
+        };
+        while k < self.len && (self.starts[k] as usize) < from {
+            k += 1;
+        }
+        self.hint.set(k);
+        k
+    }
+
     /// The first run start at or after `from` whose numeric span holds at
     /// least `digits` digits (runs past the indexed ones always qualify).
     pub(crate) fn next_with(&self, b: &[u8], from: usize, digits: usize) -> Option<usize> {
-        let stored = &self.starts[..self.len];
-        let mut k = stored.partition_point(|&s| (s as usize) < from);
+        let mut k = self.first_at(from);
         while k < self.len {
             if self.reach[k] as usize >= digits {
                 return Some(self.starts[k] as usize);
@@ -427,8 +447,7 @@ impl DigitRuns {
     /// The first run start at or after `from` that follows two capitals
     /// (runs past the indexed ones always qualify).
     pub(crate) fn next_after_capitals(&self, b: &[u8], from: usize) -> Option<usize> {
-        let stored = &self.starts[..self.len];
-        let k = stored.partition_point(|&s| (s as usize) < from);
+        let k = self.first_at(from);
         let rest = if k >= 64 { 0 } else { self.iban >> k };
         if rest != 0 {
             return Some(self.starts[k + rest.trailing_zeros() as usize] as usize);
@@ -439,10 +458,9 @@ impl DigitRuns {
     /// The first kept run start at or after `from`, or past the indexed
     /// bytes the first run start there.
     pub(crate) fn next(&self, b: &[u8], from: usize) -> Option<usize> {
-        let stored = &self.starts[..self.len];
-        let k = stored.partition_point(|&s| (s as usize) < from);
-        if let Some(&s) = stored.get(k) {
-            return Some(s as usize);
+        let k = self.first_at(from);
+        if k < self.len {
+            return Some(self.starts[k] as usize);
         }
         let mut i = from.max(self.scanned);
         while i < b.len() {
@@ -531,12 +549,19 @@ pub(crate) fn starts_with_ci(hay: &[u8], prefix: &[u8]) -> bool {
     hay.len() >= prefix.len() && hay[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
-/// Whether `needle` (lowercase) occurs in `hay`, ignoring ASCII case.
+/// Whether `needle` (lowercase, starting with a letter) occurs in `hay`,
+/// ignoring ASCII case: candidates are found by its first letter in either
+/// case.
 pub(crate) fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len()
-        && hay
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
+    let c = needle[0];
+    let mut from = 0;
+    while let Some(p) = find_byte2(hay, c, c.to_ascii_uppercase(), from) {
+        if hay.len() - p >= needle.len() && hay[p..p + needle.len()].eq_ignore_ascii_case(needle) {
+            return true;
+        }
+        from = p + 1;
+    }
+    false
 }
 
 #[cfg(test)]
