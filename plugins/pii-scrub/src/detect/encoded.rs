@@ -50,6 +50,7 @@ fn has_percent(b: &[u8]) -> bool {
 /// Decode one unit at `i`: the byte it stands for and where the next starts.
 /// A non-ASCII `\u` escape decodes to 0x80 (the scanners treat it as a
 /// separator, as they do every non-ASCII byte).
+#[inline(always)]
 fn step(b: &[u8], i: usize, plus: bool) -> (u8, usize) {
     let c = b[i];
     if percent_at(b, i) {
