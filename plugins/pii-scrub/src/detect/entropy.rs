@@ -163,19 +163,17 @@ fn random_enough(run: &[u8]) -> bool {
     if !run.iter().any(u8::is_ascii_uppercase) {
         return false;
     }
-    let (mut upper, mut lower, mut digit, mut slash, mut seps) = (0, 0, 0, 0, 0);
+    // Every byte of a run is ASCII (see `TOKEN`).
     let mut counts = [0u8; 128];
     for &c in run {
-        match c {
-            b'A'..=b'Z' => upper += 1,
-            b'a'..=b'z' => lower += 1,
-            b'0'..=b'9' => digit += 1,
-            b'/' => slash += 1,
-            b'-' | b'_' => seps += 1,
-            _ => {}
-        }
-        counts[(c & 0x7f) as usize] = counts[(c & 0x7f) as usize].saturating_add(1);
+        let k = &mut counts[(c & 0x7f) as usize];
+        *k = k.saturating_add(1);
     }
+    let sum = |r: core::ops::RangeInclusive<u8>| r.map(|c| counts[c as usize] as usize).sum();
+    let (upper, lower, digit): (usize, usize, usize) =
+        (sum(b'A'..=b'Z'), sum(b'a'..=b'z'), sum(b'0'..=b'9'));
+    let slash = counts[b'/' as usize] as usize;
+    let seps = counts[b'-' as usize] as usize + counts[b'_' as usize] as usize;
     // Mixed case, and a digit or capitals in a random share (camelCase
     // identifiers without digits have one capital in five letters or
     // fewer; random letters one in two).
@@ -186,22 +184,31 @@ fn random_enough(run: &[u8]) -> bool {
         return false;
     }
     let n = run.len() as f32;
-    // A run has a few distinct counts (most symbols occur once or twice):
-    // each count's term is computed once. Same terms, same order as a
-    // plain sum.
-    let mut terms = [f32::NAN; MAX_LEN + 1];
-    let entropy: f32 = counts
-        .iter()
-        .filter(|&&k| k > 0)
-        .map(|&k| {
-            let t = &mut terms[(k as usize).min(MAX_LEN)];
-            if t.is_nan() {
-                let p = k as f32 / n;
-                *t = -p * p.log2();
-            }
-            *t
-        })
-        .sum();
+    let term = |k: u8| {
+        let p = k as f32 / n;
+        -p * p.log2()
+    };
+    // Most symbols of a run occur a few times: those terms are computed
+    // once. The sum is taken over the symbols in order, as a plain
+    // `counts.iter().filter(..).map(term).sum()` would (same bits).
+    let mut few = [f32::NAN; 16];
+    let mut entropy = -0.0f32;
+    for chunk in counts.chunks_exact(8) {
+        if chunk.iter().all(|&k| k == 0) {
+            continue;
+        }
+        for &k in chunk.iter().filter(|&&k| k > 0) {
+            entropy += match few.get_mut(k as usize) {
+                Some(t) => {
+                    if t.is_nan() {
+                        *t = term(k);
+                    }
+                    *t
+                }
+                None => term(k),
+            };
+        }
+    }
     entropy >= threshold(run.len())
 }
 
@@ -240,10 +247,15 @@ fn has_word(run: &[u8]) -> bool {
         let p = (a - b'a') as usize * 26 + (b - b'a') as usize;
         let rest = &run[i..];
         let words = &WORDS[PAIR_START[p] as usize..PAIR_START[p + 1] as usize];
-        if words
-            .iter()
-            .any(|w| rest.len() >= w.len() && rest[..w.len()].eq_ignore_ascii_case(w))
-        {
+        // Words are lower-case letters: `c | 0x20` matches a letter of
+        // either case and nothing else.
+        if words.iter().any(|w| {
+            rest.len() >= w.len()
+                && rest[2..w.len()]
+                    .iter()
+                    .zip(&w[2..])
+                    .all(|(c, l)| c | 0x20 == *l)
+        }) {
             return true;
         }
     }
