@@ -105,6 +105,15 @@ pub(crate) struct WordsBefore<'b> {
 
 impl<'b> WordsBefore<'b> {
     pub(crate) fn new(b: &'b [u8], i: usize) -> WordsBefore<'b> {
+        WordsBefore::up_to(b, i, 4)
+    }
+
+    /// Only the nearest word (for checks that read no other).
+    pub(crate) fn nearest(b: &'b [u8], i: usize) -> WordsBefore<'b> {
+        WordsBefore::up_to(b, i, 1)
+    }
+
+    fn up_to(b: &'b [u8], i: usize, max: usize) -> WordsBefore<'b> {
         let floor = i.saturating_sub(48);
         let mut w = WordsBefore {
             b,
@@ -112,7 +121,7 @@ impl<'b> WordsBefore<'b> {
             n: 0,
         };
         let mut e = i;
-        while w.n < w.words.len() {
+        while w.n < max.min(w.words.len()) {
             while e > floor && !b[e - 1].is_ascii_alphanumeric() {
                 if matches!(b[e - 1], b'\n' | b'\r') {
                     return w;

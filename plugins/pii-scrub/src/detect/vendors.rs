@@ -190,7 +190,10 @@ static UNANCHORED: [u8; MAX_UNANCHORED] = {
     let (mut k, mut n) = (0, 0);
     while k < VENDORS.len() {
         if VENDORS[k].anchor.is_none() {
-            assert!(n < MAX_UNANCHORED, "too many vendor prefixes without a separator");
+            assert!(
+                n < MAX_UNANCHORED,
+                "too many vendor prefixes without a separator"
+            );
             t[n] = k as u8;
             n += 1;
         }
