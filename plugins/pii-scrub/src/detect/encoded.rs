@@ -102,7 +102,18 @@ pub(crate) fn decoded(m: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 /// than `b.len()`).
 fn decode(b: &[u8], plus: bool, out: &mut [u8], map: &mut [u16]) -> usize {
     let (mut i, mut n) = (0, 0);
+    let out = &mut out[..b.len()];
+    let map = &mut map[..b.len() + 1];
     while i < b.len() {
+        let c = b[i];
+        if !matches!(c, b'%' | b'\\' | b'+') {
+            // Most bytes stand for themselves.
+            out[n] = c;
+            map[n] = i as u16;
+            n += 1;
+            i += 1;
+            continue;
+        }
         let (d, next) = step(b, i, plus);
         out[n] = d;
         map[n] = i as u16;
