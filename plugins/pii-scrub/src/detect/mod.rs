@@ -596,6 +596,7 @@ pub(crate) mod test_util {
 #[cfg(test)]
 mod tests {
     use super::test_util::*;
+    use crate::rules::{Rule, TABLE};
 
     #[test]
     fn overlaps_resolve_by_rank() {
@@ -693,6 +694,124 @@ mod tests {
                 s.push_str(ALPHABET[(seed % ALPHABET.len() as u64) as usize]);
             }
             let _ = rules.scrub_str(&s);
+        }
+    }
+
+    #[test]
+    fn matches_hold_only_the_bytes_their_rule_lists() {
+        // `RuleDef::holds` decides which detectors see a decoded word
+        // again; a byte missing from a list would lose matches there.
+        const FRAGS: &[&str] = &[
+            "0",
+            "1",
+            "4",
+            "9",
+            "12",
+            "123",
+            "555",
+            "4111",
+            "2024",
+            "255",
+            "0044",
+            "+",
+            "+1",
+            "+44",
+            "(",
+            ")",
+            "(555) ",
+            "-",
+            "--",
+            ".",
+            ". ",
+            ", ",
+            " ",
+            ":",
+            "::",
+            "/",
+            "\\",
+            "@",
+            "_",
+            "=",
+            "#",
+            "%",
+            "\"",
+            "'",
+            "a",
+            "x",
+            "f",
+            "e",
+            "B",
+            "A",
+            "Z",
+            "GB82 ",
+            "WEST ",
+            "DE89",
+            "SSN: ",
+            "version ",
+            "ip ",
+            "mac ",
+            "v",
+            "1111 ",
+            "4111 1111 1111 1111",
+            "219-45-0912",
+            "555-123-4567",
+            "10.0.0.1",
+            "00:1A:2B:3C:4D:5E",
+            "001a.2b3c.4d5e",
+            "[",
+            "]",
+            "DE89370400440532013000",
+            "+44 20 7946 0958",
+            "ada@example.com",
+            "password=",
+            "eyJ",
+            "AKIA",
+            "ghp_",
+            "k9Xq",
+            "Q8rT",
+            "fe80::1",
+            "%eth0",
+            "https://",
+            "u:p@h",
+            "/home/ada",
+            "sk-",
+            "SK",
+            "Bearer ",
+            "aws ",
+            "secret=",
+            "é",
+            "\n",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut hits = Vec::new();
+        for rule in Rule::ALL {
+            let Some(holds) = TABLE[rule as usize].holds else {
+                continue;
+            };
+            let rules = crate::rules::Ruleset::only(rule).with_decoding(false);
+            for _ in 0..4000 {
+                let mut s = String::new();
+                for _ in 0..next() % 60 {
+                    s.push_str(FRAGS[(next() % FRAGS.len() as u64) as usize]);
+                }
+                rules.find(&s, &mut hits);
+                for h in &hits {
+                    let m = &s.as_bytes()[h.start..h.end];
+                    assert!(
+                        m.iter()
+                            .all(|c| c.is_ascii_alphanumeric() || holds.contains(c)),
+                        "{} matched {:?} in {s:?}",
+                        rule.name(),
+                        String::from_utf8_lossy(m)
+                    );
+                }
+            }
         }
     }
 
