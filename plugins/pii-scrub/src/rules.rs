@@ -133,7 +133,7 @@ rules! {
         name: "aws_key", label: "aws-key", rank: 4, digits: false,
         holds: Some(b"+/"),
         when: |f| f.has(UPPER) && f.len >= 20,
-        scan: |i, o| secrets::aws_key(i.b, o),
+        scan: secrets::aws_key,
     }
     /// Vendor API tokens, by prefix (`detect::vendors::VENDORS`).
     Token {

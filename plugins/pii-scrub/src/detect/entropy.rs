@@ -87,13 +87,72 @@ const DIGEST_LABELS: &[&[u8]] = &[
     b"blake3", b"sri",
 ];
 
-/// Every unnamed high-entropy credential in the string.
-pub(crate) fn generic_secret(inp: &Input, out: &mut Vec<Hit>) {
-    let b = inp.b;
+/// Most stops stored by [`LongRuns`].
+const STOPS: usize = 16;
+
+/// Where the walk for long runs of `A-Z a-z 0-9 + / - _` stops, found once
+/// per string and shared by [`generic_secret`] and the AWS secret-key
+/// search (whose base64 runs lie inside such runs). Up to [`STOPS`] stops
+/// are stored; past that [`LongRuns::get`] walks on.
+pub(crate) struct LongRuns {
+    stops: [Stop; STOPS],
+    len: usize,
+    /// Where the walk resumes past the stored stops (`usize::MAX`: done).
+    resume: usize,
+}
+
+/// A stop of the walk: the run `s..r` (`s` may be one byte into the run,
+/// see [`next_stop`]) and `e`, its end with up to two `=` of padding.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Stop {
+    pub s: usize,
+    pub r: usize,
+    pub e: usize,
+}
+
+impl LongRuns {
+    pub(crate) fn new(b: &[u8]) -> LongRuns {
+        let mut l = LongRuns {
+            stops: [Stop::default(); STOPS],
+            len: 0,
+            resume: usize::MAX,
+        };
+        let mut i = 0;
+        while let Some(stop) = next_stop(b, i) {
+            if l.len == STOPS {
+                l.resume = i;
+                break;
+            }
+            l.stops[l.len] = stop;
+            l.len += 1;
+            i = stop.e + 1;
+        }
+        l
+    }
+
+    /// Stop `k` of the walk; `i` is where the walk goes on after stop
+    /// `k - 1` (its `e + 1`; 0 for the first).
+    pub(crate) fn get(&self, b: &[u8], k: usize, i: usize) -> Option<Stop> {
+        if k < self.len {
+            Some(self.stops[k])
+        } else if self.resume != usize::MAX {
+            next_stop(b, i)
+        } else {
+            None
+        }
+    }
+}
+
+/// The next stop of the walk from `i`. Probes every `MIN_LEN`-th byte: a
+/// run long enough to matter covers one. Every run of `MIN_LEN + 1` bytes
+/// or more is a stop; so are a few shorter ones (when the byte `MIN_LEN - 1`
+/// past their start belongs to the next run). The walk goes on past the
+/// padding of a stop, so a run right after `=` (`key=…`) is entered one
+/// byte in.
+fn next_stop(b: &[u8], mut i: usize) -> Option<Stop> {
     let tok = |i: usize| TOKEN[b[i] as usize];
-    // Probe every MIN_LEN-th byte: a run long enough to matter covers one.
-    // Invariant: `i` is 0 or follows a byte that is not part of a run.
-    let mut i = 0;
+    // Invariant: `i` is 0, or follows a byte that is not part of a run, or
+    // follows a stop's padding.
     while i + MIN_LEN <= b.len() {
         let probe = i + MIN_LEN - 1;
         if !tok(probe) {
@@ -107,7 +166,7 @@ pub(crate) fn generic_secret(inp: &Input, out: &mut Vec<Hit>) {
         // A run from `s` too short to matter ends before `s + MIN_LEN - 1`;
         // no run long enough can start before that byte either.
         if s + MIN_LEN > b.len() {
-            break;
+            return None;
         }
         if !tok(s + MIN_LEN - 1) {
             i = s + MIN_LEN;
@@ -121,6 +180,24 @@ pub(crate) fn generic_secret(inp: &Input, out: &mut Vec<Hit>) {
         while e < b.len() && b[e] == b'=' && e - r < 2 {
             e += 1;
         }
+        return Some(Stop { s, r, e });
+    }
+    None
+}
+
+/// Whether `c` may be part of a long run.
+pub(crate) fn is_token(c: u8) -> bool {
+    TOKEN[c as usize]
+}
+
+/// Every unnamed high-entropy credential in the string.
+pub(crate) fn generic_secret(inp: &Input, out: &mut Vec<Hit>) {
+    let b = inp.b;
+    let runs = inp.long_runs();
+    let (mut k, mut i) = (0, 0);
+    while let Some(Stop { s, r, e }) = runs.get(b, k, i) {
+        k += 1;
+        i = e + 1;
         if (MIN_LEN..=MAX_LEN).contains(&(r - s))
             && !glued(b, s, e)
             && random_enough(&b[s..r])
@@ -130,7 +207,6 @@ pub(crate) fn generic_secret(inp: &Input, out: &mut Vec<Hit>) {
         {
             out.push(Hit::new(Rule::GenericSecret, s, e));
         }
-        i = e + 1;
     }
 }
 

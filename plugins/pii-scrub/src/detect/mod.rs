@@ -175,6 +175,16 @@ pub(crate) struct Input<'b> {
     pub f: Features<'b>,
     pub runs: DigitRuns,
     pub key: KeyContext,
+    /// The long base64-like runs, found by the first scanner that asks.
+    long: std::cell::OnceCell<entropy::LongRuns>,
+}
+
+impl Input<'_> {
+    /// The runs of base64/base64url bytes long enough for an unnamed
+    /// secret or an AWS secret key (one walk shared by both).
+    pub(crate) fn long_runs(&self) -> &entropy::LongRuns {
+        self.long.get_or_init(|| entropy::LongRuns::new(self.b))
+    }
 }
 
 /// Whether any enabled detector could match `b` (the cheap prefilter alone).
@@ -212,7 +222,13 @@ pub(crate) fn find_all(b: &[u8], enabled: u32, key: KeyContext, out: &mut Vec<Hi
     } else {
         DigitRuns::empty()
     };
-    let input = Input { b, f, runs, key };
+    let input = Input {
+        b,
+        f,
+        runs,
+        key,
+        long: std::cell::OnceCell::new(),
+    };
     for d in &TABLE {
         if run & d.rule.bit() != 0 {
             (d.scan)(&input, out);
