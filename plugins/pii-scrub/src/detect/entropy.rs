@@ -227,7 +227,7 @@ fn digest_label(b: &[u8], s: usize) -> bool {
             return true;
         }
     }
-    WordsBefore::nearest(b, s).is_any(0, DIGEST_LABELS)
+    WordsBefore::new(b, s).is_any(0, DIGEST_LABELS)
 }
 
 /// The cheap content checks on a candidate run: character classes, slashes
