@@ -425,10 +425,7 @@ fn value_span(b: &[u8], v: usize, to_eol: bool) -> Option<(usize, usize)> {
         }
         (s, e.min(b.len()))
     } else if to_eol {
-        let mut e = v;
-        while e < b.len() && !matches!(b[e], b'\n' | b'\r' | b'"') {
-            e += 1;
-        }
+        let mut e = find_byte3(b, b'\n', b'\r', b'"', v).unwrap_or(b.len());
         while e > v && b[e - 1] == b' ' {
             e -= 1;
         }
