@@ -228,7 +228,10 @@ fn contains(h: &[u8], n: &[u8]) -> bool {
 }
 
 /// Cheap reject: every secret name contains one of these letter pairs
-/// (`pw`, `ss`, `se`, `cr`, `ke`, `au`, `co`, `to`), in any case.
+/// (`pw`, `ss`, `se`, `cr`, `ke`, `au`, `ok`), in any case: `pwd`,
+/// `password`, `session`, `secret`, `credentials`, `token`, `api_key`,
+/// `auth`, `cookie`. (`ok` rather than `co` for `cookie`, so `Connection`,
+/// `count` and `config` are rejected here.)
 fn maybe_secret(name: &[u8]) -> bool {
     name.len() >= 3
         && name.len() <= MAX_NAME
@@ -241,8 +244,7 @@ fn maybe_secret(name: &[u8]) -> bool {
                     | [b'c', b'r']
                     | [b'k', b'e']
                     | [b'a', b'u']
-                    | [b'c', b'o']
-                    | [b't', b'o']
+                    | [b'o', b'k']
             )
         })
 }
@@ -341,6 +343,11 @@ fn inline_kind(k: &[u8]) -> Option<KeyKind> {
 }
 
 fn assignment(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    // `k: v` needs a space or a quote after the `:` (times, ports, `C:\`
+    // and `scheme://` have none): checked first, it is the cheapest test.
+    if b[i] == b':' && !matches!(at(b, i + 1), b' ' | b'"' | b'\'' | b'\t') {
+        return None;
+    }
     // `k = v`: allow spaces around `=`; `k: v` needs no space before `:`.
     let mut ke = i;
     if b[i] == b'=' {
@@ -418,10 +425,7 @@ fn value_span(b: &[u8], v: usize, to_eol: bool) -> Option<(usize, usize)> {
         }
         (s, e.min(b.len()))
     } else if to_eol {
-        let mut e = v;
-        while e < b.len() && !matches!(b[e], b'\n' | b'\r' | b'"') {
-            e += 1;
-        }
+        let mut e = find_byte3(b, b'\n', b'\r', b'"', v).unwrap_or(b.len());
         while e > v && b[e - 1] == b' ' {
             e -= 1;
         }

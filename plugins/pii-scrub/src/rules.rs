@@ -19,6 +19,7 @@ macro_rules! rules {
             label: $label:literal,
             rank: $rank:literal,
             digits: $digits:literal,
+            holds: $holds:expr,
             when: $when:expr,
             scan: $scan:expr $(,)?
         }
@@ -43,6 +44,7 @@ macro_rules! rules {
                 counter: concat!("scrubbed_", $name),
                 rank: $rank,
                 digits: $digits,
+                holds: $holds,
                 when: $when,
                 scan: $scan,
             },
@@ -65,6 +67,11 @@ pub(crate) struct RuleDef {
     pub rank: u8,
     /// The scanner walks digit runs ([`detect::DigitRuns`]).
     pub digits: bool,
+    /// Besides ASCII letters and digits, the bytes a match can hold
+    /// (`None`: any). A word decoded for a second scan goes only to the
+    /// detectors whose matches can hold a byte one of its escapes stands
+    /// for: any other match in it covers no escape and would be dropped.
+    pub holds: Option<&'static [u8]>,
     /// The prefilter: whether a string with these features could match.
     pub when: fn(&Features) -> bool,
     /// The scanner: push every match (overlaps are resolved afterwards).
@@ -75,96 +82,112 @@ rules! {
     /// E-mail addresses.
     Email {
         name: "email", label: "email", rank: 8, digits: false,
+        holds: Some(b".-_%+@"),
         when: |f| f.has(AT) && f.dots > 0 && f.len >= 6,
         scan: |i, o| net::email(i.b, o),
     }
     /// IPv4 and IPv6 addresses (not dotted quads in a version context).
     Ip {
         name: "ip", label: "ip", rank: 13, digits: true,
+        holds: Some(b".:%_[]"),
         when: |f| f.maybe_v4() || f.maybe_v6(),
         scan: net::ip,
     }
     /// Payment card numbers (prefix, length and Luhn checked).
     CreditCard {
         name: "credit_card", label: "card", rank: 10, digits: true,
+        holds: Some(b" -"),
         when: |f| f.digits >= 13,
         scan: |i, o| numbers::credit_card(i.b, &i.runs, o),
     }
     /// US social security numbers: dashed anywhere, any grouping when labelled.
     Ssn {
         name: "ssn", label: "ssn", rank: 11, digits: true,
+        holds: Some(b" -."),
         when: |f| f.digits >= 9,
         scan: numbers::ssn,
     }
     /// Phone numbers.
     Phone {
         name: "phone", label: "phone", rank: 14, digits: true,
+        holds: Some(b" -.+()"),
         when: |f| f.digits >= 8,
         scan: |i, o| numbers::phone(i.b, &i.runs, o),
     }
     /// IBANs (mod-97 checked).
     Iban {
         name: "iban", label: "iban", rank: 9, digits: true,
+        holds: Some(b" "),
         when: |f| f.digits >= 2 && f.has(UPPER) && f.len >= 15,
         scan: |i, o| numbers::iban(i.b, &i.runs, o),
     }
     /// JSON web tokens.
     Jwt {
         name: "jwt", label: "jwt", rank: 3, digits: false,
+        holds: Some(b"-_.="),
         when: |f| f.dots >= 2 && f.len >= 16,
         scan: |i, o| secrets::jwt(i.b, o),
     }
     /// AWS access key ids and secret access keys.
     AwsKey {
         name: "aws_key", label: "aws-key", rank: 4, digits: false,
+        holds: Some(b"+/"),
         when: |f| f.has(UPPER) && f.len >= 20,
-        scan: |i, o| secrets::aws_key(i.b, o),
+        scan: secrets::aws_key,
     }
     /// Vendor API tokens, by prefix (`detect::vendors::VENDORS`).
     Token {
         name: "token", label: "token", rank: 5, digits: false,
+        holds: Some(b"_-."),
         when: |f| f.len >= 16 && (f.has(UNDERSCORE | DASH | DOT | UPPER) || f.digits >= 8),
         scan: vendors::tokens,
     }
     /// `Bearer` and `Basic` credentials.
     Bearer {
         name: "bearer", label: "credential", rank: 2, digits: false,
+        holds: None,
         when: |f| f.has(SPACE) && f.has(BEE) && f.len >= 10,
         scan: |i, o| secrets::bearer(i.b, o),
     }
     /// Passwords in URLs.
     UrlPassword {
         name: "url_password", label: "password", rank: 1, digits: false,
+        holds: None,
         when: |f| f.has(AT) && f.colons > 0 && f.has(SLASH),
         scan: |i, o| net::url_password(i.b, o),
     }
     /// PEM private key blocks.
     PrivateKey {
         name: "private_key", label: "private-key", rank: 0, digits: false,
+        holds: None,
         when: |f| f.len >= 30 && f.dashes >= 10,
         scan: |i, o| secrets::private_key(i.b, o),
     }
     /// The user name in home directory paths.
     HomeDir {
         name: "home_dir", label: "~", rank: 15, digits: false,
+        holds: None,
         when: |f| f.has(SLASH | BACKSLASH),
         scan: |i, o| paths::home_dir(i.b, o),
     }
     /// MAC addresses.
     Mac {
         name: "mac", label: "mac", rank: 12, digits: false,
+        holds: Some(b":-."),
         when: |f| f.len >= 14 && (f.colons >= 5 || f.dashes >= 5 || f.dots >= 2),
         scan: net::mac,
     }
     /// Values of secret-named fields and assignments.
     SecretKey {
         name: "secret_key", label: "redacted", rank: 6, digits: false,
+        holds: None,
         when: |f| f.has(EQ) || f.colons > 0 || f.dashes > 0,
         scan: |i, o| secret_assignments(i.b, o),
     }
     /// Unnamed high-entropy credentials.
     GenericSecret {
         name: "generic_secret", label: "secret", rank: 7, digits: false,
+        holds: Some(b"+/-_="),
         when: |f| f.len >= entropy::MIN_LEN && f.digits > 0 && f.has(UPPER),
         scan: entropy::generic_secret,
     }

@@ -101,43 +101,58 @@ pub(crate) struct WordsBefore<'b> {
     b: &'b [u8],
     words: [(usize, usize); 4],
     n: usize,
+    floor: usize,
+    /// Where the next word ends at the latest; `None` once there are no
+    /// more (a line break, 48 bytes back, or four words). Words are found
+    /// when first asked for: most checks read one or two.
+    next: Option<usize>,
 }
 
 impl<'b> WordsBefore<'b> {
     pub(crate) fn new(b: &'b [u8], i: usize) -> WordsBefore<'b> {
-        let floor = i.saturating_sub(48);
-        let mut w = WordsBefore {
+        WordsBefore {
             b,
             words: [(0, 0); 4],
             n: 0,
-        };
-        let mut e = i;
-        while w.n < w.words.len() {
-            while e > floor && !b[e - 1].is_ascii_alphanumeric() {
-                if matches!(b[e - 1], b'\n' | b'\r') {
-                    return w;
-                }
-                e -= 1;
-            }
-            if e == floor {
-                break;
-            }
-            let mut s = e;
-            while s > floor
-                && b[s - 1].is_ascii_alphanumeric()
-                && !(s < e && b[s].is_ascii_uppercase() && b[s - 1].is_ascii_lowercase())
-            {
-                s -= 1;
-            }
-            w.words[w.n] = (s, e);
-            w.n += 1;
-            e = s;
+            floor: i.saturating_sub(48),
+            next: Some(i),
         }
-        w
+    }
+
+    /// Find one more word; `false` when there is none.
+    fn find_next(&mut self) -> bool {
+        let (b, floor) = (self.b, self.floor);
+        let Some(mut e) = self.next.take() else {
+            return false;
+        };
+        if self.n == self.words.len() {
+            return false;
+        }
+        while e > floor && !b[e - 1].is_ascii_alphanumeric() {
+            if matches!(b[e - 1], b'\n' | b'\r') {
+                return false;
+            }
+            e -= 1;
+        }
+        if e == floor {
+            return false;
+        }
+        let mut s = e;
+        while s > floor
+            && b[s - 1].is_ascii_alphanumeric()
+            && !(s < e && b[s].is_ascii_uppercase() && b[s - 1].is_ascii_lowercase())
+        {
+            s -= 1;
+        }
+        self.words[self.n] = (s, e);
+        self.n += 1;
+        self.next = Some(s);
+        true
     }
 
     /// The `k`-th word before (0: the nearest), or `b""`.
-    pub(crate) fn get(&self, k: usize) -> &'b [u8] {
+    pub(crate) fn get(&mut self, k: usize) -> &'b [u8] {
+        while self.n <= k && self.find_next() {}
         if k < self.n {
             &self.b[self.words[k].0..self.words[k].1]
         } else {
@@ -146,13 +161,14 @@ impl<'b> WordsBefore<'b> {
     }
 
     /// Whether the `k`-th word equals `w` (ASCII case ignored).
-    pub(crate) fn is(&self, k: usize, w: &[u8]) -> bool {
+    pub(crate) fn is(&mut self, k: usize, w: &[u8]) -> bool {
         self.get(k).eq_ignore_ascii_case(w)
     }
 
     /// Whether the `k`-th word is one of `ws`.
-    pub(crate) fn is_any(&self, k: usize, ws: &[&[u8]]) -> bool {
-        ws.iter().any(|w| self.is(k, w))
+    pub(crate) fn is_any(&mut self, k: usize, ws: &[&[u8]]) -> bool {
+        let word = self.get(k);
+        ws.iter().any(|w| word.eq_ignore_ascii_case(w))
     }
 }
 
@@ -162,7 +178,7 @@ const FILLER: &[&[u8]] = &[
 ];
 
 /// Skip filler words; the index of the first meaningful word.
-fn skip_filler(w: &WordsBefore<'_>) -> usize {
+fn skip_filler(w: &mut WordsBefore<'_>) -> usize {
     let mut k = 0;
     while k < 2 && w.is_any(k, FILLER) {
         k += 1;
@@ -172,7 +188,7 @@ fn skip_filler(w: &WordsBefore<'_>) -> usize {
 
 /// Whether the word `k` names an address: `ip`, `addr(ess)`, `host`,
 /// `peer`, `client`, `remote`, `from`, `src`/`dst`, `X-Forwarded-For`, ….
-fn address_word(w: &WordsBefore<'_>, k: usize) -> bool {
+fn address_word(w: &mut WordsBefore<'_>, k: usize) -> bool {
     const WORDS: &[&[u8]] = &[
         b"ip",
         b"ipv4",
@@ -202,7 +218,7 @@ fn address_word(w: &WordsBefore<'_>, k: usize) -> bool {
 
 /// Whether the word `k` announces a version: `version`, `ver`, `firmware`,
 /// `fw`, `driver`, `build`, `release`, `kernel`.
-fn version_word(w: &WordsBefore<'_>, k: usize) -> bool {
+fn version_word(w: &mut WordsBefore<'_>, k: usize) -> bool {
     const WORDS: &[&[u8]] = &[
         b"version",
         b"ver",
@@ -225,13 +241,13 @@ pub(crate) fn is_version(b: &[u8], i: usize, key: KeyContext) -> bool {
     if key == KeyContext::Address || b[..i].ends_with(b"://") || b[..i].ends_with(b"@") {
         return false;
     }
-    let w = WordsBefore::new(b, i);
-    let k = skip_filler(&w);
-    if address_word(&w, k) {
+    let mut w = WordsBefore::new(b, i);
+    let k = skip_filler(&mut w);
+    if address_word(&mut w, k) {
         return false;
     }
     // `version: 10.4.0.17`, but also `driver_version=…` split in two words.
-    if version_word(&w, k) {
+    if version_word(&mut w, k) {
         return true;
     }
     key == KeyContext::Version && !glued_to_assignment(b, i)
@@ -251,8 +267,8 @@ fn glued_to_assignment(b: &[u8], i: usize) -> bool {
 /// The words before `i` label a national id: `SSN`, `ssn=`, `social
 /// security (number)`, `tax id`, `taxpayer id`, `TIN`, `ITIN`.
 pub(crate) fn national_id_label(b: &[u8], i: usize, key: KeyContext) -> bool {
-    let w = WordsBefore::new(b, i);
-    let k = skip_filler(&w);
+    let mut w = WordsBefore::new(b, i);
+    let k = skip_filler(&mut w);
     let labelled = w.is_any(k, &[b"ssn", b"ssns", b"itin", b"tin"])
         || (w.is(k, b"security") && w.is(k + 1, b"social"))
         || (w.is(k, b"id") && w.is_any(k + 1, &[b"tax", b"taxpayer"]));
@@ -264,8 +280,8 @@ pub(crate) fn national_id_label(b: &[u8], i: usize, key: KeyContext) -> bool {
 /// The words before `i` announce a MAC address: `mac`, `hwaddr`, `ether`,
 /// `lladdr`, `bia`, `learned`, `address`, `hardware`.
 pub(crate) fn mac_label(b: &[u8], i: usize, key: KeyContext) -> bool {
-    let w = WordsBefore::new(b, i);
-    let k = skip_filler(&w);
+    let mut w = WordsBefore::new(b, i);
+    let k = skip_filler(&mut w);
     key == KeyContext::Mac
         || w.is_any(
             k,
@@ -315,11 +331,11 @@ mod tests {
     #[test]
     fn words_before() {
         let s = b"X-Forwarded-For: 1.2.3.4";
-        let w = WordsBefore::new(s, 17);
+        let mut w = WordsBefore::new(s, 17);
         assert_eq!(w.get(0), b"For");
         assert_eq!(w.get(1), b"Forwarded");
         let s = b"\"driverVersion\": \"1";
-        let w = WordsBefore::new(s, s.len() - 1);
+        let mut w = WordsBefore::new(s, s.len() - 1);
         assert_eq!(w.get(0), b"Version");
         assert_eq!(w.get(1), b"driver");
         let s = b"ssn\nx 1";

@@ -9,6 +9,7 @@
 //! than 2 KiB is not decoded.
 
 use super::{Hit, KeyContext, find_all, find_byte2, is_hex};
+use crate::rules::TABLE;
 
 const STACK: usize = 2048;
 
@@ -50,6 +51,7 @@ fn has_percent(b: &[u8]) -> bool {
 /// Decode one unit at `i`: the byte it stands for and where the next starts.
 /// A non-ASCII `\u` escape decodes to 0x80 (the scanners treat it as a
 /// separator, as they do every non-ASCII byte).
+#[inline(always)]
 fn step(b: &[u8], i: usize, plus: bool) -> (u8, usize) {
     let c = b[i];
     if percent_at(b, i) {
@@ -96,13 +98,60 @@ pub(crate) fn decoded(m: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     out.into()
 }
 
+/// A set of bytes.
+#[derive(Default)]
+struct Bytes([u64; 4]);
+
+impl Bytes {
+    fn insert(&mut self, c: u8) {
+        self.0[(c >> 6) as usize] |= 1 << (c & 63);
+    }
+
+    fn has(&self, c: u8) -> bool {
+        self.0[(c >> 6) as usize] & (1 << (c & 63)) != 0
+    }
+
+    fn any_alphanumeric(&self) -> bool {
+        const DIGITS: u64 = 0x03ff << 48; // b'0'..=b'9' in the first word
+        const LETTERS: u64 = (0x03ff_ffff << 1) | (0x03ff_ffff << 33); // A-Z, a-z in the second
+        self.0[0] & DIGITS != 0 || self.0[1] & LETTERS != 0
+    }
+}
+
+/// The detectors among `enabled` whose matches can hold one of `escaped`
+/// (the bytes the word's escapes stand for; see `RuleDef::holds`).
+fn rules_holding(escaped: &Bytes, enabled: u32) -> u32 {
+    if escaped.any_alphanumeric() {
+        return enabled;
+    }
+    TABLE
+        .iter()
+        .filter(|d| enabled & d.rule.bit() != 0)
+        .filter(|d| d.holds.is_none_or(|h| h.iter().any(|&c| escaped.has(c))))
+        .fold(0, |m, d| m | d.rule.bit())
+}
+
 /// Decode `b` into `out`, recording in `map` the encoded offset of every
-/// decoded byte (and of the end); the number of bytes written (never more
-/// than `b.len()`).
-fn decode(b: &[u8], plus: bool, out: &mut [u8], map: &mut [u16]) -> usize {
+/// decoded byte (and of the end) and in `escaped` the bytes that escapes
+/// stood for; the number of bytes written (never more than `b.len()`).
+fn decode(b: &[u8], plus: bool, out: &mut [u8], map: &mut [u16], escaped: &mut Bytes) -> usize {
     let (mut i, mut n) = (0, 0);
+    let out = &mut out[..b.len()];
+    let map = &mut map[..b.len() + 1];
     while i < b.len() {
+        let c = b[i];
+        if !matches!(c, b'%' | b'\\' | b'+') {
+            // Most bytes stand for themselves.
+            out[n] = c;
+            map[n] = i as u16;
+            n += 1;
+            i += 1;
+            continue;
+        }
         let (d, next) = step(b, i, plus);
+        if next - i > 1 {
+            escaped.insert(d);
+        }
         out[n] = d;
         map[n] = i as u16;
         n += 1;
@@ -169,9 +218,12 @@ fn scan_word<const N: usize, const M: usize>(
     let plus = has_percent(word);
     let mut buf = [0u8; N];
     let mut map = [0u16; M];
-    let n = decode(word, plus, &mut buf, &mut map);
+    let mut escaped = Bytes::default();
+    let n = decode(word, plus, &mut buf, &mut map, &mut escaped);
+    // A match that holds no byte an escape stood for covers no escape.
+    let rules = rules_holding(&escaped, enabled);
     let first = hits.len();
-    let _ = find_all(&buf[..n], enabled, key, hits);
+    let _ = find_all(&buf[..n], rules, key, hits);
     let mut kept = first;
     for k in first..hits.len() {
         let h = hits[k];

@@ -87,13 +87,72 @@ const DIGEST_LABELS: &[&[u8]] = &[
     b"blake3", b"sri",
 ];
 
-/// Every unnamed high-entropy credential in the string.
-pub(crate) fn generic_secret(inp: &Input, out: &mut Vec<Hit>) {
-    let b = inp.b;
+/// Most stops stored by [`LongRuns`].
+const STOPS: usize = 16;
+
+/// Where the walk for long runs of `A-Z a-z 0-9 + / - _` stops, found once
+/// per string and shared by [`generic_secret`] and the AWS secret-key
+/// search (whose base64 runs lie inside such runs). Up to [`STOPS`] stops
+/// are stored; past that [`LongRuns::get`] walks on.
+pub(crate) struct LongRuns {
+    stops: [Stop; STOPS],
+    len: usize,
+    /// Where the walk resumes past the stored stops (`usize::MAX`: done).
+    resume: usize,
+}
+
+/// A stop of the walk: the run `s..r` (`s` may be one byte into the run,
+/// see [`next_stop`]) and `e`, its end with up to two `=` of padding.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Stop {
+    pub s: usize,
+    pub r: usize,
+    pub e: usize,
+}
+
+impl LongRuns {
+    pub(crate) fn new(b: &[u8]) -> LongRuns {
+        let mut l = LongRuns {
+            stops: [Stop::default(); STOPS],
+            len: 0,
+            resume: usize::MAX,
+        };
+        let mut i = 0;
+        while let Some(stop) = next_stop(b, i) {
+            if l.len == STOPS {
+                l.resume = i;
+                break;
+            }
+            l.stops[l.len] = stop;
+            l.len += 1;
+            i = stop.e + 1;
+        }
+        l
+    }
+
+    /// Stop `k` of the walk; `i` is where the walk goes on after stop
+    /// `k - 1` (its `e + 1`; 0 for the first).
+    pub(crate) fn get(&self, b: &[u8], k: usize, i: usize) -> Option<Stop> {
+        if k < self.len {
+            Some(self.stops[k])
+        } else if self.resume != usize::MAX {
+            next_stop(b, i)
+        } else {
+            None
+        }
+    }
+}
+
+/// The next stop of the walk from `i`. Probes every `MIN_LEN`-th byte: a
+/// run long enough to matter covers one. Every run of `MIN_LEN + 1` bytes
+/// or more is a stop; so are a few shorter ones (when the byte `MIN_LEN - 1`
+/// past their start belongs to the next run). The walk goes on past the
+/// padding of a stop, so a run right after `=` (`key=…`) is entered one
+/// byte in.
+fn next_stop(b: &[u8], mut i: usize) -> Option<Stop> {
     let tok = |i: usize| TOKEN[b[i] as usize];
-    // Probe every MIN_LEN-th byte: a run long enough to matter covers one.
-    // Invariant: `i` is 0 or follows a byte that is not part of a run.
-    let mut i = 0;
+    // Invariant: `i` is 0, or follows a byte that is not part of a run, or
+    // follows a stop's padding.
     while i + MIN_LEN <= b.len() {
         let probe = i + MIN_LEN - 1;
         if !tok(probe) {
@@ -107,7 +166,7 @@ pub(crate) fn generic_secret(inp: &Input, out: &mut Vec<Hit>) {
         // A run from `s` too short to matter ends before `s + MIN_LEN - 1`;
         // no run long enough can start before that byte either.
         if s + MIN_LEN > b.len() {
-            break;
+            return None;
         }
         if !tok(s + MIN_LEN - 1) {
             i = s + MIN_LEN;
@@ -121,6 +180,24 @@ pub(crate) fn generic_secret(inp: &Input, out: &mut Vec<Hit>) {
         while e < b.len() && b[e] == b'=' && e - r < 2 {
             e += 1;
         }
+        return Some(Stop { s, r, e });
+    }
+    None
+}
+
+/// Whether `c` may be part of a long run.
+pub(crate) fn is_token(c: u8) -> bool {
+    TOKEN[c as usize]
+}
+
+/// Every unnamed high-entropy credential in the string.
+pub(crate) fn generic_secret(inp: &Input, out: &mut Vec<Hit>) {
+    let b = inp.b;
+    let runs = inp.long_runs();
+    let (mut k, mut i) = (0, 0);
+    while let Some(Stop { s, r, e }) = runs.get(b, k, i) {
+        k += 1;
+        i = e + 1;
         if (MIN_LEN..=MAX_LEN).contains(&(r - s))
             && !glued(b, s, e)
             && random_enough(&b[s..r])
@@ -130,7 +207,6 @@ pub(crate) fn generic_secret(inp: &Input, out: &mut Vec<Hit>) {
         {
             out.push(Hit::new(Rule::GenericSecret, s, e));
         }
-        i = e + 1;
     }
 }
 
@@ -151,26 +227,28 @@ fn digest_label(b: &[u8], s: usize) -> bool {
             return true;
         }
     }
-    let w = WordsBefore::new(b, s);
-    w.is_any(0, DIGEST_LABELS)
+    WordsBefore::new(b, s).is_any(0, DIGEST_LABELS)
 }
 
 /// The cheap content checks on a candidate run: character classes, slashes
 /// and separators, entropy (see the module doc).
 fn random_enough(run: &[u8]) -> bool {
-    let (mut upper, mut lower, mut digit, mut slash, mut seps) = (0, 0, 0, 0, 0);
+    // Most long runs of telemetry are lower-case (hex digests, UUIDs,
+    // paths): rejected before counting.
+    if !run.iter().any(u8::is_ascii_uppercase) {
+        return false;
+    }
+    // Every byte of a run is ASCII (see `TOKEN`).
     let mut counts = [0u8; 128];
     for &c in run {
-        match c {
-            b'A'..=b'Z' => upper += 1,
-            b'a'..=b'z' => lower += 1,
-            b'0'..=b'9' => digit += 1,
-            b'/' => slash += 1,
-            b'-' | b'_' => seps += 1,
-            _ => {}
-        }
-        counts[(c & 0x7f) as usize] = counts[(c & 0x7f) as usize].saturating_add(1);
+        let k = &mut counts[(c & 0x7f) as usize];
+        *k = k.saturating_add(1);
     }
+    let sum = |r: core::ops::RangeInclusive<u8>| r.map(|c| counts[c as usize] as usize).sum();
+    let (upper, lower, digit): (usize, usize, usize) =
+        (sum(b'A'..=b'Z'), sum(b'a'..=b'z'), sum(b'0'..=b'9'));
+    let slash = counts[b'/' as usize] as usize;
+    let seps = counts[b'-' as usize] as usize + counts[b'_' as usize] as usize;
     // Mixed case, and a digit or capitals in a random share (camelCase
     // identifiers without digits have one capital in five letters or
     // fewer; random letters one in two).
@@ -181,14 +259,31 @@ fn random_enough(run: &[u8]) -> bool {
         return false;
     }
     let n = run.len() as f32;
-    let entropy: f32 = counts
-        .iter()
-        .filter(|&&k| k > 0)
-        .map(|&k| {
-            let p = k as f32 / n;
-            -p * p.log2()
-        })
-        .sum();
+    let term = |k: u8| {
+        let p = k as f32 / n;
+        -p * p.log2()
+    };
+    // Most symbols of a run occur a few times: those terms are computed
+    // once. The sum is taken over the symbols in order, as a plain
+    // `counts.iter().filter(..).map(term).sum()` would (same bits).
+    let mut few = [f32::NAN; 16];
+    let mut entropy = -0.0f32;
+    for chunk in counts.chunks_exact(8) {
+        if chunk.iter().all(|&k| k == 0) {
+            continue;
+        }
+        for &k in chunk.iter().filter(|&&k| k > 0) {
+            entropy += match few.get_mut(k as usize) {
+                Some(t) => {
+                    if t.is_nan() {
+                        *t = term(k);
+                    }
+                    *t
+                }
+                None => term(k),
+            };
+        }
+    }
     entropy >= threshold(run.len())
 }
 
@@ -227,10 +322,15 @@ fn has_word(run: &[u8]) -> bool {
         let p = (a - b'a') as usize * 26 + (b - b'a') as usize;
         let rest = &run[i..];
         let words = &WORDS[PAIR_START[p] as usize..PAIR_START[p + 1] as usize];
-        if words
-            .iter()
-            .any(|w| rest.len() >= w.len() && rest[..w.len()].eq_ignore_ascii_case(w))
-        {
+        // Words are lower-case letters: `c | 0x20` matches a letter of
+        // either case and nothing else.
+        if words.iter().any(|w| {
+            rest.len() >= w.len()
+                && rest[2..w.len()]
+                    .iter()
+                    .zip(&w[2..])
+                    .all(|(c, l)| c | 0x20 == *l)
+        }) {
             return true;
         }
     }
@@ -239,31 +339,56 @@ fn has_word(run: &[u8]) -> bool {
 
 /// Whether `run`, read as base64 (standard or URL alphabet), decodes to
 /// mostly printable ASCII: encoded text, not a random key.
-fn decodes_to_text(run: &[u8]) -> bool {
-    let mut acc = 0u32;
-    let mut bits = 0;
-    let (mut total, mut printable) = (0usize, 0usize);
-    for &c in run {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
+/// Base64 value of a run byte (`+`/`-` 62, `/`/`_` and the rest 63).
+static B64: [u8; 256] = {
+    let mut t = [63u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
             b'+' | b'-' => 62,
             _ => 63,
         };
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            let byte = (acc >> bits) as u8;
-            acc &= (1 << bits) - 1;
-            total += 1;
-            if (0x20..0x7f).contains(&byte) || matches!(byte, b'\n' | b'\r' | b'\t') {
-                printable += 1;
-            }
-        }
+        c += 1;
     }
-    total > 0 && printable * 10 >= total * 9
+    t
+};
+
+/// Whether a decoded byte is printable text (or a tab or line break).
+fn printable(byte: u8) -> bool {
+    (0x20..0x7f).contains(&byte) || matches!(byte, b'\n' | b'\r' | b'\t')
+}
+
+fn decodes_to_text(run: &[u8]) -> bool {
+    let v = |c: u8| B64[c as usize] as u32;
+    let (mut total, mut printable_bytes) = (0usize, 0usize);
+    let mut count = |byte: u32| {
+        total += 1;
+        printable_bytes += printable(byte as u8) as usize;
+    };
+    // Four characters are three bytes; a tail of two or three characters
+    // gives one or two more (the bits of a lone last character are
+    // dropped).
+    let mut groups = run.chunks_exact(4);
+    for g in &mut groups {
+        let w = v(g[0]) << 18 | v(g[1]) << 12 | v(g[2]) << 6 | v(g[3]);
+        count(w >> 16);
+        count((w >> 8) & 0xff);
+        count(w & 0xff);
+    }
+    match *groups.remainder() {
+        [a, b] => count(v(a) << 2 | v(b) >> 4),
+        [a, b, c] => {
+            let w = v(a) << 12 | v(b) << 6 | v(c);
+            count(w >> 10);
+            count((w >> 2) & 0xff);
+        }
+        _ => {}
+    }
+    total > 0 && printable_bytes * 10 >= total * 9
 }
 
 #[cfg(test)]
@@ -273,6 +398,45 @@ mod tests {
 
     fn g(i: &str, o: &str) {
         check_rule(Rule::GenericSecret, i, o);
+    }
+
+    #[test]
+    fn text_check_decodes_like_a_bit_stream() {
+        // The straightforward decoder: six bits in, a byte out per eight.
+        fn reference(run: &[u8]) -> bool {
+            let (mut acc, mut bits, mut total, mut printable) = (0u32, 0, 0, 0);
+            for &c in run {
+                acc = (acc << 6) | super::B64[c as usize] as u32;
+                bits += 6;
+                if bits >= 8 {
+                    bits -= 8;
+                    let byte = (acc >> bits) as u8;
+                    acc &= (1 << bits) - 1;
+                    total += 1;
+                    printable += super::printable(byte) as usize;
+                }
+            }
+            total > 0 && printable * 10 >= total * 9
+        }
+        let alphabet = b"ABCXYZabcxyz0189+/-_dGhlbG8gd29ybGQ";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..80 {
+            for _ in 0..200 {
+                let run: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        alphabet[(seed % alphabet.len() as u64) as usize]
+                    })
+                    .collect();
+                assert_eq!(super::decodes_to_text(&run), reference(&run), "{run:?}");
+            }
+        }
+        // Base64 of text is text.
+        assert!(super::decodes_to_text(
+            b"aGVsbG8gd29ybGQsIGhvdyBhcmUgeW91IHRvZGF5Pw"
+        ));
     }
 
     #[test]

@@ -175,6 +175,16 @@ pub(crate) struct Input<'b> {
     pub f: Features<'b>,
     pub runs: DigitRuns,
     pub key: KeyContext,
+    /// The long base64-like runs, found by the first scanner that asks.
+    long: std::cell::OnceCell<entropy::LongRuns>,
+}
+
+impl Input<'_> {
+    /// The runs of base64/base64url bytes long enough for an unnamed
+    /// secret or an AWS secret key (one walk shared by both).
+    pub(crate) fn long_runs(&self) -> &entropy::LongRuns {
+        self.long.get_or_init(|| entropy::LongRuns::new(self.b))
+    }
 }
 
 /// Whether any enabled detector could match `b` (the cheap prefilter alone).
@@ -212,7 +222,13 @@ pub(crate) fn find_all(b: &[u8], enabled: u32, key: KeyContext, out: &mut Vec<Hi
     } else {
         DigitRuns::empty()
     };
-    let input = Input { b, f, runs, key };
+    let input = Input {
+        b,
+        f,
+        runs,
+        key,
+        long: std::cell::OnceCell::new(),
+    };
     for d in &TABLE {
         if run & d.rule.bit() != 0 {
             (d.scan)(&input, out);
@@ -221,95 +237,220 @@ pub(crate) fn find_all(b: &[u8], enabled: u32, key: KeyContext, out: &mut Vec<Hi
     f.flags
 }
 
-/// Starts of the maximal digit runs of a string, found in one pass and
-/// shared by the number scanners (cards, SSNs, phones, IBANs, IPv4), which
-/// then visit digit runs instead of every byte. Up to 64 starts are stored;
-/// past that, [`DigitRuns::next`] scans on.
+/// The digit runs a number can start at, found in one pass and shared by
+/// the number scanners (cards, SSNs, phones, IBANs, IPv4), which then visit
+/// those runs instead of every byte.
+///
+/// A run is kept when its numeric span holds at least [`MIN_SPAN`] digits
+/// (the fewest any number scanner needs) or when it follows two capitals,
+/// as an IBAN's check digits do. Most digit runs of telemetry (the digits
+/// of UUIDs, hashes, versions, short numbers) are neither, so the scanners
+/// never see them. Up to [`KEPT`] runs are kept; past that nothing is
+/// indexed and [`DigitRuns::next`] scans on.
 pub(crate) struct DigitRuns {
-    starts: [u32; 64],
-    /// Per stored run, the digits from its start to the end of its numeric
+    starts: [u32; KEPT],
+    /// Per kept run, the digits from its start to the end of its numeric
     /// span: the runs that follow it across gaps of at most [`SPAN_GAP`]
     /// bytes that hold no letter or digit. A number (card, SSN, phone) that
     /// starts at a run takes its digits from that span only, so a run whose
     /// span is too short for a scanner is skipped without looking at it.
-    reach: [u16; 64],
+    reach: [u16; KEPT],
+    /// Bit `k`: kept run `k` follows two capitals (an IBAN's head).
+    iban: u64,
     len: usize,
     /// Bytes before this index are fully indexed.
     scanned: usize,
+    /// Where the last [`DigitRuns::first_at`] stopped.
+    hint: std::cell::Cell<usize>,
 }
+
+/// Most runs kept.
+const KEPT: usize = 64;
+
+/// Fewest digits in the numeric span of any number a scanner takes (an
+/// IPv4 address has four).
+const MIN_SPAN: usize = 4;
 
 /// Longest gap between two digit runs of one numeric span. Every number
 /// scanner joins groups with at most two bytes (`") "` in `(555) 123-4567`);
 /// one more keeps the skip safe.
 const SPAN_GAP: usize = 3;
 
+/// Bit 8·j is set when byte j of `w` (little-endian) is an ASCII digit
+/// (eight bytes at once, no carry between them).
+#[inline]
+fn digit_bits(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let y = w & LOW7;
+    // Per byte: high bit when y >= b'0', and when y > b'9'.
+    let ge0 = y + 0x5050_5050_5050_5050;
+    let gt9 = y + 0x4646_4646_4646_4646;
+    ((ge0 & !gt9 & !w & HIGH) >> 7) & 0x0101_0101_0101_0101
+}
+
+/// The numeric span being indexed: its first run's index, where its last
+/// run ends, its digits, and whether a run of it follows two capitals.
+#[derive(Default)]
+struct Span {
+    first: usize,
+    end: usize,
+    digits: usize,
+    iban: bool,
+}
+
+/// The lowest `n` bits set (`n <= 64`).
+#[inline]
+fn low_bits(n: usize) -> u64 {
+    u64::MAX.checked_shr(64 - n as u32).unwrap_or(0)
+}
+
 impl DigitRuns {
     /// No runs (for strings no digit scanner looks at).
     pub(crate) fn empty() -> DigitRuns {
         DigitRuns {
-            starts: [0; 64],
-            reach: [0; 64],
+            starts: [0; KEPT],
+            reach: [0; KEPT],
+            iban: 0,
             len: 0,
             scanned: 0,
+            hint: std::cell::Cell::new(0),
         }
     }
 
     pub(crate) fn new(b: &[u8]) -> DigitRuns {
-        let mut r = DigitRuns {
-            starts: [0; 64],
-            reach: [0; 64],
-            len: 0,
-            scanned: b.len(),
-        };
-        let mut ends = [0u32; 64];
-        let mut prev_digit = false;
-        for (i, &c) in b.iter().enumerate() {
-            let d = is_digit(c);
-            if d && !prev_digit {
-                if r.len == r.starts.len() {
-                    r.scanned = i;
-                    break;
-                }
-                r.starts[r.len] = i as u32;
-                r.len += 1;
-            } else if !d && prev_digit {
-                ends[r.len - 1] = i as u32;
-            }
-            prev_digit = d;
-        }
-        if prev_digit && r.len > 0 && r.scanned == b.len() {
-            ends[r.len - 1] = b.len() as u32;
-        }
-        // Past the last stored run nothing is indexed: its span may go on, so
-        // it reaches "far" (never skipped).
-        for k in (0..r.len).rev() {
-            let (start, end) = (r.starts[k] as usize, ends[k] as usize);
-            let own = end.saturating_sub(start);
-            let on = if k + 1 == r.len {
-                if r.scanned < b.len() || end == 0 {
-                    u16::MAX as usize
-                } else {
-                    0
-                }
-            } else {
-                let next = r.starts[k + 1] as usize;
-                let gap = &b[end.min(next)..next];
-                if gap.len() <= SPAN_GAP && !gap.iter().any(|c| c.is_ascii_alphanumeric()) {
-                    r.reach[k + 1] as usize
-                } else {
-                    0
+        let mut r = DigitRuns::empty();
+        r.scanned = b.len();
+        let mut span = Span::default();
+        let mut run_start = 0;
+        let mut carry = 0u64;
+        let mut base = 0;
+        while base < b.len() {
+            let w = match b.get(base..base + 8) {
+                Some(c) => u64::from_le_bytes(c.try_into().unwrap_or([0; 8])),
+                None => {
+                    let mut tail = [0u8; 8];
+                    tail[..b.len() - base].copy_from_slice(&b[base..]);
+                    u64::from_le_bytes(tail)
                 }
             };
-            r.reach[k] = (own + on).min(u16::MAX as usize) as u16;
+            let d = digit_bits(w);
+            // A run starts where a digit follows a non-digit and ends where
+            // a non-digit follows a digit.
+            let mut edges = d ^ ((d << 8) | carry);
+            carry = d >> 56;
+            while edges != 0 {
+                let i = base + (edges.trailing_zeros() / 8) as usize;
+                edges &= edges - 1;
+                if i < b.len() && is_digit(b[i]) {
+                    run_start = i;
+                } else if !r.push_run(b, run_start, i, &mut span) {
+                    return r;
+                }
+            }
+            base += 8;
         }
+        if carry != 0 && !r.push_run(b, run_start, b.len(), &mut span) {
+            return r;
+        }
+        r.close_span(&span);
         r
+    }
+
+    /// Record the run `start..end`; `false` when the index is full (then
+    /// everything from the span being built on is left unindexed).
+    #[inline(always)]
+    fn push_run(&mut self, b: &[u8], start: usize, end: usize, span: &mut Span) -> bool {
+        let gap = start - span.end;
+        let joined = span.digits > 0
+            && gap <= SPAN_GAP
+            && !b[span.end..start].iter().any(u8::is_ascii_alphanumeric);
+        if !joined {
+            self.close_span(span);
+            *span = Span {
+                first: self.len,
+                ..Span::default()
+            };
+        }
+        span.end = end;
+        span.digits += end - start;
+        if self.len == KEPT {
+            self.scanned = if span.first < self.len {
+                self.starts[span.first] as usize
+            } else {
+                start
+            };
+            self.len = span.first;
+            self.iban &= low_bits(self.len);
+            return false;
+        }
+        let k = self.len;
+        self.starts[k] = start as u32;
+        self.reach[k] = (end - start).min(u16::MAX as usize) as u16;
+        if start >= 2
+            && end - start >= 2
+            && b[start - 2].is_ascii_uppercase()
+            && b[start - 1].is_ascii_uppercase()
+        {
+            self.iban |= 1 << k;
+            span.iban = true;
+        }
+        self.len += 1;
+        true
+    }
+
+    /// End the span `span.first..len`: sum the reaches of its runs back to
+    /// front and keep those that can start a number.
+    fn close_span(&mut self, span: &Span) {
+        let first = span.first;
+        if span.digits < MIN_SPAN && !span.iban {
+            // The common case: a short number, or digits inside a word.
+            self.len = first;
+            self.iban &= low_bits(first);
+            return;
+        }
+        let mut acc = 0usize;
+        for k in (first..self.len).rev() {
+            acc += self.reach[k] as usize;
+            self.reach[k] = acc.min(u16::MAX as usize) as u16;
+        }
+        let mut kept = first;
+        for k in first..self.len {
+            let iban = self.iban >> k & 1;
+            if self.reach[k] as usize >= MIN_SPAN || iban != 0 {
+                self.starts[kept] = self.starts[k];
+                self.reach[kept] = self.reach[k];
+                self.iban = (self.iban & !(1 << kept)) | (iban << kept);
+                kept += 1;
+            }
+        }
+        // Bits of dropped runs must not linger above the kept ones.
+        self.iban &= low_bits(kept);
+        self.len = kept;
+    }
+
+    /// The index of the first kept run at or after `from`. A scanner asks
+    /// with growing `from`, so the search goes on from the last answer
+    /// when it can.
+    #[inline]
+    fn first_at(&self, from: usize) -> usize {
+        let hint = self.hint.get();
+        let mut k = if hint <= self.len && (hint == 0 || (self.starts[hint - 1] as usize) < from) {
+            hint
+        } else {
+            0
+        };
+        while k < self.len && (self.starts[k] as usize) < from {
+            k += 1;
+        }
+        self.hint.set(k);
+        k
     }
 
     /// The first run start at or after `from` whose numeric span holds at
     /// least `digits` digits (runs past the indexed ones always qualify).
     pub(crate) fn next_with(&self, b: &[u8], from: usize, digits: usize) -> Option<usize> {
-        let stored = &self.starts[..self.len];
-        let mut k = stored.partition_point(|&s| (s as usize) < from);
+        let mut k = self.first_at(from);
         while k < self.len {
             if self.reach[k] as usize >= digits {
                 return Some(self.starts[k] as usize);
@@ -319,12 +460,23 @@ impl DigitRuns {
         self.next(b, from.max(self.scanned))
     }
 
-    /// The first run start at or after `from`.
+    /// The first run start at or after `from` that follows two capitals
+    /// (runs past the indexed ones always qualify).
+    pub(crate) fn next_after_capitals(&self, b: &[u8], from: usize) -> Option<usize> {
+        let k = self.first_at(from);
+        let rest = if k >= 64 { 0 } else { self.iban >> k };
+        if rest != 0 {
+            return Some(self.starts[k + rest.trailing_zeros() as usize] as usize);
+        }
+        self.next(b, from.max(self.scanned))
+    }
+
+    /// The first kept run start at or after `from`, or past the indexed
+    /// bytes the first run start there.
     pub(crate) fn next(&self, b: &[u8], from: usize) -> Option<usize> {
-        let stored = &self.starts[..self.len];
-        let k = stored.partition_point(|&s| (s as usize) < from);
-        if let Some(&s) = stored.get(k) {
-            return Some(s as usize);
+        let k = self.first_at(from);
+        if k < self.len {
+            return Some(self.starts[k] as usize);
         }
         let mut i = from.max(self.scanned);
         while i < b.len() {
@@ -413,12 +565,19 @@ pub(crate) fn starts_with_ci(hay: &[u8], prefix: &[u8]) -> bool {
     hay.len() >= prefix.len() && hay[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
-/// Whether `needle` (lowercase) occurs in `hay`, ignoring ASCII case.
+/// Whether `needle` (lowercase, starting with a letter) occurs in `hay`,
+/// ignoring ASCII case: candidates are found by its first letter in either
+/// case.
 pub(crate) fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len()
-        && hay
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
+    let c = needle[0];
+    let mut from = 0;
+    while let Some(p) = find_byte2(hay, c, c.to_ascii_uppercase(), from) {
+        if hay.len() - p >= needle.len() && hay[p..p + needle.len()].eq_ignore_ascii_case(needle) {
+            return true;
+        }
+        from = p + 1;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -453,6 +612,7 @@ pub(crate) mod test_util {
 #[cfg(test)]
 mod tests {
     use super::test_util::*;
+    use crate::rules::{Rule, TABLE};
 
     #[test]
     fn overlaps_resolve_by_rank() {
@@ -554,6 +714,124 @@ mod tests {
     }
 
     #[test]
+    fn matches_hold_only_the_bytes_their_rule_lists() {
+        // `RuleDef::holds` decides which detectors see a decoded word
+        // again; a byte missing from a list would lose matches there.
+        const FRAGS: &[&str] = &[
+            "0",
+            "1",
+            "4",
+            "9",
+            "12",
+            "123",
+            "555",
+            "4111",
+            "2024",
+            "255",
+            "0044",
+            "+",
+            "+1",
+            "+44",
+            "(",
+            ")",
+            "(555) ",
+            "-",
+            "--",
+            ".",
+            ". ",
+            ", ",
+            " ",
+            ":",
+            "::",
+            "/",
+            "\\",
+            "@",
+            "_",
+            "=",
+            "#",
+            "%",
+            "\"",
+            "'",
+            "a",
+            "x",
+            "f",
+            "e",
+            "B",
+            "A",
+            "Z",
+            "GB82 ",
+            "WEST ",
+            "DE89",
+            "SSN: ",
+            "version ",
+            "ip ",
+            "mac ",
+            "v",
+            "1111 ",
+            "4111 1111 1111 1111",
+            "219-45-0912",
+            "555-123-4567",
+            "10.0.0.1",
+            "00:1A:2B:3C:4D:5E",
+            "001a.2b3c.4d5e",
+            "[",
+            "]",
+            "DE89370400440532013000",
+            "+44 20 7946 0958",
+            "ada@example.com",
+            "password=",
+            "eyJ",
+            "AKIA",
+            "ghp_",
+            "k9Xq",
+            "Q8rT",
+            "fe80::1",
+            "%eth0",
+            "https://",
+            "u:p@h",
+            "/home/ada",
+            "sk-",
+            "SK",
+            "Bearer ",
+            "aws ",
+            "secret=",
+            "é",
+            "\n",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut hits = Vec::new();
+        for rule in Rule::ALL {
+            let Some(holds) = TABLE[rule as usize].holds else {
+                continue;
+            };
+            let rules = crate::rules::Ruleset::only(rule).with_decoding(false);
+            for _ in 0..4000 {
+                let mut s = String::new();
+                for _ in 0..next() % 60 {
+                    s.push_str(FRAGS[(next() % FRAGS.len() as u64) as usize]);
+                }
+                rules.find(&s, &mut hits);
+                for h in &hits {
+                    let m = &s.as_bytes()[h.start..h.end];
+                    assert!(
+                        m.iter()
+                            .all(|c| c.is_ascii_alphanumeric() || holds.contains(c)),
+                        "{} matched {:?} in {s:?}",
+                        rule.name(),
+                        String::from_utf8_lossy(m)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn many_in_one_string() {
         check(
             "user=ada@example.com ip=192.168.1.20 card=4111 1111 1111 1111 ssn=123-45-6789 mac=00:1A:2B:3C:4D:5E",
@@ -591,5 +869,26 @@ mod tests {
         let many = "1 ".repeat(70) + "7";
         let runs = DigitRuns::new(many.as_bytes());
         assert_eq!(runs.next_with(many.as_bytes(), 0, 99), Some(0));
+    }
+
+    #[test]
+    fn runs_after_two_capitals_are_kept_for_ibans() {
+        use super::DigitRuns;
+        let b = b"id 12 AB12 GB82 WEST 1234 x";
+        let runs = DigitRuns::new(b);
+        assert_eq!(runs.next_after_capitals(b, 0), Some(8));
+        assert_eq!(runs.next_after_capitals(b, 9), Some(13));
+        assert_eq!(runs.next_after_capitals(b, 14), None);
+        // More than the index holds: the rest is scanned, none is lost.
+        let many = "AB12 ".repeat(70);
+        let b = many.as_bytes();
+        let runs = DigitRuns::new(b);
+        let (mut from, mut seen) = (0, 0);
+        while let Some(i) = runs.next_after_capitals(b, from) {
+            assert_eq!(i % 5, 2);
+            seen += 1;
+            from = i + 1;
+        }
+        assert_eq!(seen, 70);
     }
 }

@@ -454,7 +454,7 @@ fn iban_len(c0: u8, c1: u8) -> Option<usize> {
 /// 7654 32`), uppercase, with a valid ISO 7064 mod-97 checksum.
 pub(crate) fn iban(b: &[u8], runs: &DigitRuns, out: &mut Vec<Hit>) {
     let mut from = 2;
-    while let Some(r) = runs.next(b, from) {
+    while let Some(r) = runs.next_after_capitals(b, from) {
         from = r + 1;
         let i = r - 2;
         if i + 15 > b.len() {

@@ -1,6 +1,8 @@
 //! Credentials: JWTs, AWS keys, vendor API tokens, `Bearer`/`Basic`
 //! authorization values and PEM private keys.
 
+use super::Input;
+use super::entropy::{LongRuns, is_token};
 use super::{
     Hit, at, before, contains_ci, find, find_at, find_byte, find_byte2, is_digit, is_word,
     starts_with_ci,
@@ -62,7 +64,8 @@ pub(crate) fn jwt(b: &[u8], out: &mut Vec<Hit>) {
 /// slashes) with `aws` or `secret` in the 80 bytes before it. Secret keys
 /// stored under a key named like `aws_secret_access_key` are caught by name
 /// (see `keys.rs`).
-pub(crate) fn aws_key(b: &[u8], out: &mut Vec<Hit>) {
+pub(crate) fn aws_key(inp: &Input, out: &mut Vec<Hit>) {
+    let b = inp.b;
     let mut from = 0;
     while let Some(p) = find_byte(b, b'A', from) {
         from = p + 1;
@@ -83,50 +86,49 @@ pub(crate) fn aws_key(b: &[u8], out: &mut Vec<Hit>) {
         from = p + 20;
     }
     if b.len() >= 40 {
-        aws_secret(b, out);
+        aws_secret(b, inp.long_runs(), out);
     }
 }
 
-/// Runs of exactly 40 base64 characters, probed every 40 bytes (a run that
-/// long covers a probe; a probe in a shorter word is rejected after walking
-/// back to the word's start and one lookup).
-fn aws_secret(b: &[u8], out: &mut Vec<Hit>) {
-    // Invariant: `i` is 0 or follows a byte outside the alphabet.
-    let mut i = 0;
-    while i + 40 <= b.len() {
-        let probe = i + 39;
-        if !is_b64(b[probe]) {
-            i = probe + 1;
-            continue;
-        }
-        let mut s = probe;
-        while s > i && is_b64(b[s - 1]) {
+/// Runs of exactly 40 base64 characters: the pieces, between `-` and `_`,
+/// of the long base64url runs (see `LongRuns`; every run of 33 bytes or
+/// more is one of its stops).
+fn aws_secret(b: &[u8], runs: &LongRuns, out: &mut Vec<Hit>) {
+    let (mut k, mut i) = (0, 0);
+    while let Some(stop) = runs.get(b, k, i) {
+        k += 1;
+        i = stop.e + 1;
+        // A stop may begin one byte into its run (after `=` padding).
+        let mut s = stop.s;
+        if s > 0 && is_token(b[s - 1]) {
             s -= 1;
         }
-        if s + 40 > b.len() {
-            break;
+        while s + 40 <= stop.r {
+            let e = s + b[s..stop.r]
+                .iter()
+                .position(|&c| c == b'-' || c == b'_')
+                .unwrap_or(stop.r - s);
+            if e - s == 40 && at(b, e) != b'=' {
+                aws_secret_at(b, s, e, out);
+            }
+            s = e + 1;
         }
-        if !is_b64(b[s + 39]) {
-            i = s + 40;
-            continue;
-        }
-        let e = skip(b, probe + 1, is_b64);
-        i = e + 1;
-        if e - s != 40 || at(b, e) == b'=' {
-            continue;
-        }
-        let run = &b[s..e];
-        let upper = run.iter().any(u8::is_ascii_uppercase);
-        let lower = run.iter().any(u8::is_ascii_lowercase);
-        let digit = run.iter().any(u8::is_ascii_digit);
-        let punct = run.iter().filter(|c| matches!(c, b'/' | b'+')).count();
-        if !(upper && lower && digit) || punct > 4 || run[0] == b'/' || run[39] == b'/' {
-            continue;
-        }
-        let ctx = &b[s.saturating_sub(80)..s];
-        if contains_ci(ctx, b"aws") || contains_ci(ctx, b"secret") {
-            out.push(Hit::new(Rule::AwsKey, s, e));
-        }
+    }
+}
+
+/// Whether the base64 run `s..e` (40 bytes) is a secret key.
+fn aws_secret_at(b: &[u8], s: usize, e: usize, out: &mut Vec<Hit>) {
+    let run = &b[s..e];
+    let upper = run.iter().any(u8::is_ascii_uppercase);
+    let lower = run.iter().any(u8::is_ascii_lowercase);
+    let digit = run.iter().any(u8::is_ascii_digit);
+    let punct = run.iter().filter(|c| matches!(c, b'/' | b'+')).count();
+    if !(upper && lower && digit) || punct > 4 || run[0] == b'/' || run[39] == b'/' {
+        return;
+    }
+    let ctx = &b[s.saturating_sub(80)..s];
+    if contains_ci(ctx, b"aws") || contains_ci(ctx, b"secret") {
+        out.push(Hit::new(Rule::AwsKey, s, e));
     }
 }
 
@@ -240,7 +242,8 @@ fn basic_credential(b: &[u8], ts: usize) -> Option<usize> {
 /// (or the end of the string when the block is cut off), as one match.
 pub(crate) fn private_key(b: &[u8], out: &mut Vec<Hit>) {
     let mut from = 0;
-    while let Some(p) = find(b, b"-----BEGIN ", from) {
+    // Anchored on the `G`: dashes are common in text, capitals rarer.
+    while let Some(p) = find_at(b, b"-----BEGIN ", 7, from) {
         from = p + 1;
         let ls = p + 11;
         let Some(le) = find(b, b"-----", ls) else {
@@ -301,6 +304,20 @@ mod tests {
             "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY ./deploy.sh",
             "AWS_SECRET_ACCESS_KEY=[aws-key] ./deploy.sh",
         );
+        // Right after `=` padding, or in a `-`/`_`-joined word.
+        check_rule(
+            r,
+            "aws x==wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "aws x==[aws-key]",
+        );
+        check_rule(
+            r,
+            "secret v1_wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY-x",
+            "secret v1_[aws-key]-x",
+        );
+        // More long runs than the shared walk stores.
+        let many = "aws wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY ".repeat(20);
+        check_rule(r, &many, &"aws [aws-key] ".repeat(20));
         // No context, or a commit hash.
         check_rule(
             r,

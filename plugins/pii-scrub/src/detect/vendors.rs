@@ -180,6 +180,28 @@ const fn rarest(p: &[u8]) -> usize {
     best
 }
 
+/// Most rows whose prefix has no separator.
+const MAX_UNANCHORED: usize = 4;
+
+/// The rows whose prefix has no separator (`u8::MAX` ends the list), so
+/// the scan does not walk the whole table for them.
+static UNANCHORED: [u8; MAX_UNANCHORED] = {
+    let mut t = [u8::MAX; MAX_UNANCHORED];
+    let (mut k, mut n) = (0, 0);
+    while k < VENDORS.len() {
+        if VENDORS[k].anchor.is_none() {
+            assert!(
+                n < MAX_UNANCHORED,
+                "too many vendor prefixes without a separator"
+            );
+            t[n] = k as u8;
+            n += 1;
+        }
+        k += 1;
+    }
+    t
+};
+
 /// Most rows that share a (separator, byte before it) pair.
 const PER_TAIL: usize = 8;
 
@@ -272,7 +294,7 @@ pub(crate) fn tokens(inp: &Input, out: &mut Vec<Hit>) {
             from = e;
         }
     }
-    for v in VENDORS.iter().filter(|v| v.anchor.is_none()) {
+    for v in UNANCHORED.iter().map_while(|&k| VENDORS.get(k as usize)) {
         // A hex body of 32 or more holds digits; a capital in the prefix
         // needs one in the string.
         let short = b.len() < v.prefix.len() + v.min as usize;
