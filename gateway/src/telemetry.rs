@@ -187,6 +187,10 @@ pub struct Metrics {
     pub plugin_events: Family<PluginOutcomeLabels, Counter>,
     /// Seconds per plugin call on one batch.
     pub plugin_call_seconds: HistogramFamily<PluginLabel>,
+    /// Extra calls spent isolating the events a batch faulted on.
+    pub plugin_isolation_calls: Family<PluginLabel, Counter>,
+    /// Events isolated as faulting the plugin on their own.
+    pub plugin_poison_events: Family<PluginLabel, Counter>,
     /// Plugin faults per reason.
     pub plugin_faults: Family<FaultLabels, Counter>,
     /// Instances rebuilt on purpose, per reason.
@@ -245,6 +249,8 @@ impl Metrics {
             events_dead_lettered: Counter::default(),
             plugin_events: Family::default(),
             plugin_call_seconds: Family::new_with_constructor(latency_histogram),
+            plugin_isolation_calls: Family::default(),
+            plugin_poison_events: Family::default(),
             plugin_faults: Family::default(),
             plugin_recycled: Family::default(),
             plugin_quarantined: Family::default(),
@@ -302,6 +308,16 @@ impl Metrics {
             "wraith_plugin_call_seconds",
             "Duration of one plugin call on one batch",
             m.plugin_call_seconds.clone(),
+        );
+        r.register(
+            "wraith_plugin_isolation_calls",
+            "Extra plugin calls made on parts of a faulting batch to find the events that fault",
+            m.plugin_isolation_calls.clone(),
+        );
+        r.register(
+            "wraith_plugin_poison_events",
+            "Events found to fault a plugin on their own (dead-lettered alone, or passed on by a fail-open plugin)",
+            m.plugin_poison_events.clone(),
         );
         r.register(
             "wraith_plugin_faults",
@@ -426,7 +442,14 @@ impl Metrics {
                 })
                 .clone()
         };
+        let label = PluginLabel {
+            plugin: plugin.to_string(),
+        };
+        let isolation_calls = self.plugin_isolation_calls.get_or_create(&label).clone();
+        let poison_events = self.plugin_poison_events.get_or_create(&label).clone();
         PluginMetrics {
+            isolation_calls,
+            poison_events,
             outcomes: [
                 outcome(PluginOutcome::r#in),
                 outcome(PluginOutcome::kept),
@@ -449,6 +472,10 @@ impl Metrics {
 pub struct PluginMetrics {
     outcomes: [Counter; 6],
     pub call_seconds: Histogram,
+    /// Extra calls made to find the events a faulting batch faulted on.
+    pub isolation_calls: Counter,
+    /// Events found to fault the plugin on their own.
+    pub poison_events: Counter,
 }
 
 impl PluginMetrics {

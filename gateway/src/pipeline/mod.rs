@@ -165,16 +165,47 @@ impl Chain {
                 .fetch_add(count as u64, Ordering::Relaxed);
             plugin.metrics.outcome(PluginOutcome::r#in, count);
             let started = std::time::Instant::now();
-            let answer = plugin.process(&batch).and_then(|a| check_answer(a, count));
+            let mut answer = plugin.process(&batch).and_then(|a| check_answer(a, count));
             if let Ok(live) = &answer {
                 let took = started.elapsed();
                 for s in &link.shadows {
                     s.run(&batch, count, live, took);
                 }
             }
+            // A trap, timeout or memory fault on a batch of several events:
+            // find the events that fault on their own, and answer for the
+            // rest (see `isolate`).
+            let mut poison: Vec<usize> = Vec::new();
+            if let Err(fault) = &answer
+                && count > 1
+                && matches!(
+                    fault.reason,
+                    FaultReason::trap | FaultReason::timeout | FaultReason::memory
+                )
+                && let Some((mut merged, found)) = isolate(plugin, &live.events)
+            {
+                plugin.record_fault(fault);
+                plugin.metrics.poison_events.inc_by(found.len() as u64);
+                tracing::warn!(plugin = name, reason = ?fault.reason, events = count, poison = found.len(), error = %fault.message, "plugin faulted; the events that fault on their own were isolated");
+                for (i, message) in &found {
+                    match link.on_error {
+                        FailurePolicy::DeadLetter => merged.outcomes.push((
+                            *i as u32,
+                            Verdict::Reject(format!(
+                                "{message} (this event faults the plugin on its own; the rest of its batch went on)"
+                            )),
+                        )),
+                        // Fail-open: it goes on unprocessed, as a whole
+                        // faulting batch would.
+                        FailurePolicy::Pass => live.passed_faults.push((name.to_string(), message.clone())),
+                    }
+                }
+                poison = found.into_iter().map(|(i, _)| i).collect();
+                answer = Ok(merged);
+            }
             match answer {
                 Ok(answer) => {
-                    let changed = self.apply(plugin, answer, &mut live, &mut result);
+                    let changed = self.apply(plugin, answer, &mut live, &mut result, &poison);
                     if changed.is_ok() {
                         plugin.record_success();
                     }
@@ -243,6 +274,7 @@ impl Chain {
         answer: PluginAnswer,
         live: &mut Live,
         result: &mut [Option<Disposition>],
+        poison: &[usize],
     ) -> Result<Option<Vec<(usize, bool)>>, Fault> {
         let name = plugin.name.as_str();
         let any_edit = !answer.edits.is_empty();
@@ -255,7 +287,7 @@ impl Chain {
         } else {
             vec![false; live.events.len()]
         };
-        let (mut dropped, mut rejected) = (0, 0);
+        let (mut dropped, mut rejected, mut faulted) = (0, 0, 0);
         let mut remove = vec![false; live.events.len()];
         for (i, verdict) in answer.outcomes {
             let i = i as usize;
@@ -270,12 +302,19 @@ impl Chain {
                     });
                 }
                 Verdict::Reject(reason) => {
-                    rejected += 1;
+                    // An isolated poison event is a fault, not a rejection.
+                    let kind = if poison.contains(&i) {
+                        faulted += 1;
+                        DeadLetterKind::Faulted
+                    } else {
+                        rejected += 1;
+                        DeadLetterKind::Rejected
+                    };
                     remove[i] = true;
                     result[live.index[i]] = Some(Disposition::DeadLetter {
                         event: std::mem::take(&mut live.events[i]),
                         plugin: name.to_string(),
-                        kind: DeadLetterKind::Rejected,
+                        kind,
                         reason,
                     });
                 }
@@ -290,23 +329,30 @@ impl Chain {
             .stats
             .rejected
             .fetch_add(rejected as u64, Ordering::Relaxed);
+        // Fail-open poison events go on unprocessed: passed, not kept.
+        let passed = if faulted == 0 { poison.len() } else { 0 };
         plugin
             .stats
-            .kept
-            .fetch_add((total - dropped - rejected) as u64, Ordering::Relaxed);
+            .faulted
+            .fetch_add((faulted + passed) as u64, Ordering::Relaxed);
+        let kept = total - dropped - rejected - faulted - passed;
+        plugin.stats.kept.fetch_add(kept as u64, Ordering::Relaxed);
         plugin.metrics.outcome(PluginOutcome::dropped, dropped);
         plugin.metrics.outcome(PluginOutcome::rejected, rejected);
         plugin
             .metrics
-            .outcome(PluginOutcome::kept, total - dropped - rejected);
-        if !any_edit && dropped + rejected == 0 {
+            .outcome(PluginOutcome::faulted, faulted + passed);
+        plugin.metrics.outcome(PluginOutcome::passed, passed);
+        plugin.metrics.outcome(PluginOutcome::kept, kept);
+        let removed = dropped + rejected + faulted;
+        if !any_edit && removed == 0 {
             return Ok(None);
         }
         let carry = (0..remove.len())
             .filter(|&i| !remove[i])
             .map(|i| (i, edited[i]))
             .collect();
-        if dropped + rejected > 0 {
+        if removed > 0 {
             live.retain(&remove);
         }
         Ok(Some(carry))
@@ -345,6 +391,85 @@ impl Chain {
             }
         }
     }
+}
+
+/// After a fault on a batch of several events, run the plugin on parts of
+/// it (halves, then halves of the parts that fault; each call on a fresh
+/// instance, since a faulting one is thrown away) until the events that
+/// fault on their own are found. Returns the answers for every other event,
+/// merged as one answer for the whole batch, and the faulting events with
+/// their faults.
+///
+/// Bounded: at most `4·⌈log₂ n⌉ + 4` extra calls, and a plugin that faults
+/// on every part two levels down is taken to fault on everything (6 extra
+/// calls); `None` then, and the whole batch is handled as faulted.
+fn isolate(
+    plugin: &PluginRuntime,
+    events: &[Value],
+) -> Option<(PluginAnswer, Vec<(usize, String)>)> {
+    let n = events.len();
+    let budget = 4 * (usize::BITS - (n - 1).leading_zeros()) as usize + 4;
+    let halves = |r: std::ops::Range<usize>| {
+        let mid = r.start + r.len() / 2;
+        [r.start..mid, mid..r.end]
+    };
+    let mut merged = PluginAnswer::default();
+    let mut poison = Vec::new();
+    let mut level: Vec<std::ops::Range<usize>> = halves(0..n).to_vec();
+    let mut calls = 0;
+    let mut depth = 0;
+    while !level.is_empty() {
+        depth += 1;
+        let mut next = Vec::new();
+        let mut any_ok = false;
+        for r in level {
+            if calls == budget {
+                plugin.metrics.isolation_calls.inc_by(calls as u64);
+                return None;
+            }
+            calls += 1;
+            let part = EncodedBatch::from(FlatBatch::encode(&events[r.clone()]));
+            match plugin.process(&part).and_then(|a| check_answer(a, r.len())) {
+                Ok(a) => {
+                    any_ok = true;
+                    merge_answer(&mut merged, a, r.start);
+                }
+                Err(f) if r.len() == 1 => poison.push((r.start, f.message)),
+                Err(_) => next.extend(halves(r)),
+            }
+        }
+        if !any_ok && depth >= 2 {
+            plugin.metrics.isolation_calls.inc_by(calls as u64);
+            return None;
+        }
+        level = next;
+    }
+    plugin.metrics.isolation_calls.inc_by(calls as u64);
+    poison.sort();
+    Some((merged, poison))
+}
+
+/// Append the answer for the events `offset..` of a batch to `into`, as
+/// positions and edit offsets of the whole batch.
+fn merge_answer(into: &mut PluginAnswer, part: PluginAnswer, offset: usize) {
+    let base = into.edit_data.len() as u32;
+    into.outcomes.extend(
+        part.outcomes
+            .into_iter()
+            .map(|(i, v)| (i + offset as u32, v)),
+    );
+    for w in part.edits.chunks_exact(wraith_event::flat::EDIT_WORDS) {
+        into.edits.extend_from_slice(&[
+            w[0] + offset as u32,
+            w[1],
+            w[2] + base,
+            w[3],
+            w[4],
+            w[5] + base,
+            w[6],
+        ]);
+    }
+    into.edit_data.extend_from_slice(&part.edit_data);
 }
 
 /// Check the shape of an answer against the batch it answers.
@@ -419,5 +544,56 @@ impl Live {
             });
         }
         self.destination.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use wraith_event::flat::{EditBuffer, ValueRef};
+
+    fn part(edits: &[(u32, &str, &str)], outcomes: Vec<(u32, Verdict)>) -> PluginAnswer {
+        let mut b = EditBuffer::default();
+        for (event, path, value) in edits {
+            b.set(*event, path, ValueRef::String(value));
+        }
+        PluginAnswer {
+            outcomes,
+            edits: b.edits,
+            edit_data: b.data,
+        }
+    }
+
+    #[test]
+    fn merged_part_answers_address_the_whole_batch() {
+        let mut merged = PluginAnswer::default();
+        merge_answer(
+            &mut merged,
+            part(&[(1, "a", "first")], vec![(0, Verdict::Drop("x".into()))]),
+            0,
+        );
+        merge_answer(
+            &mut merged,
+            part(
+                &[(0, "b", "second"), (1, "c", "third")],
+                vec![(1, Verdict::Route("r".into()))],
+            ),
+            2,
+        );
+        let mut events = vec![json!({}), json!({}), json!({}), json!({})];
+        let changed =
+            wraith_event::flat::apply_edits(&mut events, &merged.edits, &merged.edit_data).unwrap();
+        assert_eq!(changed, [false, true, true, true]);
+        assert_eq!(events[1], json!({"a": "first"}));
+        assert_eq!(events[2], json!({"b": "second"}));
+        assert_eq!(events[3], json!({"c": "third"}));
+        assert_eq!(
+            merged.outcomes,
+            vec![
+                (0, Verdict::Drop("x".into())),
+                (3, Verdict::Route("r".into()))
+            ]
+        );
     }
 }

@@ -2,9 +2,12 @@ use crate::support::*;
 use serde_json::json;
 use std::time::Duration;
 
-/// A faulty plugin after a well-behaved one: the faulting batch is
-/// dead-lettered with the reason, other batches pass, the gateway keeps serving.
+/// A faulty plugin after a well-behaved one: the event that faults is
+/// dead-lettered with the reason (the whole batch, when the fault is not one
+/// an event causes on its own: a malformed answer), other events and
+/// batches pass, the gateway keeps serving.
 fn check_fault(fixture: &'static str, trigger: &str, reason_needle: &str, metric_reason: &str) {
+    let isolated = metric_reason != "malformed";
     let gw = Gateway::start(&[("upper", "a-upper"), (fixture, "b-faulty")]);
     let (status, answer) = gw.post_json("/v1/events", &json!([event(1), event(2)]));
     assert_eq!(
@@ -17,10 +20,11 @@ fn check_fault(fixture: &'static str, trigger: &str, reason_needle: &str, metric
     bad[trigger] = json!(true);
     let (status, answer) = gw.post_json("/v1/events", &json!([event(4), bad]));
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["accepted"], 0, "{answer}");
-    assert_eq!(answer["dead_lettered"], 2);
+    let faulted = if isolated { 1 } else { 2 };
+    assert_eq!(answer["accepted"], 2 - faulted, "{answer}");
+    assert_eq!(answer["dead_lettered"], faulted, "{answer}");
     let dlq = gw.lines("dlq");
-    assert_eq!(dlq.len(), 2);
+    assert_eq!(dlq.len(), faulted as usize);
     for d in &dlq {
         assert_eq!(d["dlq"]["plugin"], "b-faulty");
         assert_eq!(d["dlq"]["kind"], "faulted");
@@ -29,11 +33,20 @@ fn check_fault(fixture: &'static str, trigger: &str, reason_needle: &str, metric
             reason.contains(reason_needle),
             "{reason:?} lacks {reason_needle:?}"
         );
+        if isolated {
+            assert!(reason.contains("faults the plugin on its own"), "{reason}");
+        }
     }
-    // Fail closed: nothing of the faulting batch reached the store, and the
-    // dead-lettered events are as the faulting plugin received them.
-    assert_eq!(gw.lines("events").len(), 2);
-    assert_eq!(dlq[0]["event"]["command"], "CMD-4");
+    // Fail closed: the faulting event did not reach the store, and it is
+    // dead-lettered as the faulting plugin received it; the good one went on.
+    let stored = gw.lines("events");
+    assert_eq!(stored.len(), 2 + 2 - faulted as usize);
+    if isolated {
+        assert_eq!(dlq[0]["event"]["command"], "CMD-3");
+        assert_eq!(stored[2]["command"], "CMD-4");
+    } else {
+        assert_eq!(dlq[0]["event"]["command"], "CMD-4");
+    }
 
     // The instance was rebuilt: the next batch goes through.
     let (status, answer) = gw.post_json("/v1/events", &json!([event(5)]));
@@ -42,10 +55,10 @@ fn check_fault(fixture: &'static str, trigger: &str, reason_needle: &str, metric
         (200, Some(1)),
         "{answer}"
     );
-    assert_eq!(gw.lines("events").len(), 3);
+    assert_eq!(gw.lines("events").len(), stored.len() + 1);
     let p = gw.plugin("b-faulty").unwrap();
     assert_eq!(p["faults"], 1);
-    assert_eq!(p["faulted"], 2);
+    assert_eq!(p["faulted"], faulted);
     assert_eq!(p["state"], "active");
     assert!(p["last_error"].as_str().unwrap().contains(reason_needle));
     let metrics = gw.get_text("/metrics");
@@ -170,12 +183,17 @@ fn fail_open_plugins_pass_the_batch_on_unchanged() {
     let (s, a) = gw.post_json("/v1/events", &json!([bad, event(2)]));
     assert_eq!((s, a["accepted"].as_u64()), (200, Some(2)), "{a}");
     let stored = gw.lines("events");
-    // The batch skipped the faulting plugin and went through the next one.
+    // The faulting event skipped the plugin; both went through the next one.
+    assert_eq!(stored[0]["command"], "CMD-1");
     assert_eq!(stored[1]["command"], "CMD-2");
     assert!(gw.lines("dlq").is_empty());
     let metrics = gw.get_text("/metrics");
     assert!(
-        metrics.contains("wraith_plugin_events_total{plugin=\"enricher\",outcome=\"passed\"} 2"),
+        metrics.contains("wraith_plugin_events_total{plugin=\"enricher\",outcome=\"passed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("wraith_plugin_poison_events_total{plugin=\"enricher\"} 1"),
         "{metrics}"
     );
 }
@@ -259,4 +277,92 @@ fn plugin_instances_are_bounded_by_the_chain_workers() {
         assert_eq!(p["events_in"], 8 * 15 * 40);
     }
     assert_eq!(gw.lines("events").len(), 8 * 15 * 40);
+}
+
+/// One event that faults among 100 ordinary ones, for each kind of fault:
+/// exactly that event is dead-lettered, the 99 others are processed and
+/// stored.
+#[test]
+fn a_poison_event_is_isolated_for_each_fault_kind() {
+    for (fixture, trigger, needle) in [
+        ("trap", "boom", "boom requested by the event"),
+        ("spin", "spin", "timed out"),
+        ("hog", "hog", "memory limit exceeded"),
+    ] {
+        let gw = Gateway::start(&[("upper", "a-upper"), (fixture, "b-faulty")]);
+        let mut batch: Vec<serde_json::Value> = (0..100).map(event).collect();
+        batch[37][trigger] = json!(true);
+        let (s, a) = gw.post_json("/v1/events", &serde_json::Value::Array(batch));
+        assert_eq!(s, 200, "{fixture}: {a}");
+        assert_eq!(
+            (a["accepted"].as_u64(), a["dead_lettered"].as_u64()),
+            (Some(99), Some(1)),
+            "{fixture}: {a}"
+        );
+        let dlq = gw.lines("dlq");
+        assert_eq!(dlq.len(), 1, "{fixture}");
+        assert_eq!(dlq[0]["event"]["n"], 37, "{fixture}");
+        assert_eq!(dlq[0]["dlq"]["kind"], "faulted");
+        assert!(
+            dlq[0]["dlq"]["reason"].as_str().unwrap().contains(needle),
+            "{fixture}: {}",
+            dlq[0]
+        );
+        let stored = gw.lines("events");
+        assert_eq!(stored.len(), 99, "{fixture}");
+        assert!(
+            stored
+                .iter()
+                .all(|e| e["n"] != 37 && e["command"].as_str().unwrap().starts_with("CMD-"))
+        );
+        let metrics = gw.get_text("/metrics");
+        assert!(
+            metrics.contains("wraith_plugin_poison_events_total{plugin=\"b-faulty\"} 1"),
+            "{fixture}: {metrics}"
+        );
+        // Halving 100 events down to one: two calls a level, at most seven levels.
+        let calls: u64 = metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("wraith_plugin_isolation_calls_total{plugin=\"b-faulty\"} ")
+            })
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((2..=14).contains(&calls), "{fixture}: {calls} extra calls");
+        let p = gw.plugin("b-faulty").unwrap();
+        assert_eq!(
+            (
+                p["faults"].as_u64(),
+                p["faulted"].as_u64(),
+                p["state"].as_str()
+            ),
+            (Some(1), Some(1), Some("active")),
+            "{p}"
+        );
+    }
+}
+
+/// A plugin that faults on every event: the batch is dead-lettered after a
+/// bounded number of extra calls, not one call per event.
+#[test]
+fn a_plugin_faulting_on_everything_costs_a_few_calls() {
+    let gw = Gateway::start(&[("trap", "trap")]);
+    let batch: Vec<serde_json::Value> = (0..100)
+        .map(|n| {
+            let mut e = event(n);
+            e["boom"] = json!(true);
+            e
+        })
+        .collect();
+    let (s, a) = gw.post_json("/v1/events", &serde_json::Value::Array(batch));
+    assert_eq!((s, a["dead_lettered"].as_u64()), (200, Some(100)), "{a}");
+    let p = gw.plugin("trap").unwrap();
+    // The batch, then its two halves and four quarters.
+    assert_eq!(p["calls"], 7, "{p}");
+    assert_eq!(p["faulted"], 100, "{p}");
+    gw.assert_metrics(&[
+        "wraith_plugin_isolation_calls_total{plugin=\"trap\"} 6",
+        "wraith_plugin_poison_events_total{plugin=\"trap\"} 0",
+    ]);
 }
