@@ -300,6 +300,110 @@ fn main() {
     first_party::<PiiScrub>("pii-scrub", batch);
     first_party::<wraith_plugin_enrich::Enrich>("enrich", batch);
     first_party::<wraith_plugin_route::Route>("route", batch);
+
+    languages(&target, batch);
+    shadow_cost(&target, batch);
+}
+
+/// The same e-mail scrubber written in Rust (the `scrub-email` fixture),
+/// Python (`examples/python-plugin`, componentize-py) and JavaScript
+/// (`examples/js-plugin`, componentize-js), on the same events in the same
+/// run, net of the clone.
+fn languages(target: &Path, batch: usize) {
+    let fixtures = target.join("fixtures");
+    // redact-py/-js also replace one field and refuse listed types: point
+    // the field nowhere and refuse nothing, and all three only mask e-mails.
+    let config = r#"{"field": "no_such_field"}"#;
+    let rows = [
+        ("rust", "scrub-email", "{}"),
+        ("python", "redact-py", config),
+        ("javascript", "redact-js", config),
+    ];
+    let chains: Vec<Chain> = rows
+        .iter()
+        .map(|(_, f, c)| load_chain(f, &fixtures.join(format!("{f}.wasm")), c).0)
+        .collect();
+    let events: Vec<Value> = (0..batch).map(make_event).collect();
+    let expected = kept(&chains[0], events.clone());
+    for (c, (lang, ..)) in chains.iter().zip(&rows).skip(1) {
+        assert_eq!(
+            kept(c, events.clone()),
+            expected,
+            "{lang} and rust disagree"
+        );
+    }
+    let mut runs: Vec<Box<dyn FnMut()>> = vec![Box::new(|| {
+        std::hint::black_box(events.clone());
+    })];
+    for c in &chains {
+        runs.push(Box::new(|| {
+            std::hint::black_box(c.run(events.clone()));
+        }));
+    }
+    let mut refs: Vec<&mut dyn FnMut()> = runs
+        .iter_mut()
+        .map(|b| &mut **b as &mut dyn FnMut())
+        .collect();
+    let ns = measure_all(batch, &mut refs);
+    println!(
+        "\nthe same e-mail scrubber in three languages (12-field events, batch {batch}), ns/event net of the clone ({:.0})",
+        ns[0]
+    );
+    let rust = ns[1] - ns[0];
+    for (k, (lang, fixture, _)) in rows.iter().enumerate() {
+        let net = ns[k + 1] - ns[0];
+        println!(
+            "{:<12} {fixture:<12} {net:>10.0} {:>9.1}x rust",
+            lang,
+            net / rust
+        );
+    }
+}
+
+/// What a shadow adds to the live path: `scrub-email` alone against
+/// `scrub-email` with a copy of itself as a shadow (compared on every batch).
+fn shadow_cost(target: &Path, batch: usize) {
+    use wraith_gateway::pipeline::shadow::Shadow;
+    let wasm = target.join("fixtures/scrub-email.wasm");
+    let (alone, live) = load_chain("scrub-email", &wasm, "{}");
+    let (_, candidate) = load_chain("scrub-email-next", &wasm, "{}");
+    let with_shadow = Chain::new(
+        vec![Link {
+            runtime: live,
+            on_error: FailurePolicy::DeadLetter,
+            shadows: vec![Shadow {
+                runtime: candidate,
+                stats: Arc::default(),
+            }],
+        }],
+        1,
+        1024,
+    );
+    let events: Vec<Value> = (0..batch).map(make_event).collect();
+    assert_eq!(
+        kept(&alone, events.clone()),
+        kept(&with_shadow, events.clone())
+    );
+    let ns = measure_all(
+        batch,
+        &mut [
+            &mut || {
+                std::hint::black_box(events.clone());
+            },
+            &mut || {
+                std::hint::black_box(alone.run(events.clone()));
+            },
+            &mut || {
+                std::hint::black_box(with_shadow.run(events.clone()));
+            },
+        ],
+    );
+    let (live_ns, shadowed_ns) = (ns[1] - ns[0], ns[2] - ns[0]);
+    println!(
+        "\na shadow on the live path (scrub-email beside itself, batch {batch}): {live_ns:.0} ns/event alone, {shadowed_ns:.0} with the shadow: +{:.0} ns/event, {:.2}x",
+        shadowed_ns - live_ns,
+        shadowed_ns / live_ns
+    );
 }
 
 /// A first-party plugin's config from the shipped manifest, as JSON.
