@@ -5,7 +5,8 @@
 //! A reload reads the config file again (with the same command-line and
 //! environment overrides), validates it, and applies what can change while
 //! running — tokens, request and event limits, rate limits, header limits,
-//! declared destinations, the TLS certificate — then rescans the plugins folder (its
+//! declared destinations, the TLS certificate, the plugins' instance
+//! limits — then rescans the plugins folder (its
 //! `plugins.toml` holds each plugin's settings). A config that does not
 //! validate changes nothing. Settings that need a restart (the listen
 //! address, sinks, the plugins section…) are named in the outcome and left
@@ -251,7 +252,18 @@ impl Reloader {
             started.auth.tokens_file != new.auth.tokens_file,
             "auth.tokens_file",
         );
-        differs(started.plugins != new.plugins, "plugins");
+        // The instances' limits reload; the rest of [plugins] needs a restart.
+        let fixed_plugins = |c: &Config| {
+            let mut p = c.plugins.clone();
+            let d = crate::config::PluginsConfig::default();
+            p.call_timeout = d.call_timeout;
+            p.memory_limit = d.memory_limit;
+            p.memory_high_water = d.memory_high_water;
+            p.max_calls_per_instance = d.max_calls_per_instance;
+            p.quarantine_after = d.quarantine_after;
+            p
+        };
+        differs(fixed_plugins(started) != fixed_plugins(&new), "plugins");
         differs(started.sinks != new.sinks, "sinks");
         for (name, d) in &new.destinations {
             let places_changed = match started.destinations.get(name) {
@@ -313,6 +325,12 @@ impl Reloader {
                 .gateway
                 .set_destinations(new.destinations.keys().cloned());
             applied.push("destinations".into());
+        }
+        let limits = crate::host::Limits::from_config(&new.plugins);
+        if limits != crate::host::Limits::from_config(&old.plugins) {
+            // Applied by the rescan below: every plugin is loaded again.
+            self.registry.set_limits(limits);
+            applied.push("plugins limits (call_timeout, memory, recycling, quarantine)".into());
         }
         if old.auth.allow_anonymous != new.auth.allow_anonymous {
             applied.push("auth.allow_anonymous".into());

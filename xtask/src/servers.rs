@@ -30,6 +30,7 @@ pub fn ensure(root: &Path) -> Result<Vec<(&'static str, PathBuf)>> {
     let nats = py_tool(root, "nats-server", NATS_SERVER)?;
     let clickhouse = clickhouse_server()?;
     netcat()?;
+    on_path_or_apt("curl", "curl")?;
     let chromium = chromium()?;
     let python = chdb_python(root)?;
     let otel = otel_python(root)?;
@@ -67,6 +68,16 @@ fn netcat() -> Result<()> {
         return Ok(());
     }
     apt_install("netcat-openbsd")
+}
+
+/// `binary` on the PATH, else Debian's `package` (`curl`, a client the
+/// tests drive the gateway with).
+fn on_path_or_apt(binary: &str, package: &str) -> Result<()> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|d| d.join(binary).is_file()) {
+        return Ok(());
+    }
+    apt_install(package)
 }
 
 /// Debian's Chromium, the real browser the status page is tested in

@@ -90,7 +90,7 @@ pub enum LoadError {
 pub const CONTRACTS: &str = "wraith:plugin@0.1.0";
 
 /// Limits applied to every plugin instance.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
     pub call_timeout: Duration,
     pub memory_limit: usize,

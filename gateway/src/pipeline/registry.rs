@@ -135,7 +135,8 @@ fn place(
 pub struct Registry {
     dir: PathBuf,
     host: Arc<Host>,
-    limits: Limits,
+    /// The limits new instances get; replaced by a config reload.
+    limits: Mutex<Limits>,
     max_batch: usize,
     chain: ArcSwap<Chain>,
     state: Mutex<State>,
@@ -149,7 +150,7 @@ impl Registry {
         Arc::new(Registry {
             dir,
             host,
-            limits,
+            limits: Mutex::new(limits),
             max_batch,
             chain: ArcSwap::from_pointee(empty),
             state: Mutex::new(State::default()),
@@ -159,6 +160,13 @@ impl Registry {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Give every plugin new limits: the next reload loads each again (from
+    /// the compile cache) under them, and tries failed files again.
+    pub fn set_limits(&self, limits: Limits) {
+        *self.limits.lock().expect("limits") = limits;
+        self.state.lock().expect("state").errors.clear();
     }
 
     /// The running chain. Hold on to the returned `Arc` for a whole batch.
@@ -218,6 +226,7 @@ impl Registry {
             }
         };
         let names = manifest.ordered(files.keys().cloned().collect());
+        let limits = self.limits.lock().expect("limits").clone();
         let mut links = Vec::new();
         let mut shadows: Vec<(String, Shadow)> = Vec::new();
         let mut disabled = Vec::new();
@@ -244,6 +253,7 @@ impl Registry {
             if let Some(prev) = &previous
                 && Some(&prev.runtime.sha256) == sha.as_ref()
                 && prev.runtime.config_json == config_json
+                && prev.runtime.limits == limits
             {
                 report.kept.push(name.clone());
                 place(&mut links, &mut shadows, &entry, prev);
@@ -265,7 +275,7 @@ impl Registry {
             drop(st);
             let result = self
                 .host
-                .load(&name, path, config_json.clone(), self.limits.clone());
+                .load(&name, path, config_json.clone(), limits.clone());
             st = self.state.lock().expect("state");
             match result {
                 Ok(runtime) => {

@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod browser;
 mod cli;
+mod curl;
 mod durability;
 mod faults;
 mod first_party;

@@ -84,7 +84,9 @@ fn reload_applies_tokens_and_limits_keeps_connections_and_refuses_a_bad_config()
     // New tokens and a smaller request limit, and one setting that needs a restart.
     std::fs::write(
         &config_path,
-        original.replace("a:tok-a-1", "b:tok-b-1")
+        original
+            .replace("a:tok-a-1", "b:tok-b-1")
+            .replace("call_timeout = \"300ms\"", "call_timeout = \"250ms\"")
             + "[server]\nmax_events_per_request = 2\nbusy_timeout = \"3s\"\n",
     )
     .unwrap();
@@ -96,6 +98,10 @@ fn reload_applies_tokens_and_limits_keeps_connections_and_refuses_a_bad_config()
         "{out}"
     );
     assert!(out.contains("needs restart:  server"), "{out}");
+    assert!(out.contains("plugins limits"), "{out}");
+    // The plugin was loaded again under its new limits: a new chain.
+    assert!(out.contains("chain generation 2"), "{out}");
+    assert!(!out.contains("needs restart:  server, plugins"), "{out}");
     // The kept-alive connection is still served, now under the new tokens.
     assert_eq!(request_on(&mut conn, "tok-a-1"), 401);
     assert_eq!(request_on(&mut conn, "tok-b-1"), 200);
