@@ -141,6 +141,9 @@ pub fn describe(e: &ureq::Error, url: &str) -> String {
     match e {
         E::HostNotFound => format!("DNS: the host of {url} was not found"),
         E::ConnectionFailed => format!("could not connect to {url}"),
+        E::Timeout(ureq::Timeout::Resolve) => {
+            format!("DNS: looking up the host of {url} timed out")
+        }
         E::Timeout(t) => format!("timed out ({t}) talking to {url}"),
         E::Tls(m) => format!("TLS: {m} ({url})"),
         E::Rustls(r) => format!("TLS: {r} ({url})"),

@@ -191,6 +191,12 @@ fn test_command_says_what_is_wrong() {
     let (ok, text) = run(&format!("{}/nothing/here", gw.url()));
     assert!(!ok);
     assert!(text.contains("404"), "{text}");
+    // A host no resolver knows (`.invalid` never resolves, RFC 6761):
+    // said to be DNS, whether the resolver answers or times out.
+    let (ok, text) = run("http://wraith-test.invalid:8080");
+    assert!(!ok, "{text}");
+    assert!(text.contains("DNS"), "{text}");
+    assert!(text.contains("wraith-test.invalid"), "{text}");
     // Not a URL.
     let (ok, text) = run("::not a url");
     assert!(!ok, "{text}");
