@@ -310,6 +310,7 @@ pub async fn run_until(config: Config, mut stop: watch::Receiver<bool>) -> Resul
         dlq_subject: format!("{}.{}", n.subject_prefix, crate::sinks::DLQ),
     };
     let mut last_info = Instant::now() - Duration::from_secs(10);
+    let mut next: Option<tokio::task::JoinHandle<Result<Vec<jetstream::Message>, String>>> = None;
     loop {
         if *stop.borrow() {
             break;
@@ -324,14 +325,14 @@ pub async fn run_until(config: Config, mut stop: watch::Receiver<bool>) -> Resul
             }
             last_info = Instant::now();
         }
-        let fetched = consumer
-            .fetch()
-            .max_messages(l.batch_size)
-            .expires(l.flush_interval)
-            .messages()
-            .await;
-        let batch = match fetched {
-            Ok(b) => b,
+        // The next batch is fetched while this one is loaded, so JetStream
+        // and ClickHouse work at the same time.
+        let messages = match next.take() {
+            Some(f) => f.await.unwrap_or_else(|e| Err(e.to_string())),
+            None => fetch(consumer.clone(), l.batch_size, l.flush_interval).await,
+        };
+        let messages = match messages {
+            Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "fetching from JetStream failed; retrying");
                 if sleep_or_stop(&mut stop, Duration::from_millis(500)).await {
@@ -340,27 +341,57 @@ pub async fn run_until(config: Config, mut stop: watch::Receiver<bool>) -> Resul
                 continue;
             }
         };
-        let mut batch = std::pin::pin!(batch);
-        let mut messages = Vec::new();
-        while let Some(m) = batch.next().await {
-            match m {
-                Ok(m) => messages.push(m),
-                Err(e) => {
-                    tracing::debug!(error = %e, "fetch ended early");
-                    break;
-                }
-            }
-        }
         if messages.is_empty() {
             continue;
         }
+        next = Some(tokio::spawn(fetch(
+            consumer.clone(),
+            l.batch_size,
+            l.flush_interval,
+        )));
         if !loader.load(messages, &mut stop).await {
             break;
+        }
+    }
+    // A batch fetched ahead and not loaded goes back at once, for this
+    // loader's next start or another loader, instead of after `ack_wait`.
+    if let Some(f) = next.take()
+        && let Ok(Ok(messages)) = f.await
+    {
+        for m in &messages {
+            let _ = m.ack_with(AckKind::Nak(None)).await;
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
     tracing::info!("loader stopped");
     Ok(())
+}
+
+/// Fetch up to `max` messages, waiting at most `expires` for them.
+async fn fetch(
+    consumer: jetstream::consumer::PullConsumer,
+    max: usize,
+    expires: Duration,
+) -> Result<Vec<jetstream::Message>, String> {
+    let batch = consumer
+        .fetch()
+        .max_messages(max)
+        .expires(expires)
+        .messages()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut batch = std::pin::pin!(batch);
+    let mut messages = Vec::new();
+    while let Some(m) = batch.next().await {
+        match m {
+            Ok(m) => messages.push(m),
+            Err(e) => {
+                tracing::debug!(error = %e, "fetch ended early");
+                break;
+            }
+        }
+    }
+    Ok(messages)
 }
 
 /// Sleep, or return `true` at once when asked to stop.
