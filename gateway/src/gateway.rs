@@ -117,6 +117,15 @@ impl Gateway {
             .store((!set.is_empty()).then(|| Arc::new(set)));
     }
 
+    /// One of the `plugins.workers` places in the chain.
+    async fn chain_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, SubmitError> {
+        self.chain_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| SubmitError::Internal(e.to_string()))
+    }
+
     /// Run already-validated events through the chain and store the outcome.
     /// Returns only after every sink has made its share durable.
     pub async fn submit(&self, batch: Batch) -> Result<Submitted, SubmitError> {
@@ -148,12 +157,7 @@ impl Gateway {
         let chain = self.registry.chain();
         let Batch { events, meta } = batch;
         let known = self.destinations.load_full();
-        let slot = self
-            .chain_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| SubmitError::Internal(e.to_string()))?;
+        let slot = self.chain_slot().await?;
         let client = meta.client.clone();
         let activity = self.activity.clone();
         let (records, submitted) = tokio::task::spawn_blocking(move || {
@@ -214,24 +218,18 @@ impl Gateway {
     ) -> Result<Trace, SubmitError> {
         let chain = self.registry.chain();
         let known = self.destinations.load_full();
-        let slot = self
-            .chain_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| SubmitError::Internal(e.to_string()))?;
+        let slot = self.chain_slot().await?;
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
             let mut t = chain.trace(event);
             if let Some(after) = &mut t.after {
                 set_client(after, client.as_deref());
             }
-            if let (Some(d), Some(known)) = (&t.destination, known.as_deref())
-                && d != DEFAULT_DESTINATION
-                && !known.contains(d)
+            if let Some(reason) = t
+                .destination
+                .as_deref()
+                .and_then(|d| undeclared(d, known.as_deref()))
             {
-                let reason =
-                    format!("routed to `{d}`, which is not among the config's [destinations]");
                 t.steps.push(Step {
                     plugin: "gateway".into(),
                     verdict: "reject",
@@ -310,16 +308,13 @@ pub fn to_records(
     for d in dispositions {
         let d = match d {
             Disposition::Keep { event, destination }
-                if destination != DEFAULT_DESTINATION
-                    && known.is_some_and(|k| !k.contains(&destination)) =>
+                if undeclared(&destination, known).is_some() =>
             {
                 Disposition::DeadLetter {
                     event,
                     plugin: "gateway".into(),
                     kind: DeadLetterKind::Rejected,
-                    reason: format!(
-                        "routed to `{destination}`, which is not among the config's [destinations]"
-                    ),
+                    reason: undeclared(&destination, known).unwrap_or_default(),
                 }
             }
             d => d,
@@ -368,6 +363,14 @@ pub fn to_records(
         }
     }
     (records, s)
+}
+
+/// Why `destination` may not be stored to, when the config declares
+/// destinations and this is not one of them (nor the default).
+fn undeclared(destination: &str, known: Option<&HashSet<String>>) -> Option<String> {
+    (destination != DEFAULT_DESTINATION && known.is_some_and(|k| !k.contains(destination))).then(
+        || format!("routed to `{destination}`, which is not among the config's [destinations]"),
+    )
 }
 
 fn event_id(event: &Value) -> Option<Arc<str>> {
