@@ -7,12 +7,17 @@
 //!    in flight with `Nats-Msg-Id` (goal ≥ 0.8×: the sink is not the
 //!    bottleneck); the shipped first-party chain's figure beside it.
 //! 2. `gateway load` JetStream → ClickHouse against a raw `clickhouse` crate
-//!    insert of the same rows in 10,000-row inserts (goal ≥ 0.8×).
+//!    insert of the same rows in 10,000-row inserts into the same schema
+//!    (table and per-minute materialized view) in a database of its own
+//!    (goal ≥ 0.8×).
 //!
 //! Needs `nats-server` and `clickhouse-server` (`cargo xtask test` installs
 //! both; or set WRAITH_NATS_SERVER / WRAITH_CLICKHOUSE_SERVER) and the
 //! first-party plugins (`cargo xtask plugins`). `WRAITH_BENCH_SECS` (default
-//! 5), `WRAITH_BENCH_CLIENTS` (8), `WRAITH_BENCH_ROWS` (100000).
+//! 5), `WRAITH_BENCH_CLIENTS` (8), `WRAITH_BENCH_ROWS` (100000),
+//! `WRAITH_BENCH_ONLY` (`http` or `loader`: run one of the two parts, e.g.
+//! to profile it), `WRAITH_BENCH_LOADER_LOG` (the loader's `RUST_LOG`;
+//! `wraith_gateway::loader=debug` prints where each batch's time goes).
 
 #[path = "../tests/it/servers.rs"]
 #[allow(dead_code)]
@@ -181,8 +186,21 @@ fn main() {
         "production-path benchmark: {clients} clients × 100-event posts, {secs} s each, events ~{sample} bytes"
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let only = std::env::var("WRAITH_BENCH_ONLY").unwrap_or_default();
+    assert!(
+        matches!(only.as_str(), "" | "http" | "loader"),
+        "WRAITH_BENCH_ONLY is `http` or `loader`, not {only:?}"
+    );
+    if only != "loader" {
+        http_part(&rt, secs, clients, &first_party);
+    }
+    if only != "http" {
+        loader_part(&rt, rows);
+    }
+}
 
-    // 1. HTTP → chain → JetStream against raw publishing.
+/// 1. HTTP → chain → JetStream against raw publishing.
+fn http_part(rt: &tokio::runtime::Runtime, secs: u64, clients: u64, first_party: &Path) {
     let nats = Nats::start();
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty");
@@ -194,7 +212,7 @@ fn main() {
     let (empty_rate, empty_refused) = http_load(&url, secs, clients, 100);
     let _ = g.kill();
     let _ = g.wait();
-    let (mut g, url) = gateway(&first_party, &nats.url(), &tmp.path().join("d2"));
+    let (mut g, url) = gateway(first_party, &nats.url(), &tmp.path().join("d2"));
     let (shipped_rate, shipped_refused) = http_load(&url, secs, clients, 100);
     let _ = g.kill();
     let _ = g.wait();
@@ -213,9 +231,10 @@ fn main() {
         shipped_rate / raw,
         shipped_rate / empty_rate
     );
-    drop(nats);
+}
 
-    // 2. The loader against a raw insert of the same rows.
+/// 2. The loader against a raw insert of the same rows.
+fn loader_part(rt: &tokio::runtime::Runtime, rows: u64) {
     let nats = Nats::start();
     let ch = ClickHouse::start();
     let lines: Vec<Vec<u8>> = (0..rows)
@@ -232,9 +251,10 @@ fn main() {
         wraith_gateway::loader::schema::migrate(&ch_client, "wraith", "events", &[])
             .await
             .unwrap();
-        ch_client
-            .query("CREATE TABLE wraith.raw AS wraith.events")
-            .execute()
+        // The baseline inserts into the same schema in a database of its
+        // own: the same table and the same per-minute materialized view,
+        // which ClickHouse runs on every insert into `events`.
+        wraith_gateway::loader::schema::migrate(&ch_client, "wraith_raw", "events", &[])
             .await
             .unwrap();
     });
@@ -242,12 +262,12 @@ fn main() {
         .iter()
         .map(|l| wraith_gateway::loader::row::event_row(l, "events", None).unwrap())
         .collect();
-    let ch_db = ch_client.clone().with_database("wraith");
+    let ch_db = ch_client.clone().with_database("wraith_raw");
     let started = Instant::now();
     rt.block_on(async {
         for chunk in parsed.chunks(10_000) {
             let mut insert = ch_db
-                .insert::<wraith_gateway::loader::row::EventRow>("raw")
+                .insert::<wraith_gateway::loader::row::EventRow>("events")
                 .await
                 .unwrap();
             for r in chunk {
@@ -282,7 +302,10 @@ fn main() {
     let mut loader = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .args(["load", "--nats", &nats.url(), "--clickhouse", &ch.url()])
         .args(["--metrics-listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("WRAITH_BENCH_LOADER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

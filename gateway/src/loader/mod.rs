@@ -4,6 +4,10 @@
 //! each message to one of them), fetches batches by count (`batch_size`) and
 //! time (`flush_interval`), inserts them into ClickHouse with the
 //! `clickhouse` crate and acknowledges them only after the insert succeeded.
+//! While one batch is inserted the next is fetched and turned into rows on
+//! another thread, so JetStream, the parsing and ClickHouse work at once; a
+//! batch fetched ahead that had to wait longer than half of `ack_wait` is
+//! given back rather than loaded (JetStream may have redelivered it).
 //!
 //! - ClickHouse away: the insert is retried with backoff while the batch is
 //!   kept in hand (progress acks stop JetStream from redelivering it
@@ -297,20 +301,43 @@ pub async fn run_until(config: Config, mut stop: watch::Receiver<bool>) -> Resul
         .await
         .map_err(|e| consumer_err(&e))?;
     tracing::info!(stream = %n.stream, consumer = %l.consumer, database = %l.database, table = %l.table, "loader running");
-    let tables: HashMap<String, String> = config
-        .destinations
-        .keys()
-        .map(|d| (d.clone(), config.table_of(d)))
-        .collect();
+    let sorter = Arc::new(Sorter {
+        tables: config
+            .destinations
+            .keys()
+            .map(|d| (d.clone(), config.table_of(d)))
+            .collect(),
+        default_table: l.table.clone(),
+        dlq_subject: format!("{}.{}", n.subject_prefix, crate::sinks::DLQ),
+        max_deliveries: i64::from(l.max_deliveries),
+        metrics: metrics.clone(),
+    });
     let mut loader = Loader {
         ch,
         config: &config,
-        tables,
         metrics,
-        dlq_subject: format!("{}.{}", n.subject_prefix, crate::sinks::DLQ),
+        waited: Duration::ZERO,
+    };
+    let fetch_sorted = || {
+        let (consumer, sorter) = (consumer.clone(), sorter.clone());
+        let (max, expires) = (l.batch_size, l.flush_interval);
+        async move {
+            let started = Instant::now();
+            let messages = fetch(consumer, max, expires).await?;
+            let fetched = started.elapsed();
+            let fetched_at = Instant::now();
+            // Sorting is CPU work: off the runtime's async threads it
+            // does not hold up the insert in flight.
+            let mut sorted = tokio::task::spawn_blocking(move || sorter.sort(messages))
+                .await
+                .map_err(|e| e.to_string())?;
+            sorted.fetch = fetched;
+            sorted.fetched_at = Some(fetched_at);
+            Ok::<Sorted, String>(sorted)
+        }
     };
     let mut last_info = Instant::now() - Duration::from_secs(10);
-    let mut next: Option<tokio::task::JoinHandle<Result<Vec<jetstream::Message>, String>>> = None;
+    let mut next: Option<tokio::task::JoinHandle<Result<Sorted, String>>> = None;
     loop {
         if *stop.borrow() {
             break;
@@ -325,14 +352,15 @@ pub async fn run_until(config: Config, mut stop: watch::Receiver<bool>) -> Resul
             }
             last_info = Instant::now();
         }
-        // The next batch is fetched while this one is loaded, so JetStream
-        // and ClickHouse work at the same time.
-        let messages = match next.take() {
+        // The next batch is fetched and sorted while this one is inserted,
+        // so JetStream, the parsing and ClickHouse work at the same time.
+        let waited = Instant::now();
+        let batch = match next.take() {
             Some(f) => f.await.unwrap_or_else(|e| Err(e.to_string())),
-            None => fetch(consumer.clone(), l.batch_size, l.flush_interval).await,
+            None => fetch_sorted().await,
         };
-        let messages = match messages {
-            Ok(m) => m,
+        let batch = match batch {
+            Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "fetching from JetStream failed; retrying");
                 if sleep_or_stop(&mut stop, Duration::from_millis(500)).await {
@@ -341,24 +369,39 @@ pub async fn run_until(config: Config, mut stop: watch::Receiver<bool>) -> Resul
                 continue;
             }
         };
-        if messages.is_empty() {
+        if batch.messages == 0 {
             continue;
         }
-        next = Some(tokio::spawn(fetch(
-            consumer.clone(),
-            l.batch_size,
-            l.flush_interval,
-        )));
-        if !loader.load(messages, &mut stop).await {
+        // A batch fetched ahead waited while the one before it was loaded;
+        // if that took long (ClickHouse away, retries), JetStream may
+        // already have handed these messages to another loader as if
+        // this one had died. Give them back and fetch afresh rather
+        // than insert them a second time without the redelivery check.
+        if batch
+            .fetched_at
+            .is_some_and(|t| t.elapsed() >= l.ack_wait / 2)
+        {
+            tracing::info!(
+                messages = batch.messages,
+                "the batch fetched ahead waited too long; giving it back to JetStream"
+            );
+            for m in batch.all_messages() {
+                let _ = m.ack_with(AckKind::Nak(None)).await;
+            }
+            continue;
+        }
+        loader.waited = waited.elapsed();
+        next = Some(tokio::spawn(fetch_sorted()));
+        if !loader.load(batch, &mut stop).await {
             break;
         }
     }
     // A batch fetched ahead and not loaded goes back at once, for this
     // loader's next start or another loader, instead of after `ack_wait`.
     if let Some(f) = next.take()
-        && let Ok(Ok(messages)) = f.await
+        && let Ok(Ok(batch)) = f.await
     {
-        for m in &messages {
+        for m in batch.all_messages() {
             let _ = m.ack_with(AckKind::Nak(None)).await;
         }
     }
@@ -409,32 +452,56 @@ async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
 struct Loader<'a> {
     ch: clickhouse::Client,
     config: &'a Config,
+    metrics: Arc<LoaderMetrics>,
+    /// How long the batch in hand was waited for after the previous one.
+    waited: Duration,
+}
+
+/// What turns fetched messages into rows; shared with the task that
+/// fetches the next batch, so that batch is parsed while this one is
+/// inserted.
+struct Sorter {
     /// Table of each destination that has its own.
     tables: HashMap<String, String>,
-    metrics: Arc<LoaderMetrics>,
+    default_table: String,
     dlq_subject: String,
+    max_deliveries: i64,
+    metrics: Arc<LoaderMetrics>,
 }
 
-#[derive(clickhouse::Row, serde::Deserialize)]
-struct Id {
-    id: String,
+/// A fetched batch, sorted: rows by table, and what to do with each message.
+#[derive(Default)]
+struct Sorted {
+    messages: usize,
+    rows: HashMap<String, Vec<EventRow>>,
+    /// Rows of messages delivered before, which may already be loaded.
+    redelivered: Vec<(String, uuid::Uuid)>,
+    ack: Vec<jetstream::Message>,
+    retry: Vec<jetstream::Message>,
+    dead: Vec<(jetstream::Message, DeadLetterRow)>,
+    /// Time spent fetching and sorting.
+    fetch: Duration,
+    sort: Duration,
+    /// When the fetch ended: JetStream's `ack_wait` runs from about then.
+    fetched_at: Option<Instant>,
 }
 
-impl Loader<'_> {
-    /// Load one fetched batch. Returns `false` when the loader must stop
-    /// without having finished it (it was asked to stop while ClickHouse was
-    /// away; nothing of the batch was acknowledged).
-    async fn load(
-        &mut self,
-        messages: Vec<jetstream::Message>,
-        stop: &mut watch::Receiver<bool>,
-    ) -> bool {
-        let max_deliveries = i64::from(self.config.loader.max_deliveries);
-        let mut rows: HashMap<String, Vec<EventRow>> = HashMap::new();
-        let mut redelivered: Vec<(String, uuid::Uuid)> = Vec::new();
-        let mut ack = Vec::with_capacity(messages.len());
-        let mut retry = Vec::new();
-        let mut dead: Vec<(jetstream::Message, DeadLetterRow)> = Vec::new();
+impl Sorted {
+    /// Every message of the batch, whatever was decided for it.
+    fn all_messages(&self) -> impl Iterator<Item = &jetstream::Message> {
+        let dead = self.dead.iter().map(|(m, _)| m);
+        self.ack.iter().chain(&self.retry).chain(dead)
+    }
+}
+
+impl Sorter {
+    fn sort(&self, messages: Vec<jetstream::Message>) -> Sorted {
+        let started = Instant::now();
+        let mut out = Sorted {
+            messages: messages.len(),
+            ack: Vec::with_capacity(messages.len()),
+            ..Default::default()
+        };
         for m in messages {
             let (delivered, seq) = m
                 .info()
@@ -447,7 +514,7 @@ impl Loader<'_> {
                 m.headers
                     .as_ref()
                     .and_then(|h| h.get(name))
-                    .map(|v| v.as_str().to_string())
+                    .map(|v| v.as_str())
             };
             if m.subject.as_str() == self.dlq_subject {
                 let row = DeadLetterRow {
@@ -459,7 +526,7 @@ impl Loader<'_> {
                     error: dead_letter_reason(&m.payload),
                     payload: String::from_utf8_lossy(&m.payload).into_owned(),
                 };
-                dead.push((m, row));
+                out.dead.push((m, row));
                 continue;
             }
             let destination = header(DESTINATION_HEADER).unwrap_or_else(|| {
@@ -468,23 +535,23 @@ impl Loader<'_> {
                     .rsplit('.')
                     .next()
                     .unwrap_or(crate::sinks::DEFAULT_DESTINATION)
-                    .to_string()
             });
             let received = header(RECEIVED_AT_HEADER).and_then(|v| v.parse::<i64>().ok());
-            match row::event_row(&m.payload, &destination, received) {
+            match row::event_row(&m.payload, destination, received) {
                 Ok(r) => {
-                    let table = self
-                        .tables
-                        .get(&destination)
-                        .cloned()
-                        .unwrap_or_else(|| self.config.loader.table.clone());
+                    let table = self.tables.get(destination).unwrap_or(&self.default_table);
                     if delivered > 1 {
-                        redelivered.push((table.clone(), r.event_id));
+                        out.redelivered.push((table.clone(), r.event_id));
                     }
-                    rows.entry(table).or_default().push(r);
-                    ack.push(m);
+                    match out.rows.get_mut(table) {
+                        Some(list) => list.push(r),
+                        None => {
+                            out.rows.insert(table.clone(), vec![r]);
+                        }
+                    }
+                    out.ack.push(m);
                 }
-                Err(error) if delivered >= max_deliveries => {
+                Err(error) if delivered >= self.max_deliveries => {
                     tracing::warn!(%error, stream_sequence = seq, deliveries = delivered, "message cannot be loaded; moving it to the dead-letter table");
                     let row = DeadLetterRow {
                         at: (row::now_ms() / 1000) as u32,
@@ -495,14 +562,41 @@ impl Loader<'_> {
                         error,
                         payload: String::from_utf8_lossy(&m.payload).into_owned(),
                     };
-                    dead.push((m, row));
+                    out.dead.push((m, row));
                 }
                 Err(error) => {
                     tracing::debug!(%error, stream_sequence = seq, deliveries = delivered, "message cannot be loaded; it will be retried");
-                    retry.push(m);
+                    out.retry.push(m);
                 }
             }
         }
+        out.sort = started.elapsed();
+        out
+    }
+}
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct Id {
+    id: String,
+}
+
+impl Loader<'_> {
+    /// Load one fetched batch. Returns `false` when the loader must stop
+    /// without having finished it (it was asked to stop while ClickHouse was
+    /// away; nothing of the batch was acknowledged).
+    async fn load(&mut self, batch: Sorted, stop: &mut watch::Receiver<bool>) -> bool {
+        let started = Instant::now();
+        let Sorted {
+            messages: fetched,
+            mut rows,
+            redelivered,
+            ack,
+            retry,
+            dead,
+            fetch: fetch_time,
+            sort: sort_time,
+            fetched_at: _,
+        } = batch;
         // Redelivered events may have been inserted by a loader that died
         // before its ack: insert only those that are not there.
         if !redelivered.is_empty() {
@@ -517,6 +611,7 @@ impl Loader<'_> {
                     .inc_by((before - list.len()) as u64);
             }
         }
+        let checked = started.elapsed();
         let in_hand: Vec<&jetstream::Message> =
             ack.iter().chain(dead.iter().map(|(m, _)| m)).collect();
         for (table, list) in &rows {
@@ -543,6 +638,7 @@ impl Loader<'_> {
             }
             self.metrics.dead_letters.inc_by(list.len() as u64);
         }
+        let inserted = started.elapsed();
         if std::env::var_os(CRASH_AFTER_INSERT).is_some() {
             // A failpoint for the tests: die where a crash hurts most.
             tracing::error!("{CRASH_AFTER_INSERT} is set: exiting between insert and ack");
@@ -559,6 +655,17 @@ impl Loader<'_> {
         for m in &retry {
             let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
         }
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        tracing::debug!(
+            messages = fetched,
+            fetch_ms = ms(fetch_time),
+            sort_ms = ms(sort_time),
+            waited_ms = ms(self.waited),
+            check_ms = ms(checked),
+            insert_ms = ms(inserted - checked),
+            ack_ms = ms(started.elapsed() - inserted),
+            "batch loaded"
+        );
         true
     }
 

@@ -48,33 +48,100 @@ const MAX_DATETIME: i64 = u32::MAX as i64;
 /// Levels that count as failures in the aggregates (as does an `error_type`).
 const FAILED_LEVELS: [&str; 3] = ["error", "critical", "fatal"];
 
+/// The well-known fields of an event, read without building the rest of it
+/// (every other member is skipped by the parser, not stored).
+#[derive(serde::Deserialize)]
+struct Known {
+    event_id: Option<Value>,
+    timestamp: Option<Value>,
+    level: Option<Value>,
+    event_type: Option<Value>,
+    tool: Option<Value>,
+    command: Option<Value>,
+    duration_ms: Option<Value>,
+    error_type: Option<Value>,
+    context: Option<KnownContext>,
+}
+
+#[derive(serde::Deserialize)]
+struct KnownContext {
+    installation_id: Option<Value>,
+    tool_version: Option<Value>,
+    os: Option<Value>,
+}
+
 /// Build the row, or say why this message can never be loaded.
+///
+/// The well-known fields are read straight from the text; only an event
+/// that does not fit that shape (a member given twice, a `context` that is
+/// not an object, or no JSON object at all) is parsed whole, which also
+/// names what is wrong with it. Both paths give the same row.
 pub fn event_row(
     payload: &[u8],
     route: &str,
     received_at_ms: Option<i64>,
 ) -> Result<EventRow, String> {
     let text = std::str::from_utf8(payload).map_err(|e| format!("payload is not UTF-8: {e}"))?;
+    let known = match serde_json::from_str::<Known>(text) {
+        Ok(k) => k,
+        Err(_) => known_from_value(text)?,
+    };
+    build(known, text, route, received_at_ms)
+}
+
+/// The slow path: the whole event as a JSON value.
+fn known_from_value(text: &str) -> Result<Known, String> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| format!("payload is not JSON: {e}"))?;
-    let Value::Object(obj) = &value else {
+    let Value::Object(mut obj) = value else {
         return Err("payload is not a JSON object".into());
     };
-    let str_field = |v: Option<&Value>| match v {
-        Some(Value::String(s)) => s.clone(),
+    let mut take = |k: &str| obj.remove(k).filter(|v| !v.is_null());
+    let context = match take("context") {
+        Some(Value::Object(mut c)) => {
+            let mut take = |k: &str| c.remove(k).filter(|v| !v.is_null());
+            Some(KnownContext {
+                installation_id: take("installation_id"),
+                tool_version: take("tool_version"),
+                os: take("os"),
+            })
+        }
+        _ => None,
+    };
+    Ok(Known {
+        event_id: take("event_id"),
+        timestamp: take("timestamp"),
+        level: take("level"),
+        event_type: take("event_type"),
+        tool: take("tool"),
+        command: take("command"),
+        duration_ms: take("duration_ms"),
+        error_type: take("error_type"),
+        context,
+    })
+}
+
+fn build(
+    known: Known,
+    text: &str,
+    route: &str,
+    received_at_ms: Option<i64>,
+) -> Result<EventRow, String> {
+    let str_field = |v: Option<Value>| match v {
+        Some(Value::String(s)) => s,
         Some(Value::Null) | None => String::new(),
         Some(other) => other.to_string(),
     };
-    let event_id = match obj.get("event_id") {
+    let event_id = match known.event_id {
         Some(Value::String(s)) => {
-            uuid::Uuid::parse_str(s).map_err(|e| format!("event_id {s:?} is not a UUID: {e}"))?
+            uuid::Uuid::parse_str(&s).map_err(|e| format!("event_id {s:?} is not a UUID: {e}"))?
         }
         _ => return Err("event_id is missing or not a string".into()),
     };
     let received_ms = received_at_ms.unwrap_or_else(now_ms);
-    let timestamp_ms = match obj.get("timestamp") {
+    let timestamp_ms = match known.timestamp {
         Some(Value::String(s)) => {
-            parse_rfc3339_ms(s).ok_or_else(|| format!("timestamp {s:?} is not RFC 3339"))?
+            parse_rfc3339_ms(&s).ok_or_else(|| format!("timestamp {s:?} is not RFC 3339"))?
         }
         Some(Value::Number(n)) => n
             .as_i64()
@@ -91,31 +158,37 @@ pub fn event_row(
             "timestamp {timestamp_ms} ms is outside what ClickHouse's DateTime holds (1970 to 2106)"
         ));
     }
-    let (duration_ms, has_duration) = match obj.get("duration_ms") {
+    let (duration_ms, has_duration) = match known.duration_ms {
         Some(Value::Number(n)) => (n.as_f64().unwrap_or(0.0), 1),
         _ => (0.0, 0),
     };
-    let level = str_field(obj.get("level"));
-    let error_type = str_field(obj.get("error_type"));
+    let level = str_field(known.level);
+    let error_type = str_field(known.error_type);
     let failed = u8::from(!error_type.is_empty() || FAILED_LEVELS.contains(&level.as_str()));
-    let context = obj.get("context").and_then(Value::as_object);
-    let ctx = |k: &str| str_field(context.and_then(|c| c.get(k)));
+    let (installation_id, tool_version, os) = match known.context {
+        Some(c) => (
+            str_field(c.installation_id),
+            str_field(c.tool_version),
+            str_field(c.os),
+        ),
+        None => Default::default(),
+    };
     Ok(EventRow {
         event_id,
         timestamp: (timestamp_ms / 1000) as u32,
         timestamp_ms: timestamp_ms as u64,
         received_at: (received_ms / 1000).clamp(0, MAX_DATETIME) as u32,
         level,
-        event_type: str_field(obj.get("event_type")),
-        tool: str_field(obj.get("tool")),
-        command: str_field(obj.get("command")),
+        event_type: str_field(known.event_type),
+        tool: str_field(known.tool),
+        command: str_field(known.command),
         duration_ms,
         has_duration,
         error_type,
         failed,
-        installation_id: ctx("installation_id"),
-        tool_version: ctx("tool_version"),
-        os: ctx("os"),
+        installation_id,
+        tool_version,
+        os,
         route: route.to_string(),
         event: text.to_string(),
     })
@@ -159,6 +232,51 @@ mod tests {
             (r.failed, r.has_duration, r.timestamp),
             (0, 0, 1_764_583_230)
         );
+    }
+
+    #[test]
+    fn reading_the_known_fields_gives_the_row_of_the_whole_value() {
+        let id = "0193a7c2-0000-7000-8000-000000000001";
+        for payload in [
+            format!(
+                r#"{{"event_id":"{id}","level":"warn","tool":"t","context":{{"os":"linux","extra":[1,{{"a":null}}]}},"message":"caf\u00e9 \"quoted\""}}"#
+            ),
+            format!(
+                r#"{{"event_id":"{id}","tool":5,"command":{{"b":[1,2]}},"level":null,"context":{{"os":true,"tool_version":1.5}}}}"#
+            ),
+            format!(r#"{{"event_id":"{id}","context":"not an object","error_type":"E"}}"#),
+            format!(
+                r#"{{"event_id":"{id}","tool":"first","tool":"second","context":{{"os":"a","os":"b"}}}}"#
+            ),
+            format!(
+                r#"{{"context":{{"installation_id":"i"}},"event_id":"{id}","timestamp":"2025-12-01T10:00:30Z","duration_ms":1.25,"event_type":"x\ny"}}"#
+            ),
+            format!(r#" {{ "event_id" : "{id}" , "duration_ms" : "12" , "context" : null }} "#),
+        ] {
+            let fast = event_row(payload.as_bytes(), "r", Some(1_764_583_300_000)).unwrap();
+            let whole = build(
+                known_from_value(&payload).unwrap(),
+                &payload,
+                "r",
+                Some(1_764_583_300_000),
+            )
+            .unwrap();
+            assert_eq!(fast, whole, "{payload}");
+        }
+        let r = event_row(
+            format!(r#"{{"event_id":"{id}","tool":"first","tool":"second"}}"#).as_bytes(),
+            "r",
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.tool, "second", "the last of a member given twice wins");
+        let r = event_row(
+            format!(r#"{{"event_id":"{id}","tool":5,"context":{{"os":{{"k":[1]}}}}}}"#).as_bytes(),
+            "r",
+            None,
+        )
+        .unwrap();
+        assert_eq!((r.tool.as_str(), r.os.as_str()), ("5", r#"{"k":[1]}"#));
     }
 
     #[test]

@@ -121,7 +121,7 @@ fn spawn_loader(args: &[String], env: &[(String, String)], log: &Path) -> (Child
     let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .args(args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "info,wraith_gateway::loader=debug")
         .stdout(Stdio::piped())
         .stderr(log_file)
         .spawn()
@@ -205,6 +205,28 @@ fn post(g: &Gateway, batch: &[Value]) -> Result<(), u16> {
         Ok(r) if r.status().is_success() => Ok(()),
         Ok(r) => Err(r.status().as_u16()),
         Err(_) => Err(0),
+    }
+}
+
+/// [`assert_exactly_once`], printing the end of each loader's log when it
+/// fails (what a loader did is the first thing to read then).
+pub fn assert_exactly_once_showing(
+    ch: &ClickHouse,
+    expected: &HashSet<String>,
+    what: &str,
+    loaders: &[Loader],
+) {
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert_exactly_once(ch, expected, what)
+    }));
+    if let Err(panic) = checked {
+        for (i, l) in loaders.iter().enumerate() {
+            let log = l.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(400)..].join("\n");
+            eprintln!("--- loader {i}, the end of its log:\n{tail}");
+        }
+        std::panic::resume_unwind(panic);
     }
 }
 
@@ -791,7 +813,12 @@ fn a_nats_cluster_two_gateways_and_two_loaders_store_each_event_once() {
             cluster[1].restart_no_wait();
         }
     });
-    assert_exactly_once(&ch, &acked, "3-node cluster, a node and a loader killed");
+    assert_exactly_once_showing(
+        &ch,
+        &acked,
+        "3-node cluster, a node and a loader killed",
+        &loaders,
+    );
     drop(loaders);
 }
 
