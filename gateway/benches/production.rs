@@ -82,15 +82,39 @@ fn http_load(url: &str, secs: u64, clients: u64, batch: u64) -> (f64, u64) {
                 (url.to_string(), stop.clone(), sent.clone(), refused.clone());
             std::thread::spawn(move || {
                 let http = reqwest::blocking::Client::new();
-                let mut n = c * 1_000_000;
+                // Bodies are built before the clock starts (the raw
+                // publisher's lines are too); each request copies one and
+                // writes fresh `event_id`s into it, since JetStream would
+                // drop repeats as duplicates.
+                let templates: Vec<(Vec<u8>, Vec<usize>)> = (0..10)
+                    .map(|k| {
+                        let first = c * 1_000_000 + k * batch;
+                        let body: Vec<Value> = (first..first + batch).map(event).collect();
+                        let bytes = serde_json::to_vec(&body).unwrap();
+                        let ids: Vec<usize> = body
+                            .iter()
+                            .map(|e| {
+                                let id = e["event_id"].as_str().unwrap().as_bytes();
+                                bytes.windows(id.len()).position(|w| w == id).unwrap()
+                            })
+                            .collect();
+                        (bytes, ids)
+                    })
+                    .collect();
+                let mut k = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    // Fresh ids each time: JetStream would drop repeats as duplicates.
-                    let body: Vec<Value> = (0..batch).map(|i| event(n + i)).collect();
-                    n += batch;
+                    let (template, ids) = &templates[k % templates.len()];
+                    k += 1;
+                    let mut body = template.clone();
+                    for &at in ids {
+                        uuid::Uuid::new_v4()
+                            .hyphenated()
+                            .encode_lower(&mut body[at..at + 36]);
+                    }
                     let r = http
                         .post(&url)
                         .header("content-type", "application/json")
-                        .body(serde_json::to_vec(&body).unwrap())
+                        .body(body)
                         .send()
                         .unwrap();
                     match r.status().as_u16() {
@@ -98,7 +122,9 @@ fn http_load(url: &str, secs: u64, clients: u64, batch: u64) -> (f64, u64) {
                             sent.fetch_add(batch, Ordering::Relaxed);
                         }
                         503 => {
-                            refused.fetch_add(1, Ordering::Relaxed);
+                            if refused.fetch_add(1, Ordering::Relaxed) == 0 {
+                                println!("  first 503: {}", r.text().unwrap_or_default().trim());
+                            }
                             std::thread::sleep(Duration::from_millis(50));
                         }
                         s => panic!("status {s}: {}", r.text().unwrap_or_default()),
@@ -136,6 +162,22 @@ fn gateway(plugins: &Path, nats: &str, data: &Path) -> (std::process::Child, Str
         .strip_prefix("wraith gateway listening on ")
         .expect("gateway started")
         .to_string();
+    // Load starts once the gateway can take data (NATS connected, stream
+    // checked, plugins loaded), as behind a load balancer that reads
+    // `/ready`: a 503 counted below is one under load, not at start-up.
+    let started = Instant::now();
+    let http = reqwest::blocking::Client::new();
+    while !http
+        .get(format!("{url}/ready"))
+        .send()
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the gateway was not ready within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     (child, format!("{url}/v1/events"))
 }
 
@@ -207,7 +249,6 @@ fn http_part(rt: &tokio::runtime::Runtime, secs: u64, clients: u64, first_party:
     std::fs::create_dir(&empty).unwrap();
     // The gateway creates the stream the raw publisher uses too.
     let (mut g, url) = gateway(&empty, &nats.url(), &tmp.path().join("d1"));
-    std::thread::sleep(Duration::from_secs(1));
     let raw = rt.block_on(raw_publish(&nats.url(), "telemetry.bench", secs, 1000));
     let (empty_rate, empty_refused) = http_load(&url, secs, clients, 100);
     let _ = g.kill();
@@ -231,6 +272,21 @@ fn http_part(rt: &tokio::runtime::Runtime, secs: u64, clients: u64, first_party:
         shipped_rate / raw,
         shipped_rate / empty_rate
     );
+    // What the server said about its clients (a dropped connection under
+    // load shows here as a slow consumer or a write deadline).
+    for line in nats.log().lines().filter(|l| {
+        [
+            "Slow Consumer",
+            "Write Deadline",
+            "Stale",
+            "[ERR]",
+            "closed",
+        ]
+        .iter()
+        .any(|w| l.contains(w))
+    }) {
+        println!("  nats-server: {line}");
+    }
 }
 
 /// 2. The loader against a raw insert of the same rows.

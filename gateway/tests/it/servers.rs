@@ -142,6 +142,11 @@ impl Nats {
         self.dir.join(format!("{}.log", self.name))
     }
 
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
     fn spawn_only(&mut self) {
         let bin = find(
             "nats-server",
