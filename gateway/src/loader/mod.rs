@@ -46,6 +46,17 @@ use tokio::sync::watch;
 /// tests use it to prove that a redelivered batch is not counted twice.
 pub const CRASH_AFTER_INSERT: &str = "WRAITH_LOADER_CRASH_AFTER_INSERT";
 
+/// How long past its `expires` a fetch may take before it is given up.
+const FETCH_GRACE: Duration = Duration::from_secs(10);
+
+/// The longest one insert may take before it is tried again: sending the
+/// rows, and then ClickHouse's answer.
+const INSERT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+const INSERT_END_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The longest a lookup of redelivered events may take before it is retried.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Why the loader stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -416,20 +427,36 @@ async fn fetch(
     max: usize,
     expires: Duration,
 ) -> Result<Vec<jetstream::Message>, String> {
-    let batch = consumer
-        .fetch()
-        .max_messages(max)
-        .expires(expires)
-        .messages()
-        .await
-        .map_err(|e| e.to_string())?;
+    // JetStream ends a fetch at `expires`; a fetch whose end never comes
+    // (a server gone mid-request) is given up a while after that, keeping
+    // what arrived, so the loader never waits on it for good.
+    let deadline = tokio::time::Instant::now() + expires + FETCH_GRACE;
+    let batch = tokio::time::timeout_at(
+        deadline,
+        consumer
+            .fetch()
+            .max_messages(max)
+            .expires(expires)
+            .messages(),
+    )
+    .await
+    .map_err(|_| format!("no answer to a fetch within {:?}", expires + FETCH_GRACE))?
+    .map_err(|e| e.to_string())?;
     let mut batch = std::pin::pin!(batch);
     let mut messages = Vec::new();
-    while let Some(m) = batch.next().await {
-        match m {
-            Ok(m) => messages.push(m),
-            Err(e) => {
+    loop {
+        match tokio::time::timeout_at(deadline, batch.next()).await {
+            Ok(Some(Ok(m))) => messages.push(m),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
                 tracing::debug!(error = %e, "fetch ended early");
+                break;
+            }
+            Err(_) => {
+                tracing::warn!(
+                    messages = messages.len(),
+                    "a fetch did not end {FETCH_GRACE:?} after it expired; keeping what arrived"
+                );
                 break;
             }
         }
@@ -690,7 +717,15 @@ impl Loader<'_> {
             );
             let mut delay = Duration::from_millis(200);
             loop {
-                match self.ch.query(&sql).fetch_all::<Id>().await {
+                let lookup =
+                    tokio::time::timeout(LOOKUP_TIMEOUT, self.ch.query(&sql).fetch_all::<Id>())
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(clickhouse::error::Error::Custom(format!(
+                                "no answer within {LOOKUP_TIMEOUT:?}"
+                            )))
+                        });
+                match lookup {
                     Ok(rows) => {
                         for r in rows {
                             if let Ok(u) = uuid::Uuid::parse_str(&r.id) {
@@ -718,7 +753,11 @@ impl Loader<'_> {
         rows: &[T],
     ) -> Result<(), clickhouse::error::Error> {
         let started = Instant::now();
-        let mut insert = self.ch.insert::<T>(table).await?;
+        let mut insert = self
+            .ch
+            .insert::<T>(table)
+            .await?
+            .with_timeouts(Some(INSERT_SEND_TIMEOUT), Some(INSERT_END_TIMEOUT));
         for r in rows {
             insert.write(r).await?;
         }

@@ -208,13 +208,14 @@ fn post(g: &Gateway, batch: &[Value]) -> Result<(), u16> {
     }
 }
 
-/// [`assert_exactly_once`], printing the end of each loader's log when it
-/// fails (what a loader did is the first thing to read then).
+/// [`assert_exactly_once`], printing the end of each loader's and each NATS
+/// node's log when it fails (what they did is the first thing to read then).
 pub fn assert_exactly_once_showing(
     ch: &ClickHouse,
     expected: &HashSet<String>,
     what: &str,
     loaders: &[Loader],
+    nats: &[Nats],
 ) {
     let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         assert_exactly_once(ch, expected, what)
@@ -225,6 +226,12 @@ pub fn assert_exactly_once_showing(
             let lines: Vec<&str> = log.lines().collect();
             let tail = lines[lines.len().saturating_sub(400)..].join("\n");
             eprintln!("--- loader {i}, the end of its log:\n{tail}");
+        }
+        for (i, n) in nats.iter().enumerate() {
+            let log = n.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+            eprintln!("--- nats-server n{}, the end of its log:\n{tail}", i + 1);
         }
         std::panic::resume_unwind(panic);
     }
@@ -818,6 +825,7 @@ fn a_nats_cluster_two_gateways_and_two_loaders_store_each_event_once() {
         &acked,
         "3-node cluster, a node and a loader killed",
         &loaders,
+        &cluster,
     );
     drop(loaders);
 }
