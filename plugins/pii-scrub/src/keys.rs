@@ -490,8 +490,14 @@ pub(crate) struct Segment {
 
 /// The segments of an escaped path (`a.b\.c[2].d`).
 pub(crate) fn segments(path: &str) -> impl Iterator<Item = Segment> + '_ {
+    segments_from(path, 0)
+}
+
+/// The segments of an escaped path from byte `from`, which must be 0 or
+/// the end of a segment.
+pub(crate) fn segments_from(path: &str, from: usize) -> impl Iterator<Item = Segment> + '_ {
     let b = path.as_bytes();
-    let mut i = 0;
+    let mut i = from;
     std::iter::from_fn(move || {
         while i < b.len() && b[i] == b'.' {
             i += 1;

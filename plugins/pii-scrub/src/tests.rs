@@ -545,3 +545,29 @@ fn a_secret_after_a_short_label_is_masked_whole() {
         "deploy key=[secret] --env prod"
     );
 }
+
+#[test]
+fn keys_of_siblings_are_scanned_whatever_their_parents_share() {
+    // Parents found clean for one leaf are not scanned again for the next;
+    // a key that only starts like a clean one (`a.b` escaped, `ab`) still is.
+    let out = run(
+        json!({"annotate": false}),
+        json!({
+            "ctx": {"os": "linux", "ada@example.com": "x", "n": {"10.0.0.1": 1}},
+            "a": {"v": 1},
+            "a.b": {"grace@example.org": 2},
+            "ab": {"v": 3, "/home/alan/x": 4},
+            "tags": ["ok", {"hedy@example.net": 5}],
+        }),
+    );
+    assert_eq!(
+        out,
+        json!({
+            "ctx": {"os": "linux", "[email]": "x", "n": {"[ip]": 1}},
+            "a": {"v": 1},
+            "a.b": {"[email]": 2},
+            "ab": {"v": 3, "~/x": 4},
+            "tags": ["ok", {"[email]": 5}],
+        })
+    );
+}

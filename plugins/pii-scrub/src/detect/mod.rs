@@ -21,7 +21,7 @@ pub(crate) mod paths;
 pub(crate) mod secrets;
 pub(crate) mod vendors;
 
-pub(crate) use context::KeyContext;
+pub(crate) use context::{FieldName, KeyContext};
 
 use crate::rules::{RULES, Rule, TABLE};
 
@@ -157,14 +157,7 @@ impl<'b> Features<'b> {
         if self.len < 3 || enabled == 0 {
             return 0;
         }
-        let mut m = 0u32;
-        for d in &TABLE {
-            let bit = d.rule.bit();
-            if enabled & bit != 0 && (d.when)(self) {
-                m |= bit;
-            }
-        }
-        m
+        crate::rules::prefilter(self, enabled)
     }
 }
 
@@ -174,7 +167,7 @@ pub(crate) struct Input<'b> {
     pub b: &'b [u8],
     pub f: Features<'b>,
     pub runs: DigitRuns,
-    pub key: KeyContext,
+    pub key: &'b FieldName<'b>,
     /// The long base64-like runs, found by the first scanner that asks.
     long: std::cell::OnceCell<entropy::LongRuns>,
 }
@@ -208,7 +201,7 @@ const DIGIT_RULES: u32 = {
 /// Run every enabled scanner that could match; raw (possibly overlapping)
 /// hits are appended to `out`. Returns the byte classes seen (so the caller
 /// knows, without another pass, whether `%` or `\` occur).
-pub(crate) fn find_all(b: &[u8], enabled: u32, key: KeyContext, out: &mut Vec<Hit>) -> u16 {
+pub(crate) fn find_all(b: &[u8], enabled: u32, key: &FieldName<'_>, out: &mut Vec<Hit>) -> u16 {
     if enabled == 0 {
         return 0;
     }

@@ -143,7 +143,7 @@ pub(crate) fn ssn(inp: &Input, out: &mut Vec<Hit>) {
         let Some((digits, end, dashed)) = nine_digits(b, i) else {
             continue;
         };
-        if valid_ssn(&digits) && (dashed || context::national_id_label(b, i, inp.key)) {
+        if valid_ssn(&digits) && (dashed || context::national_id_label(b, i, inp.key.get())) {
             out.push(Hit::new(Rule::Ssn, i, end));
             from = end;
         }
