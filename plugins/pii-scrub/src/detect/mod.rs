@@ -149,16 +149,63 @@ impl<'b> Features<'b> {
 
     /// IPv6 needs seven colons or a `::`.
     pub(crate) fn maybe_v6(&self) -> bool {
-        self.colons >= 7 || (self.colons >= 2 && find(self.b, b"::", 0).is_some())
+        self.colons >= 7
+            || (self.colons >= 2
+                && if self.len <= 64 {
+                    // Timestamps and short values: cheaper than `memchr`.
+                    self.b.windows(2).any(|w| w == b"::")
+                } else {
+                    find(self.b, b"::", 0).is_some()
+                })
     }
 
     /// The detectors (bit per [`Rule`]) among `enabled` that could match.
     pub(crate) fn candidates(&self, enabled: u32) -> u32 {
-        if self.len < 3 || enabled == 0 {
+        if self.len < 3 || enabled == 0 || self.plain() {
             return 0;
         }
         crate::rules::prefilter(self, enabled)
     }
+
+    /// A word no prefilter passes: lower-case letters, `_`, fewer than
+    /// four digits and shorter than [`plain_limit`] (most field names and
+    /// many short values).
+    #[inline]
+    fn plain(&self) -> bool {
+        self.flags & !(UNDERSCORE | BEE) == 0
+            && self.digits < PLAIN_DIGITS
+            && self.len < plain_limit()
+    }
+}
+
+/// Digits a [`Features::plain`] word may hold.
+const PLAIN_DIGITS: usize = 4;
+
+/// The features of the widest plain word of `len` bytes: every count and
+/// class a plain word of that length can have, at their largest.
+fn plain_bound(len: usize) -> Features<'static> {
+    Features {
+        b: b"",
+        len,
+        flags: UNDERSCORE | BEE,
+        digits: PLAIN_DIGITS - 1,
+        colons: 0,
+        dots: 0,
+        dashes: 0,
+    }
+}
+
+/// The shortest plain word some prefilter passes, found once from the rule
+/// table itself (so a new detector's prefilter moves it): each prefilter
+/// only grows with the counts, the length and the classes present, so no
+/// prefilter passes any plain word shorter than this.
+fn plain_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        (0..4096)
+            .find(|&len| crate::rules::prefilter(&plain_bound(len), u32::MAX) != 0)
+            .unwrap_or(4096)
+    })
 }
 
 /// What a scanner sees: the bytes, their features, their digit runs (filled
@@ -251,6 +298,8 @@ pub(crate) struct DigitRuns {
     /// Bit `k`: kept run `k` follows two capitals (an IBAN's head).
     iban: u64,
     len: usize,
+    /// The largest reach of a kept run.
+    max_reach: u16,
     /// Bytes before this index are fully indexed.
     scanned: usize,
     /// Where the last [`DigitRuns::first_at`] stopped.
@@ -306,6 +355,7 @@ impl DigitRuns {
             reach: [0; KEPT],
             iban: 0,
             len: 0,
+            max_reach: 0,
             scanned: 0,
             hint: std::cell::Cell::new(0),
         }
@@ -413,6 +463,7 @@ impl DigitRuns {
             if self.reach[k] as usize >= MIN_SPAN || iban != 0 {
                 self.starts[kept] = self.starts[k];
                 self.reach[kept] = self.reach[k];
+                self.max_reach = self.max_reach.max(self.reach[k]);
                 self.iban = (self.iban & !(1 << kept)) | (iban << kept);
                 kept += 1;
             }
@@ -443,6 +494,11 @@ impl DigitRuns {
     /// The first run start at or after `from` whose numeric span holds at
     /// least `digits` digits (runs past the indexed ones always qualify).
     pub(crate) fn next_with(&self, b: &[u8], from: usize, digits: usize) -> Option<usize> {
+        // Every run indexed and none reaches far enough: most strings with
+        // digits for one number scanner have too few for the others.
+        if self.scanned >= b.len() && digits > self.max_reach as usize {
+            return None;
+        }
         let mut k = self.first_at(from);
         while k < self.len {
             if self.reach[k] as usize >= digits {
@@ -550,6 +606,58 @@ pub(crate) fn find_byte2(hay: &[u8], c1: u8, c2: u8, from: usize) -> Option<usiz
 #[inline]
 pub(crate) fn find_byte3(hay: &[u8], c1: u8, c2: u8, c3: u8, from: usize) -> Option<usize> {
     memchr::memchr3(c1, c2, c3, hay.get(from..)?).map(|p| p + from)
+}
+
+/// High bit of each byte of `w` that equals `c` (exact: no carry between
+/// bytes).
+#[inline(always)]
+fn byte_eq(w: u64, c: u8) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let x = w ^ (0x0101_0101_0101_0101 * c as u64);
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
+/// Call `f(i)` for every position `i` of `c1`, `c2` or `c3` in `hay`, in
+/// order; `f` returns where to go on (past `i`). The same positions as
+/// [`find_byte3`] in a loop. With `dense` (the bytes occur every few bytes,
+/// as in command lines, paths and stack traces) the string is read eight
+/// bytes at a time instead: starting `memchr` again at every hit costs more
+/// than the search there. `c1`, `c2`, `c3` must not be 0.
+#[inline]
+pub(crate) fn for_each_byte3(
+    hay: &[u8],
+    [c1, c2, c3]: [u8; 3],
+    dense: bool,
+    mut f: impl FnMut(usize) -> usize,
+) {
+    let mut from = 0;
+    if !dense {
+        while let Some(i) = find_byte3(hay, c1, c2, c3, from) {
+            from = f(i);
+        }
+        return;
+    }
+    let mut base = 0;
+    while base < hay.len() {
+        let w = match hay.get(base..base + 8) {
+            Some(c) => u64::from_le_bytes(c.try_into().unwrap_or([0; 8])),
+            None => {
+                // Zero bytes past the end match none of the three.
+                let mut tail = [0u8; 8];
+                tail[..hay.len() - base].copy_from_slice(&hay[base..]);
+                u64::from_le_bytes(tail)
+            }
+        };
+        let mut m = byte_eq(w, c1) | byte_eq(w, c2) | byte_eq(w, c3);
+        while m != 0 {
+            let i = base + (m.trailing_zeros() / 8) as usize;
+            m &= m - 1;
+            if i >= from {
+                from = f(i);
+            }
+        }
+        base = (base + 8).max(from);
+    }
 }
 
 /// Whether `hay` starts with `prefix`, ignoring ASCII case.
@@ -821,6 +929,45 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn plain_words_pass_no_prefilter() {
+        // The shortcut in `Features::candidates` against the prefilter
+        // itself, on words of every length from the plain alphabet and
+        // next to it.
+        use super::{Features, plain_limit};
+        assert_eq!(plain_limit(), 16, "the token prefilter's length bound");
+        let alphabet = b"abcxyz_0129AZ-.:@/ =";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..200_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 24) as usize;
+            let plain_only = !seed.is_multiple_of(3);
+            let word: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let n = if plain_only { 11 } else { alphabet.len() };
+                    alphabet[(seed % n as u64) as usize]
+                })
+                .collect();
+            let f = Features::of(&word);
+            let slow = if f.len < 3 {
+                0
+            } else {
+                crate::rules::prefilter(&f, u32::MAX)
+            };
+            assert_eq!(
+                f.candidates(u32::MAX),
+                slow,
+                "{:?}",
+                String::from_utf8_lossy(&word)
+            );
         }
     }
 
