@@ -149,14 +149,7 @@ impl<'b> Features<'b> {
 
     /// IPv6 needs seven colons or a `::`.
     pub(crate) fn maybe_v6(&self) -> bool {
-        self.colons >= 7
-            || (self.colons >= 2
-                && if self.len <= 64 {
-                    // Timestamps and short values: cheaper than `memchr`.
-                    self.b.windows(2).any(|w| w == b"::")
-                } else {
-                    find(self.b, b"::", 0).is_some()
-                })
+        self.colons >= 7 || (self.colons >= 2 && find(self.b, b"::", 0).is_some())
     }
 
     /// The detectors (bit per [`Rule`]) among `enabled` that could match.
@@ -257,18 +250,16 @@ pub(crate) fn find_all(b: &[u8], enabled: u32, key: &FieldName<'_>, out: &mut Ve
     if run == 0 {
         return f.flags;
     }
-    let runs = if run & DIGIT_RULES != 0 {
-        DigitRuns::new(b)
-    } else {
-        DigitRuns::empty()
-    };
-    let input = Input {
+    let mut input = Input {
         b,
         f,
-        runs,
+        runs: DigitRuns::empty(),
         key,
         long: std::cell::OnceCell::new(),
     };
+    if run & DIGIT_RULES != 0 {
+        input.runs.index(b);
+    }
     for d in &TABLE {
         if run & d.rule.bit() != 0 {
             (d.scan)(&input, out);
@@ -361,8 +352,17 @@ impl DigitRuns {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn new(b: &[u8]) -> DigitRuns {
         let mut r = DigitRuns::empty();
+        r.index(b);
+        r
+    }
+
+    /// Index the runs of `b` into an empty index (in place: the index is
+    /// a few hundred bytes, not worth copying per string).
+    pub(crate) fn index(&mut self, b: &[u8]) {
+        let r = self;
         r.scanned = b.len();
         let mut span = Span::default();
         let mut run_start = 0;
@@ -388,16 +388,15 @@ impl DigitRuns {
                 if i < b.len() && is_digit(b[i]) {
                     run_start = i;
                 } else if !r.push_run(b, run_start, i, &mut span) {
-                    return r;
+                    return;
                 }
             }
             base += 8;
         }
         if carry != 0 && !r.push_run(b, run_start, b.len(), &mut span) {
-            return r;
+            return;
         }
         r.close_span(&span);
-        r
     }
 
     /// Record the run `start..end`; `false` when the index is full (then
