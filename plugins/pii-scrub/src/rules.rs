@@ -202,7 +202,9 @@ rules! {
     SecretKey {
         name: "secret_key", label: "redacted", rank: 6, digits: false,
         holds: None,
-        when: |f| f.has(EQ) || f.colons > 0 || f.dashes > 0,
+        // Without `=` or `:` only `--flag value` is left (`-u` needs the
+        // colon of `user:password`).
+        when: |f| f.has(EQ) || f.colons > 0 || f.dashes >= 2,
         // `-` and `:` every 16 bytes or more: see `detect::for_each_byte3`.
         scan: |i, o| secret_assignments(i.b, (i.f.dashes + i.f.colons) * 32 >= i.f.len, o),
     }
