@@ -5,7 +5,6 @@
 //! The context checks and the vendor table refine old detectors and have no
 //! switch; they are in both columns.
 //!
-//!
 //! Then **telemetry**: events shaped like the gateway's end-to-end bench
 //! (`gateway/benches/support/`, copied here, ~746 bytes of JSON each:
 //! command lines, Python stack traces, config dumps, a nested context,
@@ -21,8 +20,10 @@
 //! over 25 rounds in which the variants take turns; best round kept;
 //! `WRAITH_BENCH_PER_RULE=1` also prints each detector alone;
 //! `WRAITH_BENCH_ONLY=texts` or `=telemetry` runs one part;
-//! `WRAITH_BENCH_PROFILE=1` runs only pii-scrub through the harness on the
-//! telemetry events, for a profiler; `WRAITH_BENCH_SWEEP=<file>` writes
+//! `WRAITH_BENCH_PER_FIELD=1` prints the scan's time per field name of the
+//! telemetry events; `WRAITH_BENCH_PROFILE=<n>` runs only pii-scrub through
+//! the harness on the telemetry events, `n` rounds of them (0: for
+//! `WRAITH_BENCH_SECS`), for a profiler; `WRAITH_BENCH_SWEEP=<file>` writes
 //! every match of a seeded random sweep to the file instead, for comparing
 //! two builds).
 
@@ -276,14 +277,46 @@ fn telemetry_events(secs: f64) {
         .filter(|(p, e)| p.event != **e)
         .count();
 
-    if std::env::var_os("WRAITH_BENCH_PROFILE").is_some() {
-        // Only the plugin through the harness, for a profiler.
-        let mut b = 0;
-        let ns = per_event(BATCH, secs, || {
-            black_box(scrub.run(batches[b % batches.len()].clone()));
-            b += 1;
-        });
-        println!("harness, pii-scrub (batch {BATCH}) {ns:.0} ns/event");
+    if std::env::var_os("WRAITH_BENCH_PER_FIELD").is_some() {
+        // `find_in` per field name: where the scan's time goes.
+        let mut by: std::collections::BTreeMap<&str, (f64, usize, usize)> = Default::default();
+        for (k, s) in &leaves {
+            let start = Instant::now();
+            for _ in 0..2000 {
+                rules.find_in(black_box(k.as_deref()), black_box(s), &mut hits);
+            }
+            let e = by.entry(k.as_deref().unwrap_or("")).or_default();
+            e.0 += start.elapsed().as_nanos() as f64 / 2000.0;
+            e.1 += 1;
+            e.2 += s.len();
+        }
+        println!("field                 leaves/event   bytes/leaf   find_in ns/event");
+        for (k, (ns, n, len)) in by {
+            println!(
+                "{k:<20} {:>13.2} {:>12.1} {:>18.0}",
+                n as f64 / EVENTS as f64,
+                len as f64 / n as f64,
+                ns / EVENTS as f64
+            );
+        }
+        return;
+    }
+    if let Ok(n) = std::env::var("WRAITH_BENCH_PROFILE") {
+        // Only the plugin through the harness, for a profiler: `n` times
+        // every batch (each event once more per round), or for `secs`.
+        let start = Instant::now();
+        let rounds: usize = n.parse().unwrap_or(0);
+        let mut done = 0;
+        while done < rounds || (rounds == 0 && start.elapsed().as_secs_f64() < secs) {
+            for b in &batches {
+                black_box(scrub.run(b.clone()));
+            }
+            done += 1;
+        }
+        println!(
+            "harness, pii-scrub (batch {BATCH}) {:.0} ns/event over {done} rounds",
+            start.elapsed().as_nanos() as f64 / (done * EVENTS) as f64
+        );
         return;
     }
     let rounds = 25;
