@@ -206,7 +206,13 @@ rules! {
         // colon of `user:password`).
         when: |f| f.has(EQ) || f.colons > 0 || f.dashes >= 2,
         // `-` and `:` every 16 bytes or more: see `detect::for_each_byte3`.
-        scan: |i, o| secret_assignments(i.b, (i.f.dashes + i.f.colons) * 32 >= i.f.len, o),
+        scan: |i, o| {
+            // Without `=` or `:` only `--flag value` can match (ids, dates
+            // and `xterm-256color` have dashes but no `--`).
+            if i.f.has(EQ) || i.f.colons > 0 || i.b.windows(2).any(|w| w == b"--") {
+                secret_assignments(i.b, (i.f.dashes + i.f.colons) * 32 >= i.f.len, o);
+            }
+        },
     }
     /// Unnamed high-entropy credentials.
     GenericSecret {
