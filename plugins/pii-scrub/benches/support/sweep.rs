@@ -1,14 +1,15 @@
 //! A seeded sweep for comparing two builds match for match: about 1.9
 //! million random strings built from PII fragments, look-alikes, escapes,
 //! labels and base64 runs, each scanned bare and under a field name that
-//! the context checks read, and random nested events through the whole
-//! plugin. Every hit (string, rule, span) and every output event is written
-//! to a file; two builds agree when their files are identical.
+//! the context checks read (a quarter of them by each detector alone as
+//! well), and random nested events through the whole plugin. Every hit
+//! (string, rule, span) and every output event is written to a file; two
+//! builds agree when their files are identical.
 
 use serde_json::{Map, Value, json};
 use std::io::Write;
 use wraith_plugin::testing::Harness;
-use wraith_plugin_pii_scrub::{PiiScrub, Ruleset};
+use wraith_plugin_pii_scrub::{PiiScrub, Rule, Ruleset};
 
 /// Strings per fragment count.
 const STRINGS: usize = 1_920_000;
@@ -142,6 +143,9 @@ pub fn run(path: &str) {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("create the dump"));
     let mut r = Rng(0x5eed_0000_d00d_f00d);
     let rules = [Ruleset::default(), Ruleset::default().with_decoding(false)];
+    // Each detector alone too: with all of them on, a higher-ranked match
+    // can hide a change in a lower-ranked one.
+    let alone: Vec<Ruleset> = Rule::ALL.iter().map(|&r| Ruleset::only(r)).collect();
     let mut hits = Vec::new();
     let mut total = 0usize;
     for n in 0..STRINGS {
@@ -155,6 +159,16 @@ pub fn run(path: &str) {
             total += hits.len();
             for h in &hits {
                 writeln!(out, "{n} {k} {} {} {}", h.rule.name(), h.start, h.end).expect("write");
+            }
+        }
+        if n % 4 == 1 {
+            for rules in &alone {
+                rules.find_in(key, &s, &mut hits);
+                total += hits.len();
+                for h in &hits {
+                    writeln!(out, "{n} alone {} {} {}", h.rule.name(), h.start, h.end)
+                        .expect("write");
+                }
             }
         }
     }
