@@ -47,6 +47,8 @@ pub struct PiiScrub {
     annotate: bool,
     /// Scratch space for matches, reused across strings.
     hits: Vec<Hit>,
+    /// What earlier events' field names turned out to be.
+    memo: keys::Memo,
 }
 
 impl PiiScrub {
@@ -99,6 +101,7 @@ impl PiiScrub {
                 .with_decoding(s.decode),
             annotate: s.annotate,
             hits: Vec::new(),
+            memo: keys::Memo::default(),
         })
     }
 
@@ -117,6 +120,7 @@ impl PiiScrub {
             rules,
             annotate,
             hits,
+            memo,
         } = self;
         let mut st = Pending::default();
         // Leaves come in document order, so siblings share their parents'
@@ -130,7 +134,7 @@ impl PiiScrub {
                 continue;
             }
             let skip = clean.shared_with(path);
-            let found = scan_keys(rules, hits, path, skip, &mut clean, &mut st);
+            let found = scan_keys(rules, hits, path, skip, &mut clean, memo, &mut st);
             let new_path = match found.scan {
                 KeyScan::Same => None,
                 KeyScan::Renamed(p) => Some(p),
@@ -142,7 +146,7 @@ impl PiiScrub {
                 None => Cow::Borrowed(path),
             };
             let last_key = found.last_key.or_else(|| keys::last_key(path));
-            match scan_value(rules, hits, last_key, leaf.value, &mut st.tally) {
+            match scan_value(rules, hits, last_key, leaf.value, memo, &mut st.tally) {
                 (ValueScan::Same, _) => {
                     if renamed {
                         st.sets.push((out_path, NewValue::Copy(leaf.value)));
@@ -338,6 +342,7 @@ fn scan_keys<'a>(
     path: &'a str,
     skip: usize,
     prefix: &mut CleanPrefix<'a>,
+    memo: &mut keys::Memo,
     st: &mut Pending<'a>,
 ) -> Keys<'a> {
     let text_rules = rules.text_bits();
@@ -359,20 +364,25 @@ fn scan_keys<'a>(
         }
         let raw = &path[seg.start..seg.end];
         found.last_key = Some(raw);
-        if !detect::could_match(raw.as_bytes(), text_rules) {
+        // Field names repeat from event to event: one found clean before is
+        // not scanned again.
+        let known = memo.known_clean(raw.as_bytes());
+        let key = if known || !detect::could_match(raw.as_bytes(), text_rules) {
+            None
+        } else {
+            let key = keys::unescape(raw);
+            rules.find(&key, hits);
+            (!hits.is_empty()).then_some(key)
+        };
+        let Some(key) = key else {
+            if !known {
+                memo.set_clean(raw.as_bytes());
+            }
             if clean {
                 prefix.push(seg.end);
             }
             continue;
-        }
-        let key = keys::unescape(raw);
-        rules.find(&key, hits);
-        if hits.is_empty() {
-            if clean {
-                prefix.push(seg.end);
-            }
-            continue;
-        }
+        };
         clean = false;
         let old = &path[..seg.end];
         if let Some(r) = st.renames.iter().find(|r| r.old == old) {
@@ -446,6 +456,7 @@ fn scan_value(
     hits: &mut Vec<Hit>,
     key: Option<&str>,
     value: ValueRef<'_>,
+    memo: &mut keys::Memo,
     tally: &mut [u64; RULES],
 ) -> (ValueScan, u32) {
     let text = match value {
@@ -453,7 +464,7 @@ fn scan_value(
         ValueRef::Number(n) => n,
         _ => return (ValueScan::Same, 0),
     };
-    if let Some(kind) = key.and_then(|k| keys::classify(k.as_bytes())) {
+    if let Some(kind) = key.and_then(|k| memo.classify(k.as_bytes())) {
         let rule = if kind == KeyKind::AwsSecret && rules.enabled(Rule::AwsKey) {
             Some(Rule::AwsKey)
         } else if rules.enabled(Rule::SecretKey) {
