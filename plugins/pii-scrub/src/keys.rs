@@ -21,7 +21,7 @@
 //! `tokens_used`, `max_tokens`, `author`, `session_count`, `authority`,
 //! `tokenizer` do not match.
 
-use crate::detect::{Hit, at, before, find_byte3, for_each_byte3};
+use crate::detect::{Bytes3, Hit, at, before, find_byte3};
 use crate::rules::Rule;
 
 const MAX_NAME: usize = 64;
@@ -375,7 +375,8 @@ fn is_key_char(c: u8) -> bool {
 /// `session`, `session_id` and `pwd` (too common in prose and in `PWD=` dumps
 /// of the working directory).
 pub(crate) fn secret_assignments(b: &[u8], dense: bool, out: &mut Vec<Hit>) {
-    for_each_byte3(b, [b'=', b':', b'-'], dense, |i| {
+    let mut at_bytes = Bytes3::new(b, [b'=', b':', b'-'], dense);
+    while let Some(i) = at_bytes.next() {
         let hit = match b[i] {
             b'=' | b':' => assignment(b, i),
             b'-' if at(b, i + 1) == b'-' && !is_key_char(before(b, i)) => flag(b, i),
@@ -387,8 +388,7 @@ pub(crate) fn secret_assignments(b: &[u8], dense: bool, out: &mut Vec<Hit>) {
         if let Some((s, e)) = hit {
             out.push(Hit::new(Rule::SecretKey, s, e));
         }
-        i + 1
-    });
+    }
 }
 
 /// The key ending just before `end` (exclusive), with its start; quotes

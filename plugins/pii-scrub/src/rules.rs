@@ -210,7 +210,7 @@ rules! {
             // Without `=` or `:` only `--flag value` can match (ids, dates
             // and `xterm-256color` have dashes but no `--`).
             if i.f.has(EQ) || i.f.colons > 0 || i.b.windows(2).any(|w| w == b"--") {
-                secret_assignments(i.b, (i.f.dashes + i.f.colons) * 32 >= i.f.len, o);
+                secret_assignments(i.b, (i.f.dashes + i.f.colons) * 16 >= i.f.len, o);
             }
         },
     }

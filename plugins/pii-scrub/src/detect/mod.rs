@@ -490,14 +490,18 @@ impl DigitRuns {
         k
     }
 
+    /// Whether some numeric span may hold `digits` digits: `false` when
+    /// every run is indexed and none reaches that far (most strings with
+    /// digits enough for one number scanner have too few for the others),
+    /// and then [`next_with`](DigitRuns::next_with) finds nothing.
+    #[inline]
+    pub(crate) fn reaches(&self, b: &[u8], digits: usize) -> bool {
+        self.scanned < b.len() || digits <= self.max_reach as usize
+    }
+
     /// The first run start at or after `from` whose numeric span holds at
     /// least `digits` digits (runs past the indexed ones always qualify).
     pub(crate) fn next_with(&self, b: &[u8], from: usize, digits: usize) -> Option<usize> {
-        // Every run indexed and none reaches far enough: most strings with
-        // digits for one number scanner have too few for the others.
-        if self.scanned >= b.len() && digits > self.max_reach as usize {
-            return None;
-        }
         let mut k = self.first_at(from);
         while k < self.len {
             if self.reach[k] as usize >= digits {
@@ -616,46 +620,77 @@ fn byte_eq(w: u64, c: u8) -> u64 {
     !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
-/// Call `f(i)` for every position `i` of `c1`, `c2` or `c3` in `hay`, in
-/// order; `f` returns where to go on (past `i`). The same positions as
+/// The positions of `c1`, `c2` or `c3` in a string, in order: the same as
 /// [`find_byte3`] in a loop. With `dense` (the bytes occur every few bytes,
 /// as in command lines, paths and stack traces) the string is read eight
 /// bytes at a time instead: starting `memchr` again at every hit costs more
-/// than the search there. `c1`, `c2`, `c3` must not be 0.
-#[inline]
-pub(crate) fn for_each_byte3(
-    hay: &[u8],
-    [c1, c2, c3]: [u8; 3],
+/// than the search there. The bytes must not be 0.
+pub(crate) struct Bytes3<'h> {
+    hay: &'h [u8],
+    c: [u8; 3],
     dense: bool,
-    mut f: impl FnMut(usize) -> usize,
-) {
-    let mut from = 0;
-    if !dense {
-        while let Some(i) = find_byte3(hay, c1, c2, c3, from) {
-            from = f(i);
+    /// Positions before this are not reported.
+    from: usize,
+    /// Dense: the word being read starts here; `mask` holds its hits.
+    base: usize,
+    mask: u64,
+    next_base: usize,
+}
+
+impl<'h> Bytes3<'h> {
+    pub(crate) fn new(hay: &'h [u8], c: [u8; 3], dense: bool) -> Bytes3<'h> {
+        Bytes3 {
+            hay,
+            c,
+            dense,
+            from: 0,
+            base: 0,
+            mask: 0,
+            next_base: 0,
         }
-        return;
     }
-    let mut base = 0;
-    while base < hay.len() {
-        let w = match hay.get(base..base + 8) {
-            Some(c) => u64::from_le_bytes(c.try_into().unwrap_or([0; 8])),
-            None => {
-                // Zero bytes past the end match none of the three.
-                let mut tail = [0u8; 8];
-                tail[..hay.len() - base].copy_from_slice(&hay[base..]);
-                u64::from_le_bytes(tail)
-            }
-        };
-        let mut m = byte_eq(w, c1) | byte_eq(w, c2) | byte_eq(w, c3);
-        while m != 0 {
-            let i = base + (m.trailing_zeros() / 8) as usize;
-            m &= m - 1;
-            if i >= from {
-                from = f(i);
-            }
+
+    /// Go on at `pos` at the earliest.
+    #[inline]
+    pub(crate) fn skip_to(&mut self, pos: usize) {
+        self.from = self.from.max(pos);
+    }
+
+    #[inline]
+    pub(crate) fn next(&mut self) -> Option<usize> {
+        let [c1, c2, c3] = self.c;
+        if !self.dense {
+            let i = find_byte3(self.hay, c1, c2, c3, self.from)?;
+            self.from = i + 1;
+            return Some(i);
         }
-        base = (base + 8).max(from);
+        loop {
+            while self.mask != 0 {
+                let i = self.base + (self.mask.trailing_zeros() / 8) as usize;
+                self.mask &= self.mask - 1;
+                if i >= self.from {
+                    self.from = i + 1;
+                    return Some(i);
+                }
+            }
+            let start = self.next_base.max(self.from);
+            let hay = self.hay;
+            if start >= hay.len() {
+                return None;
+            }
+            let w = match hay.get(start..start + 8) {
+                Some(c) => u64::from_le_bytes(c.try_into().unwrap_or([0; 8])),
+                None => {
+                    // Zero bytes past the end match none of the three.
+                    let mut tail = [0u8; 8];
+                    tail[..hay.len() - start].copy_from_slice(&hay[start..]);
+                    u64::from_le_bytes(tail)
+                }
+            };
+            self.base = start;
+            self.mask = byte_eq(w, c1) | byte_eq(w, c2) | byte_eq(w, c3);
+            self.next_base = start + 8;
+        }
     }
 }
 

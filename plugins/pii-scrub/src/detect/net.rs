@@ -93,6 +93,9 @@ pub(crate) fn ip(i: &Input, out: &mut Vec<Hit>) {
 /// (`firmware 4.12.3.9`, a field named `driver_version`; see
 /// [`context::is_version`]). The port stays: `10.0.0.1:8080` → `[ip]:8080`.
 pub(crate) fn ipv4(b: &[u8], runs: &DigitRuns, key: &FieldName<'_>, out: &mut Vec<Hit>) {
+    if !runs.reaches(b, 4) {
+        return;
+    }
     let mut from = 0;
     // Four octets: at least four digits in the span.
     while let Some(i) = runs.next_with(b, from, 4) {

@@ -6,7 +6,7 @@
 //! the byte before it lists the few rows to try, usually none); the few
 //! without one (`AIza`, `SK`, `dapi`) are searched for directly.
 
-use super::{Hit, Input, UPPER, at, before, find_at, for_each_byte3, is_hex, is_word};
+use super::{Bytes3, Hit, Input, UPPER, at, before, find_at, is_hex, is_word};
 use crate::rules::Rule;
 
 /// The characters a token's body may hold (after the prefix).
@@ -268,10 +268,11 @@ fn body_end(b: &[u8], s: usize, v: &Vendor) -> Option<usize> {
 pub(crate) fn tokens(inp: &Input, out: &mut Vec<Hit>) {
     let b = inp.b;
     // `-` and `.` every 16 bytes or more: see `for_each_byte3`.
-    let dense = (inp.f.dashes + inp.f.dots) * 32 >= inp.f.len;
-    for_each_byte3(b, [b'_', b'-', b'.'], dense, |p| {
+    let dense = (inp.f.dashes + inp.f.dots) * 16 >= inp.f.len;
+    let mut separators = Bytes3::new(b, [b'_', b'-', b'.'], dense);
+    while let Some(p) = separators.next() {
         if p == 0 {
-            return 1;
+            continue;
         }
         let rows = &ROWS_BY_TAIL[sep_index(b[p]) * 256 + b[p - 1] as usize];
         let mut best: Option<(usize, usize, &Vendor)> = None;
@@ -292,10 +293,9 @@ pub(crate) fn tokens(inp: &Input, out: &mut Vec<Hit>) {
         }
         if let Some((s, e, v)) = best {
             out.push(Hit::new(v.rule, s, e));
-            return e;
+            separators.skip_to(e);
         }
-        p + 1
-    });
+    }
     for v in UNANCHORED.iter().map_while(|&k| VENDORS.get(k as usize)) {
         // A hex body of 32 or more holds digits; a capital in the prefix
         // needs one in the string.
