@@ -147,6 +147,21 @@ fn texts(secs: f64) {
     let found = hits.len();
     assert!(found >= 12, "the dirty text has only {found} matches");
 
+    if let Ok(which) = std::env::var("WRAITH_BENCH_PROFILE_TEXT") {
+        // One text, every detector, a fixed number of scans: for counting
+        // instructions.
+        let text = match which.as_str() {
+            "prose" => &prose,
+            "ids" => &clean,
+            _ => &dirty,
+        };
+        for _ in 0..10_000 {
+            all.find(black_box(text), &mut hits);
+            black_box(&hits);
+        }
+        return;
+    }
+
     if std::env::var_os("WRAITH_BENCH_PER_RULE").is_some() {
         for rule in Rule::ALL {
             let one = Ruleset::only(rule);
