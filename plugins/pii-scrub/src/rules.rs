@@ -205,7 +205,8 @@ rules! {
         // Without `=` or `:` only `--flag value` is left (`-u` needs the
         // colon of `user:password`).
         when: |f| f.has(EQ) || f.colons > 0 || f.dashes >= 2,
-        // `-` and `:` every 16 bytes or more: see `detect::for_each_byte3`.
+        // A `-` or `:` per 16 bytes or more: read eight bytes at a time
+        // (`detect::Bytes3`).
         scan: |i, o| {
             // Without `=` or `:` only `--flag value` can match (ids, dates
             // and `xterm-256color` have dashes but no `--`).

@@ -267,7 +267,8 @@ fn body_end(b: &[u8], s: usize, v: &Vendor) -> Option<usize> {
 /// Every vendor token in `b` (see [`VENDORS`]).
 pub(crate) fn tokens(inp: &Input, out: &mut Vec<Hit>) {
     let b = inp.b;
-    // `-` and `.` every 16 bytes or more: see `for_each_byte3`.
+    // A `-` or `.` per 16 bytes or more: read eight bytes at a time
+    // (`Bytes3`).
     let dense = (inp.f.dashes + inp.f.dots) * 16 >= inp.f.len;
     let mut separators = Bytes3::new(b, [b'_', b'-', b'.'], dense);
     while let Some(p) = separators.next() {
