@@ -5,14 +5,36 @@
 //! The context checks and the vendor table refine old detectors and have no
 //! switch; they are in both columns.
 //!
+//! Then **telemetry**: events shaped like the gateway's end-to-end bench
+//! (`gateway/benches/support/`, copied here, ~746 bytes of JSON each:
+//! command lines, Python stack traces, config dumps, a nested context,
+//! timestamps, UUIDs, versions, one in four with an e-mail, some IPs and
+//! tokens). Measured twice: `Ruleset::find_in` over every string leaf with
+//! its field's name (the scan alone), and the whole plugin through the
+//! SDK harness at batch 128 (keys, secret-named fields, paths, edits)
+//! against a plugin that does nothing, in the same rounds; the difference
+//! is pii-scrub's own per-event work.
+//!
 //! `cargo bench -p wraith-plugin-pii-scrub --bench scan`
 //! (`WRAITH_BENCH_SECS` sets the time per variant, default 0.4 s, spread
 //! over 25 rounds in which the variants take turns; best round kept;
-//! `WRAITH_BENCH_PER_RULE=1` also prints each detector alone).
+//! `WRAITH_BENCH_PER_RULE=1` also prints each detector alone;
+//! `WRAITH_BENCH_ONLY=texts` or `=telemetry` runs one part;
+//! `WRAITH_BENCH_PER_FIELD=1` prints the scan's time per field name of the
+//! telemetry events; `WRAITH_BENCH_PROFILE=<n>` runs only pii-scrub through
+//! the harness on the telemetry events, `n` rounds of them (0: for
+//! `WRAITH_BENCH_SECS`), for a profiler; `WRAITH_BENCH_SWEEP=<file>` writes
+//! every match of a seeded random sweep to the file instead, for comparing
+//! two builds).
 
+mod support;
+
+use serde_json::Value;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use wraith_plugin_pii_scrub::{Hit, Method, RULES, Rule, Ruleset};
+use wraith_plugin::testing::Harness;
+use wraith_plugin::{Config, ConfigError, Event, Plugin, Verdict};
+use wraith_plugin_pii_scrub::{Hit, Method, PiiScrub, RULES, Rule, Ruleset};
 
 /// 600 bytes of log prose with nothing to scrub and few digits.
 fn prose_text() -> String {
@@ -93,6 +115,21 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0.4);
+    if let Some(path) = std::env::var_os("WRAITH_BENCH_SWEEP") {
+        support::sweep::run(&path.to_string_lossy());
+        return;
+    }
+    let only = std::env::var("WRAITH_BENCH_ONLY").unwrap_or_default();
+    if only != "telemetry" {
+        texts(secs);
+    }
+    if only != "texts" {
+        telemetry_events(secs);
+    }
+}
+
+/// The three 600-byte texts, every detector against the new rules off.
+fn texts(secs: f64) {
     let all = Ruleset::default();
     let mut methods = [Method::Mask; RULES];
     methods[Rule::GenericSecret as usize] = Method::Off;
@@ -109,6 +146,21 @@ fn main() {
     all.find(&dirty, &mut hits);
     let found = hits.len();
     assert!(found >= 12, "the dirty text has only {found} matches");
+
+    if let Ok(which) = std::env::var("WRAITH_BENCH_PROFILE_TEXT") {
+        // One text, every detector, a fixed number of scans: for counting
+        // instructions.
+        let text = match which.as_str() {
+            "prose" => &prose,
+            "ids" => &clean,
+            _ => &dirty,
+        };
+        for _ in 0..10_000 {
+            all.find(black_box(text), &mut hits);
+            black_box(&hits);
+        }
+        return;
+    }
 
     if std::env::var_os("WRAITH_BENCH_PER_RULE").is_some() {
         for rule in Rule::ALL {
@@ -169,4 +221,168 @@ fn main() {
             r[3 * rounds / 4]
         );
     }
+}
+
+/// Keeps every event as it is: the harness's own cost.
+struct Nothing;
+
+impl Plugin for Nothing {
+    fn init(_: Config) -> Result<Self, ConfigError> {
+        Ok(Nothing)
+    }
+    fn process(&mut self, _: &mut Event<'_>) -> Verdict {
+        Verdict::Keep
+    }
+}
+
+/// Every string leaf of `v` with the last key above it (what the plugin's
+/// value scan hands `Ruleset::find_in`).
+fn string_leaves(v: &Value, key: Option<&str>, out: &mut Vec<(Option<String>, String)>) {
+    match v {
+        Value::String(s) => out.push((key.map(str::to_string), s.clone())),
+        Value::Array(a) => a.iter().for_each(|x| string_leaves(x, key, out)),
+        Value::Object(o) => o.iter().for_each(|(k, x)| string_leaves(x, Some(k), out)),
+        _ => {}
+    }
+}
+
+/// Nanoseconds per event of `f` (which handles `per_call` events) over about
+/// `secs`.
+fn per_event(per_call: usize, secs: f64, mut f: impl FnMut()) -> f64 {
+    let budget = Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while calls == 0 || start.elapsed() < budget {
+        f();
+        calls += 1;
+    }
+    start.elapsed().as_nanos() as f64 / (calls as f64 * per_call as f64)
+}
+
+/// Realistic events: the scan alone, and the whole plugin through the SDK
+/// harness net of a plugin that does nothing.
+fn telemetry_events(secs: f64) {
+    const BATCH: usize = 128;
+    const EVENTS: usize = 1024;
+    let events = support::events(0, EVENTS);
+    let bytes: usize = events
+        .iter()
+        .map(|e| serde_json::to_vec(e).map_or(0, |v| v.len()))
+        .sum();
+    let mut leaves = Vec::new();
+    for e in &events {
+        string_leaves(e, None, &mut leaves);
+    }
+    let text: usize = leaves.iter().map(|(_, s)| s.len()).sum();
+    let batches: Vec<Vec<Value>> = events.chunks(BATCH).map(<[Value]>::to_vec).collect();
+
+    let rules = Ruleset::default();
+    let mut hits = Vec::new();
+    let mut matched = 0;
+    for (k, s) in &leaves {
+        rules.find_in(k.as_deref(), s, &mut hits);
+        matched += hits.len();
+    }
+    let mut scrub = Harness::<PiiScrub>::new(serde_json::json!({})).expect("default config");
+    let mut nothing = Harness::<Nothing>::new(serde_json::json!({})).expect("no config");
+    let edited = batches
+        .iter()
+        .flat_map(|b| scrub.run(b.clone()))
+        .zip(&events)
+        .filter(|(p, e)| p.event != **e)
+        .count();
+
+    if std::env::var_os("WRAITH_BENCH_PER_FIELD").is_some() {
+        // `find_in` per field name: where the scan's time goes.
+        let mut by: std::collections::BTreeMap<&str, (f64, usize, usize)> = Default::default();
+        for (k, s) in &leaves {
+            let start = Instant::now();
+            for _ in 0..2000 {
+                rules.find_in(black_box(k.as_deref()), black_box(s), &mut hits);
+            }
+            let e = by.entry(k.as_deref().unwrap_or("")).or_default();
+            e.0 += start.elapsed().as_nanos() as f64 / 2000.0;
+            e.1 += 1;
+            e.2 += s.len();
+        }
+        println!("field                 leaves/event   bytes/leaf   find_in ns/event");
+        for (k, (ns, n, len)) in by {
+            println!(
+                "{k:<20} {:>13.2} {:>12.1} {:>18.0}",
+                n as f64 / EVENTS as f64,
+                len as f64 / n as f64,
+                ns / EVENTS as f64
+            );
+        }
+        return;
+    }
+    if let Ok(n) = std::env::var("WRAITH_BENCH_PROFILE") {
+        // Only the plugin through the harness, for a profiler: `n` times
+        // every batch (each event once more per round), or for `secs`.
+        let start = Instant::now();
+        let rounds: usize = n.parse().unwrap_or(0);
+        let mut done = 0;
+        while done < rounds || (rounds == 0 && start.elapsed().as_secs_f64() < secs) {
+            for b in &batches {
+                black_box(scrub.run(b.clone()));
+            }
+            done += 1;
+        }
+        println!(
+            "harness, pii-scrub (batch {BATCH}) {:.0} ns/event over {done} rounds",
+            start.elapsed().as_nanos() as f64 / (done * EVENTS) as f64
+        );
+        return;
+    }
+    let rounds = 25;
+    let slice = secs / rounds as f64;
+    let mut best = [f64::INFINITY; 3];
+    let mut nets = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let find = per_event(EVENTS, slice, || {
+            for (k, s) in &leaves {
+                rules.find_in(black_box(k.as_deref()), black_box(s), &mut hits);
+                black_box(&hits);
+            }
+        });
+        let mut b = 0;
+        let with = per_event(BATCH, slice, || {
+            black_box(scrub.run(batches[b % batches.len()].clone()));
+            b += 1;
+        });
+        let mut b = 0;
+        let without = per_event(BATCH, slice, || {
+            black_box(nothing.run(batches[b % batches.len()].clone()));
+            b += 1;
+        });
+        for (k, t) in [find, with, without].into_iter().enumerate() {
+            best[k] = best[k].min(t);
+        }
+        nets.push(with - without);
+    }
+    nets.sort_by(f64::total_cmp);
+    println!(
+        "telemetry: {EVENTS} events like the gateway bench's, {:.0} bytes of JSON each, {} string leaves ({:.0} bytes of text) per event; {matched} matches, {edited} events edited; best of {rounds} rounds",
+        bytes as f64 / EVENTS as f64,
+        leaves.len() / EVENTS,
+        text as f64 / EVENTS as f64
+    );
+    let mbs = |ns: f64, b: f64| b / ns * 1e3;
+    println!(
+        "find_in over the string leaves   {:>8.0} ns/event {:>8.1} MB/s of text",
+        best[0],
+        mbs(best[0], text as f64 / EVENTS as f64)
+    );
+    println!(
+        "harness, pii-scrub (batch {BATCH})     {:>8.0} ns/event",
+        best[1]
+    );
+    println!("harness, plugin doing nothing    {:>8.0} ns/event", best[2]);
+    println!(
+        "  pii-scrub's own work: {:.0} ns/event, {:.1} MB/s of JSON (median of {rounds} rounds; quartiles {:.0}-{:.0})",
+        nets[rounds / 2],
+        mbs(nets[rounds / 2], bytes as f64 / EVENTS as f64),
+        nets[rounds / 4],
+        nets[3 * rounds / 4]
+    );
 }

@@ -21,7 +21,7 @@
 //! `tokens_used`, `max_tokens`, `author`, `session_count`, `authority`,
 //! `tokenizer` do not match.
 
-use crate::detect::{Hit, at, before, find_byte3};
+use crate::detect::{Bytes3, Hit, at, before, find_byte3};
 use crate::rules::Rule;
 
 const MAX_NAME: usize = 64;
@@ -258,6 +258,97 @@ pub(crate) fn classify(name: &[u8]) -> Option<KeyKind> {
     classify_normalized(normalize(name, &mut buf)?)
 }
 
+/// Field names seen before, in this event or an earlier one, and what was
+/// found for them: whether the key itself holds PII (the key scan) and its
+/// [`classify`] answer. Both depend on the name alone (and the plugin's
+/// fixed rules), and telemetry repeats its field names in every event. A
+/// small direct-mapped table inside the plugin: nothing is allocated, a
+/// name that does not fit is simply not kept, and a slot is taken over by
+/// the last name to land in it.
+pub(crate) struct Memo {
+    slots: [Slot; MEMO_SLOTS],
+}
+
+/// Slots in [`Memo`].
+const MEMO_SLOTS: usize = 64;
+/// Longest name [`Memo`] keeps.
+const MEMO_NAME: usize = 32;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    /// 0: empty.
+    len: u8,
+    name: [u8; MEMO_NAME],
+    /// The key scan found nothing in this name.
+    clean: bool,
+    /// [`classify`] of this name, once asked.
+    kind: Option<Option<KeyKind>>,
+}
+
+impl Default for Memo {
+    fn default() -> Memo {
+        Memo {
+            slots: [Slot {
+                len: 0,
+                name: [0; MEMO_NAME],
+                clean: false,
+                kind: None,
+            }; MEMO_SLOTS],
+        }
+    }
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let used = self.slots.iter().filter(|s| s.len > 0).count();
+        write!(f, "Memo({used} of {MEMO_SLOTS} names)")
+    }
+}
+
+impl Memo {
+    /// The slot holding `name`, or (taken over for it, facts cleared) the
+    /// one it belongs in; `None` for a name too long or empty.
+    fn slot(&mut self, name: &[u8]) -> Option<&mut Slot> {
+        let n = name.len();
+        if n == 0 || n > MEMO_NAME {
+            return None;
+        }
+        let h = n
+            .wrapping_mul(31)
+            .wrapping_add(name[0] as usize * 7)
+            .wrapping_add(name[n - 1] as usize * 13)
+            .wrapping_add(name[n / 2] as usize * 3);
+        let slot = &mut self.slots[h % MEMO_SLOTS];
+        if slot.len as usize != n || slot.name[..n] != *name {
+            slot.len = n as u8;
+            slot.name[..n].copy_from_slice(name);
+            slot.clean = false;
+            slot.kind = None;
+        }
+        Some(slot)
+    }
+
+    /// Whether the key scan already found nothing in `name`.
+    pub(crate) fn known_clean(&mut self, name: &[u8]) -> bool {
+        self.slot(name).is_some_and(|s| s.clean)
+    }
+
+    /// Record that the key scan found nothing in `name`.
+    pub(crate) fn set_clean(&mut self, name: &[u8]) {
+        if let Some(s) = self.slot(name) {
+            s.clean = true;
+        }
+    }
+
+    /// [`classify`], remembered.
+    pub(crate) fn classify(&mut self, name: &[u8]) -> Option<KeyKind> {
+        match self.slot(name) {
+            Some(s) => *s.kind.get_or_insert_with(|| classify(name)),
+            None => classify(name),
+        }
+    }
+}
+
 /// Whether a field named `name` holds a secret (the `secret_key` rule, or
 /// an AWS secret key).
 pub fn is_secret_name(name: &str) -> bool {
@@ -283,10 +374,9 @@ fn is_key_char(c: u8) -> bool {
 /// `true`/`false`/`null`/`none` are left alone, as are the names `auth`,
 /// `session`, `session_id` and `pwd` (too common in prose and in `PWD=` dumps
 /// of the working directory).
-pub(crate) fn secret_assignments(b: &[u8], out: &mut Vec<Hit>) {
-    let mut from = 0;
-    while let Some(i) = find_byte3(b, b'=', b':', b'-', from) {
-        from = i + 1;
+pub(crate) fn secret_assignments(b: &[u8], dense: bool, out: &mut Vec<Hit>) {
+    let mut at_bytes = Bytes3::new(b, [b'=', b':', b'-'], dense);
+    while let Some(i) = at_bytes.next() {
         let hit = match b[i] {
             b'=' | b':' => assignment(b, i),
             b'-' if at(b, i + 1) == b'-' && !is_key_char(before(b, i)) => flag(b, i),
@@ -490,8 +580,14 @@ pub(crate) struct Segment {
 
 /// The segments of an escaped path (`a.b\.c[2].d`).
 pub(crate) fn segments(path: &str) -> impl Iterator<Item = Segment> + '_ {
+    segments_from(path, 0)
+}
+
+/// The segments of an escaped path from byte `from`, which must be 0 or
+/// the end of a segment.
+pub(crate) fn segments_from(path: &str, from: usize) -> impl Iterator<Item = Segment> + '_ {
     let b = path.as_bytes();
-    let mut i = 0;
+    let mut i = from;
     std::iter::from_fn(move || {
         while i < b.len() && b[i] == b'.' {
             i += 1;
@@ -653,6 +749,49 @@ mod tests {
         assert_eq!(classify(b"awsSecretKey"), Some(KeyKind::AwsSecret));
         assert_eq!(classify(b"Authorization"), Some(KeyKind::Header));
         assert_eq!(classify(b"x-api-key"), Some(KeyKind::Secret));
+    }
+
+    #[test]
+    fn the_memo_answers_as_classify_does() {
+        let names: Vec<String> = [
+            "password",
+            "token_count",
+            "apiKey",
+            "user",
+            "x-api-key",
+            "Authorization",
+            "aws_secret_access_key",
+            "a",
+            "",
+            "ab\\.cd",
+            "session",
+            "é",
+            "a_very_long_name_that_goes_on_and_on_past_the_memo",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain((0..300).map(|k| format!("field_{k}_token")))
+        .collect();
+        let mut memo = Memo::default();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let name = names[(seed % names.len() as u64) as usize].as_bytes();
+            assert_eq!(memo.classify(name), classify(name), "{name:?}");
+            // `clean` is only known once recorded (and is lost when another
+            // name takes the slot); names that do not fit are never kept.
+            if !memo.known_clean(name) && seed.is_multiple_of(2) {
+                memo.set_clean(name);
+                let fits = !name.is_empty() && name.len() <= MEMO_NAME;
+                assert_eq!(memo.known_clean(name), fits, "{name:?}");
+            }
+        }
+        let mut memo = Memo::default();
+        memo.set_clean(b"level");
+        assert!(memo.known_clean(b"level"));
+        assert!(!memo.known_clean(b"levem"));
     }
 
     fn inline(i: &str, o: &str) {

@@ -47,6 +47,8 @@ pub struct PiiScrub {
     annotate: bool,
     /// Scratch space for matches, reused across strings.
     hits: Vec<Hit>,
+    /// What earlier events' field names turned out to be.
+    memo: keys::Memo,
 }
 
 impl PiiScrub {
@@ -99,6 +101,7 @@ impl PiiScrub {
                 .with_decoding(s.decode),
             annotate: s.annotate,
             hits: Vec::new(),
+            memo: keys::Memo::default(),
         })
     }
 
@@ -117,15 +120,22 @@ impl PiiScrub {
             rules,
             annotate,
             hits,
+            memo,
         } = self;
         let mut st = Pending::default();
+        // Leaves come in document order, so siblings share their parents'
+        // keys: those found clean in the previous leaf's path are not
+        // scanned again.
+        let mut clean = CleanPrefix::default();
         for leaf in event.leaves() {
             let path = leaf.path;
             if let Some(rest) = path.strip_prefix(REDACTIONS) {
                 st.note_existing(rest);
                 continue;
             }
-            let new_path = match scan_keys(rules, hits, path, &mut st) {
+            let skip = clean.shared_with(path);
+            let found = scan_keys(rules, hits, path, skip, &mut clean, memo, &mut st);
+            let new_path = match found.scan {
                 KeyScan::Same => None,
                 KeyScan::Renamed(p) => Some(p),
                 KeyScan::Gone => continue,
@@ -135,7 +145,8 @@ impl PiiScrub {
                 Some(p) => Cow::Owned(p),
                 None => Cow::Borrowed(path),
             };
-            match scan_value(rules, hits, path, leaf.value, &mut st.tally) {
+            let last_key = found.last_key.or_else(|| keys::last_key(path));
+            match scan_value(rules, hits, last_key, leaf.value, memo, &mut st.tally) {
                 (ValueScan::Same, _) => {
                     if renamed {
                         st.sets.push((out_path, NewValue::Copy(leaf.value)));
@@ -269,36 +280,115 @@ enum KeyScan {
     Gone,
 }
 
-/// Look for PII in the keys of `path`; rename (or drop) the field when found.
+/// The segments at the start of the last path scanned whose keys hold no
+/// PII: where each ends (up to [`CleanPrefix::MAX`] of them).
+#[derive(Default)]
+struct CleanPrefix<'a> {
+    path: &'a str,
+    ends: [usize; CleanPrefix::MAX],
+    n: usize,
+}
+
+impl<'a> CleanPrefix<'a> {
+    const MAX: usize = 16;
+
+    /// How many bytes at the start of `path` are segments already found
+    /// clean: the longest recorded prefix that `path` starts with and that
+    /// ends where a segment of `path` ends. (The same bytes up to there
+    /// split into the same segments: the walk reaches that byte in the
+    /// same state in both paths.)
+    fn shared_with(&mut self, path: &str) -> usize {
+        let (p, b) = (self.path.as_bytes(), path.as_bytes());
+        let same = p.iter().zip(b).take_while(|(x, y)| x == y).count();
+        while self.n > 0 {
+            let e = self.ends[self.n - 1];
+            if e <= same && matches!(b.get(e), None | Some(b'.' | b'[')) {
+                return e;
+            }
+            self.n -= 1;
+        }
+        0
+    }
+
+    /// Go on recording for `path` (the ends kept by `shared_with` hold for
+    /// it too).
+    fn start(&mut self, path: &'a str) {
+        self.path = path;
+    }
+
+    /// One more clean segment of the current path ends at `end`.
+    fn push(&mut self, end: usize) {
+        if self.n < Self::MAX {
+            self.ends[self.n] = end;
+            self.n += 1;
+        }
+    }
+}
+
+/// What [`scan_keys`] found in a path.
+struct Keys<'p> {
+    scan: KeyScan,
+    /// The last key of the path, when it lies past the skipped prefix.
+    last_key: Option<&'p str>,
+}
+
+/// Look for PII in the keys of `path`; rename (or drop) the field when
+/// found. The first `skip` bytes are segments already found clean (see
+/// [`CleanPrefix::shared_with`]); the clean segments of this path are
+/// recorded in `prefix` for the next.
 fn scan_keys<'a>(
     rules: &Ruleset,
     hits: &mut Vec<Hit>,
     path: &'a str,
+    skip: usize,
+    prefix: &mut CleanPrefix<'a>,
+    memo: &mut keys::Memo,
     st: &mut Pending<'a>,
-) -> KeyScan {
+) -> Keys<'a> {
     let text_rules = rules.text_bits();
-    if !detect::could_match(path.as_bytes(), text_rules) {
-        return KeyScan::Same;
-    }
+    let mut found = Keys {
+        scan: KeyScan::Same,
+        last_key: None,
+    };
+    prefix.start(path);
+    // Whether every segment so far is clean.
+    let mut clean = true;
     let mut cur: Option<String> = None;
     let mut copied = 0;
-    for seg in keys::segments(path) {
+    for seg in keys::segments_from(path, skip) {
         if !seg.is_key {
+            if clean {
+                prefix.push(seg.end);
+            }
             continue;
         }
         let raw = &path[seg.start..seg.end];
-        if !detect::could_match(raw.as_bytes(), text_rules) {
+        found.last_key = Some(raw);
+        // Field names repeat from event to event: one found clean before is
+        // not scanned again.
+        let known = memo.known_clean(raw.as_bytes());
+        let key = if known || !detect::could_match(raw.as_bytes(), text_rules) {
+            None
+        } else {
+            let key = keys::unescape(raw);
+            rules.find(&key, hits);
+            (!hits.is_empty()).then_some(key)
+        };
+        let Some(key) = key else {
+            if !known {
+                memo.set_clean(raw.as_bytes());
+            }
+            if clean {
+                prefix.push(seg.end);
+            }
             continue;
-        }
-        let key = keys::unescape(raw);
-        rules.find(&key, hits);
-        if hits.is_empty() {
-            continue;
-        }
+        };
+        clean = false;
         let old = &path[..seg.end];
         if let Some(r) = st.renames.iter().find(|r| r.old == old) {
             if r.gone {
-                return KeyScan::Gone;
+                found.scan = KeyScan::Gone;
+                return found;
             }
             cur = Some(r.new.clone());
             copied = seg.end;
@@ -340,18 +430,17 @@ fn scan_keys<'a>(
             gone,
         });
         if gone {
-            return KeyScan::Gone;
+            found.scan = KeyScan::Gone;
+            return found;
         }
         cur = Some(np);
         copied = seg.end;
     }
-    match cur {
-        Some(mut n) => {
-            n.push_str(&path[copied..]);
-            KeyScan::Renamed(n)
-        }
-        None => KeyScan::Same,
+    if let Some(mut n) = cur {
+        n.push_str(&path[copied..]);
+        found.scan = KeyScan::Renamed(n);
     }
+    found
 }
 
 enum ValueScan {
@@ -365,8 +454,9 @@ enum ValueScan {
 fn scan_value(
     rules: &Ruleset,
     hits: &mut Vec<Hit>,
-    path: &str,
+    key: Option<&str>,
     value: ValueRef<'_>,
+    memo: &mut keys::Memo,
     tally: &mut [u64; RULES],
 ) -> (ValueScan, u32) {
     let text = match value {
@@ -374,8 +464,7 @@ fn scan_value(
         ValueRef::Number(n) => n,
         _ => return (ValueScan::Same, 0),
     };
-    let key = keys::last_key(path);
-    if let Some(kind) = key.and_then(|k| keys::classify(k.as_bytes())) {
+    if let Some(kind) = key.and_then(|k| memo.classify(k.as_bytes())) {
         let rule = if kind == KeyKind::AwsSecret && rules.enabled(Rule::AwsKey) {
             Some(Rule::AwsKey)
         } else if rules.enabled(Rule::SecretKey) {

@@ -2,15 +2,17 @@
 //! the text-level `scrub` that the plugin and the native benchmark share.
 
 use crate::detect::{
-    self, AT, BACKSLASH, BEE, DASH, DOT, EQ, Features, Hit, Input, KeyContext, PERCENT, SLASH,
+    self, AT, BACKSLASH, BEE, DASH, DOT, EQ, Features, FieldName, Hit, Input, PERCENT, SLASH,
     SPACE, UNDERSCORE, UPPER, entropy, net, numbers, paths, secrets, vendors,
 };
 use crate::hash::Keyed;
 use crate::keys::secret_assignments;
 
 /// Declares the detectors: one row per rule, and from it the [`Rule`] enum,
-/// [`RULES`] and the [`TABLE`] that every other part of the crate reads
-/// (config names, masks, counters, overlap order, prefilter, scanner).
+/// [`RULES`], the [`TABLE`] that every other part of the crate reads
+/// (config names, masks, counters, overlap order, scanner) and the
+/// prefilter (each row's `when`: whether a string with these features could
+/// match).
 macro_rules! rules {
     ($(
         $(#[$doc:meta])*
@@ -45,11 +47,32 @@ macro_rules! rules {
                 rank: $rank,
                 digits: $digits,
                 holds: $holds,
-                when: $when,
                 scan: $scan,
             },
         )*];
+
+        /// The detectors (bit per [`Rule`]) among `enabled` whose prefilter
+        /// passes `f`: every row's `when`, called directly so the compiler
+        /// inlines the tests (through the table's function pointers they
+        /// were sixteen calls per string).
+        #[inline]
+        pub(crate) fn prefilter(f: &Features, enabled: u32) -> u32 {
+            let mut m = 0u32;
+            $(
+                let bit = Rule::$variant.bit();
+                if enabled & bit != 0 && when(f, $when) {
+                    m |= bit;
+                }
+            )*
+            m
+        }
     };
+}
+
+/// Call a row's prefilter (a closure, so it is inlined).
+#[inline(always)]
+fn when(f: &Features, test: impl Fn(&Features) -> bool) -> bool {
+    test(f)
 }
 
 /// One detector: everything the crate knows about it.
@@ -72,8 +95,6 @@ pub(crate) struct RuleDef {
     /// detectors whose matches can hold a byte one of its escapes stands
     /// for: any other match in it covers no escape and would be dropped.
     pub holds: Option<&'static [u8]>,
-    /// The prefilter: whether a string with these features could match.
-    pub when: fn(&Features) -> bool,
     /// The scanner: push every match (overlaps are resolved afterwards).
     pub scan: fn(&Input, &mut Vec<Hit>),
 }
@@ -181,8 +202,18 @@ rules! {
     SecretKey {
         name: "secret_key", label: "redacted", rank: 6, digits: false,
         holds: None,
-        when: |f| f.has(EQ) || f.colons > 0 || f.dashes > 0,
-        scan: |i, o| secret_assignments(i.b, o),
+        // Without `=` or `:` only `--flag value` is left (`-u` needs the
+        // colon of `user:password`).
+        when: |f| f.has(EQ) || f.colons > 0 || f.dashes >= 2,
+        // A `-` or `:` per 16 bytes or more: read eight bytes at a time
+        // (`detect::Bytes3`).
+        scan: |i, o| {
+            // Without `=` or `:` only `--flag value` can match (ids, dates
+            // and `xterm-256color` have dashes but no `--`).
+            if i.f.has(EQ) || i.f.colons > 0 || i.b.windows(2).any(|w| w == b"--") {
+                secret_assignments(i.b, (i.f.dashes + i.f.colons) * 16 >= i.f.len, o);
+            }
+        },
     }
     /// Unnamed high-entropy credentials.
     GenericSecret {
@@ -363,13 +394,13 @@ impl Ruleset {
     /// nine bare digits).
     pub fn find_in(&self, key: Option<&str>, s: &str, hits: &mut Vec<Hit>) {
         hits.clear();
-        let key = key.map_or(KeyContext::None, |k| KeyContext::of(k.as_bytes()));
+        let key = FieldName::new(key.map(str::as_bytes));
         let b = s.as_bytes();
-        let seen = detect::find_all(b, self.enabled, key, hits);
+        let seen = detect::find_all(b, self.enabled, &key, hits);
         // Percent-, `+`- and JSON-escaped text is scanned again as decoded;
         // its matches are mapped back onto the encoded span.
         if self.decode && seen & (PERCENT | BACKSLASH) != 0 {
-            detect::encoded::find_decoded(b, self.enabled, key, hits);
+            detect::encoded::find_decoded(b, self.enabled, &key, hits);
         }
         if hits.len() > 1 {
             resolve_overlaps(hits);

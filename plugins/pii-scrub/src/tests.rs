@@ -483,3 +483,91 @@ fn the_gateway_chain_examples_still_hold() {
     assert_eq!(out["context"]["client_ip"], "[ip]");
     assert_eq!(out["context"]["tool_version"], "1.4.2");
 }
+
+#[test]
+fn a_secret_after_a_short_label_is_masked_whole() {
+    // Wherever the label sits (the long-run walk probes every 32nd byte,
+    // so every offset is tried), the mask covers the whole secret.
+    const SECRETS: &[&str] = &[
+        "q8Rt2vLw0ZbX9kPm4sNc7yHj1uEa5GdF3oTiWxYz",
+        "Zk3/Qm8vT1xLr+9NpA2sWc6HdYb4FgJe0uKiOt7R",
+        "a7Kq2Lm9Xw4Rt8Vb3Np6Yc1Hs5Gd0JfTe",
+        "N4p7Rq2Ws9Kx3Lm8Tz5Vb1Hc6Yd0Gf2J",
+    ];
+    const LABELS: &[&str] = &[
+        "key=", "--key ", "pw=", "tok=", "-k ", "k=", "key: ", "key='", "key=\"",
+    ];
+    let rules = Ruleset::default();
+    let (mut checked, mut wrong) = (0, Vec::new());
+    for secret in SECRETS {
+        for label in LABELS {
+            let close = match label.as_bytes().last() {
+                Some(b'\'') => "'",
+                Some(b'"') => "\"",
+                _ => "",
+            };
+            for pad in 0..70 {
+                let filler = "x".repeat(pad);
+                for (pre, post) in [
+                    (
+                        format!("/usr/bin/tool {filler} "),
+                        " --env prod".to_string(),
+                    ),
+                    (
+                        format!("[server]\nport = 8080 # {filler}\n"),
+                        "\nworkers = 4".to_string(),
+                    ),
+                ] {
+                    let input = format!("{pre}{label}{secret}{close}{post}");
+                    let want = format!("{pre}{label}[secret]{close}{post}");
+                    let got = rules.scrub_str(&input);
+                    if got.as_deref() != Some(want.as_str()) {
+                        wrong.push(format!("{input:?} -> {got:?}"));
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, SECRETS.len() * LABELS.len() * 70 * 2);
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} not masked whole: {wrong:#?}",
+        wrong.len()
+    );
+    // Through the plugin, in a command line.
+    let out = run(
+        json!({}),
+        json!({"process": {"command_line": "deploy key=q8Rt2vLw0ZbX9kPm4sNc7yHj1uEa5GdF3oTiWxYz --env prod"}}),
+    );
+    assert_eq!(
+        out["process"]["command_line"],
+        "deploy key=[secret] --env prod"
+    );
+}
+
+#[test]
+fn keys_of_siblings_are_scanned_whatever_their_parents_share() {
+    // Parents found clean for one leaf are not scanned again for the next;
+    // a key that only starts like a clean one (`a.b` escaped, `ab`) still is.
+    let out = run(
+        json!({"annotate": false}),
+        json!({
+            "ctx": {"os": "linux", "ada@example.com": "x", "n": {"10.0.0.1": 1}},
+            "a": {"v": 1},
+            "a.b": {"grace@example.org": 2},
+            "ab": {"v": 3, "/home/alan/x": 4},
+            "tags": ["ok", {"hedy@example.net": 5}],
+        }),
+    );
+    assert_eq!(
+        out,
+        json!({
+            "ctx": {"os": "linux", "[email]": "x", "n": {"[ip]": 1}},
+            "a": {"v": 1},
+            "a.b": {"[email]": 2},
+            "ab": {"v": 3, "~/x": 4},
+            "tags": ["ok", {"[email]": 5}],
+        })
+    );
+}

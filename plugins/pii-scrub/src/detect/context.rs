@@ -23,6 +23,34 @@ pub(crate) enum KeyContext {
     Mac,
 }
 
+/// The name of the field holding a string, classified ([`KeyContext::of`])
+/// the first time a scanner asks: most strings have no candidate that
+/// reads it.
+pub(crate) struct FieldName<'k> {
+    name: Option<&'k [u8]>,
+    ctx: std::cell::Cell<Option<KeyContext>>,
+}
+
+impl<'k> FieldName<'k> {
+    pub(crate) fn new(name: Option<&'k [u8]>) -> FieldName<'k> {
+        FieldName {
+            name,
+            ctx: std::cell::Cell::new(None),
+        }
+    }
+
+    /// What the name says ([`KeyContext::None`] without one).
+    #[inline]
+    pub(crate) fn get(&self) -> KeyContext {
+        if let Some(c) = self.ctx.get() {
+            return c;
+        }
+        let c = self.name.map_or(KeyContext::None, KeyContext::of);
+        self.ctx.set(Some(c));
+        c
+    }
+}
+
 impl KeyContext {
     /// Classify a field name (raw or path-escaped). The name is split into
     /// words at `_ - . space`, camelCase humps and path escapes.

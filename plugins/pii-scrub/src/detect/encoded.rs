@@ -8,7 +8,7 @@
 //! scanned again, each in a stack buffer (no allocation); a word longer
 //! than 2 KiB is not decoded.
 
-use super::{Hit, KeyContext, find_all, find_byte2, is_hex};
+use super::{FieldName, Hit, find_all, find_byte2, is_hex};
 use crate::rules::TABLE;
 
 const STACK: usize = 2048;
@@ -169,7 +169,7 @@ fn is_space(c: u8) -> bool {
 /// holds an escape (a URL, a query string, a form body, an escaped JSON
 /// fragment) and append the matches that cover an escape, mapped onto `b`.
 /// Words longer than 2 KiB are not decoded.
-pub(crate) fn find_decoded(b: &[u8], enabled: u32, key: KeyContext, hits: &mut Vec<Hit>) {
+pub(crate) fn find_decoded(b: &[u8], enabled: u32, key: &FieldName<'_>, hits: &mut Vec<Hit>) {
     let mut from = 0;
     while let Some(e) = next_escape(b, from) {
         let mut ws = e;
@@ -210,7 +210,7 @@ fn scan_word<const N: usize, const M: usize>(
     ws: usize,
     we: usize,
     enabled: u32,
-    key: KeyContext,
+    key: &FieldName<'_>,
     hits: &mut Vec<Hit>,
 ) {
     let word = &b[ws..we];

@@ -93,7 +93,7 @@ const STOPS: usize = 16;
 /// Where the walk for long runs of `A-Z a-z 0-9 + / - _` stops, found once
 /// per string and shared by [`generic_secret`] and the AWS secret-key
 /// search (whose base64 runs lie inside such runs). Up to [`STOPS`] stops
-/// are stored; past that [`LongRuns::get`] walks on.
+/// are stored; past that [`LongRuns::iter`] walks on.
 pub(crate) struct LongRuns {
     stops: [Stop; STOPS],
     len: usize,
@@ -101,8 +101,8 @@ pub(crate) struct LongRuns {
     resume: usize,
 }
 
-/// A stop of the walk: the run `s..r` (`s` may be one byte into the run,
-/// see [`next_stop`]) and `e`, its end with up to two `=` of padding.
+/// A stop of the walk: the run `s..r` and `e`, its end with up to two `=`
+/// of padding.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Stop {
     pub s: usize,
@@ -125,34 +125,41 @@ impl LongRuns {
             }
             l.stops[l.len] = stop;
             l.len += 1;
-            i = stop.e + 1;
+            i = stop.e;
         }
         l
     }
 
-    /// Stop `k` of the walk; `i` is where the walk goes on after stop
-    /// `k - 1` (its `e + 1`; 0 for the first).
-    pub(crate) fn get(&self, b: &[u8], k: usize, i: usize) -> Option<Stop> {
-        if k < self.len {
-            Some(self.stops[k])
-        } else if self.resume != usize::MAX {
-            next_stop(b, i)
-        } else {
-            None
-        }
+    /// Every stop of the walk, in order: the stored ones, then (past
+    /// [`STOPS`]) the walk goes on from the last.
+    pub(crate) fn iter<'a>(&'a self, b: &'a [u8]) -> impl Iterator<Item = Stop> + 'a {
+        let mut k = 0;
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            let stop = if k < self.len {
+                self.stops[k]
+            } else if self.resume != usize::MAX {
+                next_stop(b, i)?
+            } else {
+                return None;
+            };
+            k += 1;
+            i = stop.e;
+            Some(stop)
+        })
     }
 }
 
 /// The next stop of the walk from `i`. Probes every `MIN_LEN`-th byte: a
-/// run long enough to matter covers one. Every run of `MIN_LEN + 1` bytes
-/// or more is a stop; so are a few shorter ones (when the byte `MIN_LEN - 1`
-/// past their start belongs to the next run). The walk goes on past the
-/// padding of a stop, so a run right after `=` (`key=…`) is entered one
-/// byte in.
+/// run long enough to matter covers one. Every run of `MIN_LEN` bytes or
+/// more is a stop, from its first byte; so are a few shorter ones (when the byte `MIN_LEN - 1`
+/// past their start belongs to the next run). The walk goes on from the end
+/// of a stop (`e`): a short run whose `=` counted as padding (`key=…`) may
+/// be followed at once by the run that matters, which then starts at `e`.
 fn next_stop(b: &[u8], mut i: usize) -> Option<Stop> {
     let tok = |i: usize| TOKEN[b[i] as usize];
-    // Invariant: `i` is 0, or follows a byte that is not part of a run, or
-    // follows a stop's padding.
+    // Invariant: `i` is 0, or a byte that is not part of a run, or follows
+    // one (a stop's padding included): no run begins before `i` unseen.
     while i + MIN_LEN <= b.len() {
         let probe = i + MIN_LEN - 1;
         if !tok(probe) {
@@ -185,19 +192,10 @@ fn next_stop(b: &[u8], mut i: usize) -> Option<Stop> {
     None
 }
 
-/// Whether `c` may be part of a long run.
-pub(crate) fn is_token(c: u8) -> bool {
-    TOKEN[c as usize]
-}
-
 /// Every unnamed high-entropy credential in the string.
 pub(crate) fn generic_secret(inp: &Input, out: &mut Vec<Hit>) {
     let b = inp.b;
-    let runs = inp.long_runs();
-    let (mut k, mut i) = (0, 0);
-    while let Some(Stop { s, r, e }) = runs.get(b, k, i) {
-        k += 1;
-        i = e + 1;
+    for Stop { s, r, e } in inp.long_runs().iter(b) {
         if (MIN_LEN..=MAX_LEN).contains(&(r - s))
             && !glued(b, s, e)
             && random_enough(&b[s..r])
@@ -453,6 +451,62 @@ mod tests {
             "token: aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5bC7dE9fG==.",
             "token: [secret].",
         );
+    }
+
+    #[test]
+    fn every_long_run_is_a_stop_from_its_first_byte() {
+        // Against the plain definition: maximal runs of the alphabet, with
+        // `=` (padding, or a short name's `key=`) between some of them.
+        let pieces: &[&[u8]] = &[
+            b"k",
+            b"ey",
+            b"=",
+            b"==",
+            b" ",
+            b"-",
+            b"_",
+            b"/",
+            b"Q8r",
+            b"t2vLw0Zb",
+            b"X9kPm4sN",
+            b"c7yHj1uEa5GdF3oT",
+            b"iWxYz",
+            b"\n",
+            b"'",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut b = Vec::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            for _ in 0..seed % 40 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                b.extend_from_slice(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            let runs = super::LongRuns::new(&b);
+            let stops: Vec<(usize, usize)> = runs.iter(&b).map(|s| (s.s, s.r)).collect();
+            let mut i = 0;
+            while i < b.len() {
+                if !super::TOKEN[b[i] as usize] {
+                    i += 1;
+                    continue;
+                }
+                let s = i;
+                while i < b.len() && super::TOKEN[b[i] as usize] {
+                    i += 1;
+                }
+                if i - s >= super::MIN_LEN {
+                    assert!(
+                        stops.contains(&(s, i)),
+                        "run {s}..{i} of {:?}: stops {stops:?}",
+                        String::from_utf8_lossy(&b)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub(crate) mod paths;
 pub(crate) mod secrets;
 pub(crate) mod vendors;
 
-pub(crate) use context::KeyContext;
+pub(crate) use context::{FieldName, KeyContext};
 
 use crate::rules::{RULES, Rule, TABLE};
 
@@ -154,18 +154,51 @@ impl<'b> Features<'b> {
 
     /// The detectors (bit per [`Rule`]) among `enabled` that could match.
     pub(crate) fn candidates(&self, enabled: u32) -> u32 {
-        if self.len < 3 || enabled == 0 {
+        if self.len < 3 || enabled == 0 || self.plain() {
             return 0;
         }
-        let mut m = 0u32;
-        for d in &TABLE {
-            let bit = d.rule.bit();
-            if enabled & bit != 0 && (d.when)(self) {
-                m |= bit;
-            }
-        }
-        m
+        crate::rules::prefilter(self, enabled)
     }
+
+    /// A word no prefilter passes: lower-case letters, `_`, fewer than
+    /// four digits and shorter than [`plain_limit`] (most field names and
+    /// many short values).
+    #[inline]
+    fn plain(&self) -> bool {
+        self.flags & !(UNDERSCORE | BEE) == 0
+            && self.digits < PLAIN_DIGITS
+            && self.len < plain_limit()
+    }
+}
+
+/// Digits a [`Features::plain`] word may hold.
+const PLAIN_DIGITS: usize = 4;
+
+/// The features of the widest plain word of `len` bytes: every count and
+/// class a plain word of that length can have, at their largest.
+fn plain_bound(len: usize) -> Features<'static> {
+    Features {
+        b: b"",
+        len,
+        flags: UNDERSCORE | BEE,
+        digits: PLAIN_DIGITS - 1,
+        colons: 0,
+        dots: 0,
+        dashes: 0,
+    }
+}
+
+/// The shortest plain word some prefilter passes, found once from the rule
+/// table itself (so a new detector's prefilter moves it): each prefilter
+/// only grows with the counts, the length and the classes present, so no
+/// prefilter passes any plain word shorter than this.
+fn plain_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        (0..4096)
+            .find(|&len| crate::rules::prefilter(&plain_bound(len), u32::MAX) != 0)
+            .unwrap_or(4096)
+    })
 }
 
 /// What a scanner sees: the bytes, their features, their digit runs (filled
@@ -174,7 +207,7 @@ pub(crate) struct Input<'b> {
     pub b: &'b [u8],
     pub f: Features<'b>,
     pub runs: DigitRuns,
-    pub key: KeyContext,
+    pub key: &'b FieldName<'b>,
     /// The long base64-like runs, found by the first scanner that asks.
     long: std::cell::OnceCell<entropy::LongRuns>,
 }
@@ -208,7 +241,7 @@ const DIGIT_RULES: u32 = {
 /// Run every enabled scanner that could match; raw (possibly overlapping)
 /// hits are appended to `out`. Returns the byte classes seen (so the caller
 /// knows, without another pass, whether `%` or `\` occur).
-pub(crate) fn find_all(b: &[u8], enabled: u32, key: KeyContext, out: &mut Vec<Hit>) -> u16 {
+pub(crate) fn find_all(b: &[u8], enabled: u32, key: &FieldName<'_>, out: &mut Vec<Hit>) -> u16 {
     if enabled == 0 {
         return 0;
     }
@@ -217,18 +250,16 @@ pub(crate) fn find_all(b: &[u8], enabled: u32, key: KeyContext, out: &mut Vec<Hi
     if run == 0 {
         return f.flags;
     }
-    let runs = if run & DIGIT_RULES != 0 {
-        DigitRuns::new(b)
-    } else {
-        DigitRuns::empty()
-    };
-    let input = Input {
+    let mut input = Input {
         b,
         f,
-        runs,
+        runs: DigitRuns::empty(),
         key,
         long: std::cell::OnceCell::new(),
     };
+    if run & DIGIT_RULES != 0 {
+        input.runs.index(b);
+    }
     for d in &TABLE {
         if run & d.rule.bit() != 0 {
             (d.scan)(&input, out);
@@ -258,6 +289,8 @@ pub(crate) struct DigitRuns {
     /// Bit `k`: kept run `k` follows two capitals (an IBAN's head).
     iban: u64,
     len: usize,
+    /// The largest reach of a kept run.
+    max_reach: u16,
     /// Bytes before this index are fully indexed.
     scanned: usize,
     /// Where the last [`DigitRuns::first_at`] stopped.
@@ -313,13 +346,23 @@ impl DigitRuns {
             reach: [0; KEPT],
             iban: 0,
             len: 0,
+            max_reach: 0,
             scanned: 0,
             hint: std::cell::Cell::new(0),
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn new(b: &[u8]) -> DigitRuns {
         let mut r = DigitRuns::empty();
+        r.index(b);
+        r
+    }
+
+    /// Index the runs of `b` into an empty index (in place: the index is
+    /// a few hundred bytes, not worth copying per string).
+    pub(crate) fn index(&mut self, b: &[u8]) {
+        let r = self;
         r.scanned = b.len();
         let mut span = Span::default();
         let mut run_start = 0;
@@ -345,16 +388,15 @@ impl DigitRuns {
                 if i < b.len() && is_digit(b[i]) {
                     run_start = i;
                 } else if !r.push_run(b, run_start, i, &mut span) {
-                    return r;
+                    return;
                 }
             }
             base += 8;
         }
         if carry != 0 && !r.push_run(b, run_start, b.len(), &mut span) {
-            return r;
+            return;
         }
         r.close_span(&span);
-        r
     }
 
     /// Record the run `start..end`; `false` when the index is full (then
@@ -420,6 +462,7 @@ impl DigitRuns {
             if self.reach[k] as usize >= MIN_SPAN || iban != 0 {
                 self.starts[kept] = self.starts[k];
                 self.reach[kept] = self.reach[k];
+                self.max_reach = self.max_reach.max(self.reach[k]);
                 self.iban = (self.iban & !(1 << kept)) | (iban << kept);
                 kept += 1;
             }
@@ -445,6 +488,15 @@ impl DigitRuns {
         }
         self.hint.set(k);
         k
+    }
+
+    /// Whether some numeric span may hold `digits` digits: `false` when
+    /// every run is indexed and none reaches that far (most strings with
+    /// digits enough for one number scanner have too few for the others),
+    /// and then [`next_with`](DigitRuns::next_with) finds nothing.
+    #[inline]
+    pub(crate) fn reaches(&self, b: &[u8], digits: usize) -> bool {
+        self.scanned < b.len() || digits <= self.max_reach as usize
     }
 
     /// The first run start at or after `from` whose numeric span holds at
@@ -557,6 +609,89 @@ pub(crate) fn find_byte2(hay: &[u8], c1: u8, c2: u8, from: usize) -> Option<usiz
 #[inline]
 pub(crate) fn find_byte3(hay: &[u8], c1: u8, c2: u8, c3: u8, from: usize) -> Option<usize> {
     memchr::memchr3(c1, c2, c3, hay.get(from..)?).map(|p| p + from)
+}
+
+/// High bit of each byte of `w` that equals `c` (exact: no carry between
+/// bytes).
+#[inline(always)]
+fn byte_eq(w: u64, c: u8) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let x = w ^ (0x0101_0101_0101_0101 * c as u64);
+    !(((x & LOW7) + LOW7) | x | LOW7)
+}
+
+/// The positions of `c1`, `c2` or `c3` in a string, in order: the same as
+/// [`find_byte3`] in a loop. With `dense` (the bytes occur every few bytes,
+/// as in command lines, paths and stack traces) the string is read eight
+/// bytes at a time instead: starting `memchr` again at every hit costs more
+/// than the search there. The bytes must not be 0.
+pub(crate) struct Bytes3<'h> {
+    hay: &'h [u8],
+    c: [u8; 3],
+    dense: bool,
+    /// Positions before this are not reported.
+    from: usize,
+    /// Dense: the word being read starts here; `mask` holds its hits.
+    base: usize,
+    mask: u64,
+    next_base: usize,
+}
+
+impl<'h> Bytes3<'h> {
+    pub(crate) fn new(hay: &'h [u8], c: [u8; 3], dense: bool) -> Bytes3<'h> {
+        Bytes3 {
+            hay,
+            c,
+            dense,
+            from: 0,
+            base: 0,
+            mask: 0,
+            next_base: 0,
+        }
+    }
+
+    /// Go on at `pos` at the earliest.
+    #[inline]
+    pub(crate) fn skip_to(&mut self, pos: usize) {
+        self.from = self.from.max(pos);
+    }
+
+    #[inline]
+    pub(crate) fn next(&mut self) -> Option<usize> {
+        let [c1, c2, c3] = self.c;
+        if !self.dense {
+            let i = find_byte3(self.hay, c1, c2, c3, self.from)?;
+            self.from = i + 1;
+            return Some(i);
+        }
+        loop {
+            while self.mask != 0 {
+                let i = self.base + (self.mask.trailing_zeros() / 8) as usize;
+                self.mask &= self.mask - 1;
+                if i >= self.from {
+                    self.from = i + 1;
+                    return Some(i);
+                }
+            }
+            let start = self.next_base.max(self.from);
+            let hay = self.hay;
+            if start >= hay.len() {
+                return None;
+            }
+            let w = match hay.get(start..start + 8) {
+                Some(c) => u64::from_le_bytes(c.try_into().unwrap_or([0; 8])),
+                None => {
+                    // Zero bytes past the end match none of the three.
+                    let mut tail = [0u8; 8];
+                    tail[..hay.len() - start].copy_from_slice(&hay[start..]);
+                    u64::from_le_bytes(tail)
+                }
+            };
+            self.base = start;
+            self.mask = byte_eq(w, c1) | byte_eq(w, c2) | byte_eq(w, c3);
+            self.next_base = start + 8;
+        }
+    }
 }
 
 /// Whether `hay` starts with `prefix`, ignoring ASCII case.
@@ -828,6 +963,45 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn plain_words_pass_no_prefilter() {
+        // The shortcut in `Features::candidates` against the prefilter
+        // itself, on words of every length from the plain alphabet and
+        // next to it.
+        use super::{Features, plain_limit};
+        assert_eq!(plain_limit(), 16, "the token prefilter's length bound");
+        let alphabet = b"abcxyz_0129AZ-.:@/ =";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..200_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 24) as usize;
+            let plain_only = !seed.is_multiple_of(3);
+            let word: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let n = if plain_only { 11 } else { alphabet.len() };
+                    alphabet[(seed % n as u64) as usize]
+                })
+                .collect();
+            let f = Features::of(&word);
+            let slow = if f.len < 3 {
+                0
+            } else {
+                crate::rules::prefilter(&f, u32::MAX)
+            };
+            assert_eq!(
+                f.candidates(u32::MAX),
+                slow,
+                "{:?}",
+                String::from_utf8_lossy(&word)
+            );
         }
     }
 

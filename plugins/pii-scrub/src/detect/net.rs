@@ -1,6 +1,6 @@
 //! E-mail addresses, IP addresses, MAC addresses and credentials in URLs.
 
-use super::context::{self, KeyContext};
+use super::context::{self, FieldName};
 use super::{
     DigitRuns, Hit, Input, at, before, find, find_byte, find_byte2, is_digit, is_hex, is_word,
 };
@@ -92,7 +92,10 @@ pub(crate) fn ip(i: &Input, out: &mut Vec<Hit>) {
 /// followed by a pre-release tag (`1.2.3.4-beta`) or in a version context
 /// (`firmware 4.12.3.9`, a field named `driver_version`; see
 /// [`context::is_version`]). The port stays: `10.0.0.1:8080` → `[ip]:8080`.
-pub(crate) fn ipv4(b: &[u8], runs: &DigitRuns, key: KeyContext, out: &mut Vec<Hit>) {
+pub(crate) fn ipv4(b: &[u8], runs: &DigitRuns, key: &FieldName<'_>, out: &mut Vec<Hit>) {
+    if !runs.reaches(b, 4) {
+        return;
+    }
     let mut from = 0;
     // Four octets: at least four digits in the span.
     while let Some(i) = runs.next_with(b, from, 4) {
@@ -105,7 +108,7 @@ pub(crate) fn ipv4(b: &[u8], runs: &DigitRuns, key: KeyContext, out: &mut Vec<Hi
             let glued = is_word(n)
                 || (n == b'.' && is_digit(at(b, end + 1)))
                 || (n == b'-' && at(b, end + 1).is_ascii_alphabetic());
-            if !glued && !context::is_version(b, i, key) {
+            if !glued && !context::is_version(b, i, key.get()) {
                 out.push(Hit::new(Rule::Ip, i, end));
             }
             if !glued {
@@ -257,7 +260,7 @@ pub(crate) fn mac(i: &Input, out: &mut Vec<Hit>) {
     mac_scan(i.b, i.key, out, f.colons >= 5 || f.dashes >= 5, f.dots >= 2);
 }
 
-fn mac_scan(b: &[u8], key: KeyContext, out: &mut Vec<Hit>, separated: bool, dotted: bool) {
+fn mac_scan(b: &[u8], key: &FieldName<'_>, out: &mut Vec<Hit>, separated: bool, dotted: bool) {
     // Anchor on the first separator (`00:` / `001a.`) rather than every byte.
     let starts_ok = |i: usize| !is_hex(before(b, i)) && !is_word(before(b, i));
     if separated {
@@ -321,7 +324,7 @@ fn mac_colon(b: &[u8], i: usize) -> Option<usize> {
     Some(i + 17)
 }
 
-fn mac_dotted(b: &[u8], i: usize, key: KeyContext) -> Option<usize> {
+fn mac_dotted(b: &[u8], i: usize, key: &FieldName<'_>) -> Option<usize> {
     if i + 14 > b.len() {
         return None;
     }
@@ -332,7 +335,9 @@ fn mac_dotted(b: &[u8], i: usize, key: KeyContext) -> Option<usize> {
         }
     }
     // Four-digit decimal groups (`2024.0115.1030`) are more likely numbers.
-    if b[i..i + 14].iter().all(|c| is_digit(*c) || *c == b'.') && !context::mac_label(b, i, key) {
+    if b[i..i + 14].iter().all(|c| is_digit(*c) || *c == b'.')
+        && !context::mac_label(b, i, key.get())
+    {
         return None;
     }
     Some(i + 14)

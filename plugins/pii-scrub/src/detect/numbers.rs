@@ -14,6 +14,9 @@ const MAX_GROUPS: usize = 10;
 /// digit. The longest valid prefix of a run of groups is taken, so a trailing
 /// `… 1111 exp 12/25` does not hide the card.
 pub(crate) fn credit_card(b: &[u8], runs: &DigitRuns, out: &mut Vec<Hit>) {
+    if !runs.reaches(b, 12) {
+        return;
+    }
     let mut from = 0;
     // No card number has fewer than 12 digits.
     while let Some(i) = runs.next_with(b, from, 12) {
@@ -133,6 +136,9 @@ fn luhn(d: &[u8]) -> bool {
 /// digits or dashes (dates, ISBNs, phone numbers).
 pub(crate) fn ssn(inp: &Input, out: &mut Vec<Hit>) {
     let b = inp.b;
+    if !inp.runs.reaches(b, 9) {
+        return;
+    }
     let mut from = 0;
     while let Some(i) = inp.runs.next_with(b, from, 9) {
         from = i + 1;
@@ -143,7 +149,7 @@ pub(crate) fn ssn(inp: &Input, out: &mut Vec<Hit>) {
         let Some((digits, end, dashed)) = nine_digits(b, i) else {
             continue;
         };
-        if valid_ssn(&digits) && (dashed || context::national_id_label(b, i, inp.key)) {
+        if valid_ssn(&digits) && (dashed || context::national_id_label(b, i, inp.key.get())) {
             out.push(Hit::new(Rule::Ssn, i, end));
             from = end;
         }
@@ -219,6 +225,9 @@ struct Group {
 /// anything glued to letters or to `:`/`.`/`-`/`/` + digit (times, dates,
 /// versions, UUIDs, IPs), and national numbers without a trunk prefix.
 pub(crate) fn phone(b: &[u8], runs: &DigitRuns, out: &mut Vec<Hit>) {
+    if !runs.reaches(b, 8) {
+        return;
+    }
     let mut from = 0;
     // Every phone number the classifier takes has at least 8 digits.
     while let Some(r) = runs.next_with(b, from, 8) {

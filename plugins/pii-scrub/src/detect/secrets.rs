@@ -2,7 +2,7 @@
 //! authorization values and PEM private keys.
 
 use super::Input;
-use super::entropy::{LongRuns, is_token};
+use super::entropy::LongRuns;
 use super::{
     Hit, at, before, contains_ci, find, find_at, find_byte, find_byte2, is_digit, is_word,
     starts_with_ci,
@@ -91,18 +91,11 @@ pub(crate) fn aws_key(inp: &Input, out: &mut Vec<Hit>) {
 }
 
 /// Runs of exactly 40 base64 characters: the pieces, between `-` and `_`,
-/// of the long base64url runs (see `LongRuns`; every run of 33 bytes or
+/// of the long base64url runs (see `LongRuns`; every run of 32 bytes or
 /// more is one of its stops).
 fn aws_secret(b: &[u8], runs: &LongRuns, out: &mut Vec<Hit>) {
-    let (mut k, mut i) = (0, 0);
-    while let Some(stop) = runs.get(b, k, i) {
-        k += 1;
-        i = stop.e + 1;
-        // A stop may begin one byte into its run (after `=` padding).
+    for stop in runs.iter(b) {
         let mut s = stop.s;
-        if s > 0 && is_token(b[s - 1]) {
-            s -= 1;
-        }
         while s + 40 <= stop.r {
             let e = s + b[s..stop.r]
                 .iter()
