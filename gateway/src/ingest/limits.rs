@@ -120,6 +120,19 @@ fn walk(
                         ),
                     ));
                 }
+                if k.is_empty() {
+                    return Err(refuse(
+                        path.as_str(),
+                        format!(
+                            "{} has a member whose key is empty; plugins address values by path and no path names an empty key, so no scrubber could reach its value",
+                            if path.is_empty() {
+                                "the event".to_string()
+                            } else {
+                                format!("`{}`", path.trim_end_matches('.'))
+                            }
+                        ),
+                    ));
+                }
                 path.push_str(k);
                 if *count > limits.max_values {
                     return Err(too_many(path, limits));
@@ -233,6 +246,14 @@ mod tests {
         check(
             json!({"0123456789x": 1}),
             Err("a key of 11 bytes (starting `0123456789x`)"),
+        );
+        check(
+            json!({"": "ada@example.com"}),
+            Err("the event has a member whose key is empty"),
+        );
+        check(
+            json!({"ctx": {"a": [{"": 1}]}}),
+            Err("`ctx.a[0]` has a member whose key is empty"),
         );
         check(json!({"a": [1, 2, 3, 4, 5]}), Ok(()));
         check(

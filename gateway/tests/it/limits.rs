@@ -191,12 +191,13 @@ fn sizes_shapes_headers_and_slow_clients() {
         {"event_type": "x", "deep": deep},
         {"event_type": "x", "s": "z".repeat(2000)},
         {"event_type": "x", "wide": wide},
+        {"event_type": "x", "context": {"": "ada@example.com"}},
     ]);
     let (s, a, _) = post(batch.to_string().into_bytes(), None);
     assert_eq!(s, 200, "{a}");
     assert_eq!(
         (a["accepted"].as_u64(), a["invalid"].as_u64()),
-        (Some(1), Some(3)),
+        (Some(1), Some(4)),
         "{a}"
     );
     let msgs: Vec<&str> = a["errors"]
@@ -214,6 +215,11 @@ fn sizes_shapes_headers_and_slow_clients() {
         "{msgs:?}"
     );
     assert!(msgs[2].contains("more than 50 values"), "{msgs:?}");
+    assert!(
+        msgs[3].contains("`context` has a member whose key is empty"),
+        "{msgs:?}"
+    );
+    assert_eq!(a["errors"][3]["field"], "context");
     assert_eq!(a["errors"][0]["field"], "deep");
     // 10,000 levels: refused while parsing, without a stack overflow.
     let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
