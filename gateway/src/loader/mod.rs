@@ -12,7 +12,9 @@
 //! - ClickHouse away: the insert is retried with backoff while the batch is
 //!   kept in hand (progress acks stop JetStream from redelivering it
 //!   elsewhere); nothing is acknowledged, so a loader stopped meanwhile
-//!   loses nothing.
+//!   loses nothing. An insert that failed may have been stored all the
+//!   same (ClickHouse went away before its answer arrived), so each retry
+//!   first looks up the batch's `event_id`s and inserts only the rest.
 //! - Exactly once: a message JetStream delivers again (its loader died
 //!   between insert and ack) is looked up by `event_id` first and only
 //!   acknowledged if it is already there, so neither the table nor the
@@ -641,14 +643,11 @@ impl Loader<'_> {
         let checked = started.elapsed();
         let in_hand: Vec<&jetstream::Message> =
             ack.iter().chain(dead.iter().map(|(m, _)| m)).collect();
-        for (table, list) in &rows {
+        for (table, list) in rows.iter_mut() {
             if list.is_empty() {
                 continue;
             }
-            if !self
-                .with_retry(stop, &in_hand, "insert", || self.insert(table, list))
-                .await
-            {
+            if !self.insert_events(stop, &in_hand, table, list).await {
                 return false;
             }
             self.metrics.rows_inserted.inc_by(list.len() as u64);
@@ -702,36 +701,17 @@ impl Loader<'_> {
         ids: &[(String, uuid::Uuid)],
         stop: &mut watch::Receiver<bool>,
     ) -> Option<HashSet<(String, uuid::Uuid)>> {
-        let mut by_table: HashMap<&str, Vec<String>> = HashMap::new();
+        let mut by_table: HashMap<&str, Vec<uuid::Uuid>> = HashMap::new();
         for (t, id) in ids {
-            by_table
-                .entry(t.as_str())
-                .or_default()
-                .push(format!("'{id}'"));
+            by_table.entry(t.as_str()).or_default().push(*id);
         }
         let mut found = HashSet::new();
         for (table, list) in by_table {
-            let sql = format!(
-                "SELECT toString(event_id) AS id FROM {table} WHERE event_id IN ({})",
-                list.join(",")
-            );
             let mut delay = Duration::from_millis(200);
             loop {
-                let lookup =
-                    tokio::time::timeout(LOOKUP_TIMEOUT, self.ch.query(&sql).fetch_all::<Id>())
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(clickhouse::error::Error::Custom(format!(
-                                "no answer within {LOOKUP_TIMEOUT:?}"
-                            )))
-                        });
-                match lookup {
-                    Ok(rows) => {
-                        for r in rows {
-                            if let Ok(u) = uuid::Uuid::parse_str(&r.id) {
-                                found.insert((table.to_string(), u));
-                            }
-                        }
+                match self.lookup(table, &list).await {
+                    Ok(ids) => {
+                        found.extend(ids.into_iter().map(|u| (table.to_string(), u)));
                         break;
                     }
                     Err(e) => {
@@ -745,6 +725,95 @@ impl Loader<'_> {
             }
         }
         Some(found)
+    }
+
+    /// One try at finding which of `ids` are in `table`. The ids go in
+    /// chunks small enough for ClickHouse's `max_query_size` (256 KiB).
+    async fn lookup(
+        &self,
+        table: &str,
+        ids: &[uuid::Uuid],
+    ) -> Result<HashSet<uuid::Uuid>, clickhouse::error::Error> {
+        const CHUNK: usize = 4000;
+        let mut found = HashSet::new();
+        for chunk in ids.chunks(CHUNK) {
+            let mut sql =
+                format!("SELECT toString(event_id) AS id FROM {table} WHERE event_id IN (");
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push('\'');
+                sql.push_str(&id.hyphenated().to_string());
+                sql.push('\'');
+            }
+            sql.push(')');
+            let rows = tokio::time::timeout(LOOKUP_TIMEOUT, self.ch.query(&sql).fetch_all::<Id>())
+                .await
+                .unwrap_or_else(|_| {
+                    Err(clickhouse::error::Error::Custom(format!(
+                        "no answer within {LOOKUP_TIMEOUT:?}"
+                    )))
+                })?;
+            found.extend(
+                rows.iter()
+                    .filter_map(|r| uuid::Uuid::parse_str(&r.id).ok()),
+            );
+        }
+        Ok(found)
+    }
+
+    /// Insert the events of one table, retrying until they are in or the
+    /// loader is asked to stop (`false`). A failed insert may still have
+    /// been stored (ClickHouse went away after writing the part, before its
+    /// answer arrived), so every retry first drops the rows that are there:
+    /// the table and the per-minute aggregate see each event once.
+    async fn insert_events(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+        in_hand: &[&jetstream::Message],
+        table: &str,
+        list: &mut Vec<EventRow>,
+    ) -> bool {
+        let mut backoff = Backoff::new("insert");
+        loop {
+            if backoff.failures > 0 {
+                let ids: Vec<uuid::Uuid> = list.iter().map(|r| r.event_id).collect();
+                match self.lookup(table, &ids).await {
+                    Ok(present) if !present.is_empty() => {
+                        let before = list.len();
+                        list.retain(|r| !present.contains(&r.event_id));
+                        let skipped = before - list.len();
+                        self.metrics.duplicates_skipped.inc_by(skipped as u64);
+                        tracing::info!(
+                            rows = skipped,
+                            "a failed insert was stored after all; inserting only the rest"
+                        );
+                        if list.is_empty() {
+                            return true;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if !self.failed(&mut backoff, e, in_hand, stop).await {
+                            return false;
+                        }
+                        continue;
+                    }
+                }
+            }
+            match self.insert(table, list).await {
+                Ok(()) => {
+                    backoff.succeeded();
+                    return true;
+                }
+                Err(e) => {
+                    if !self.failed(&mut backoff, e, in_hand, stop).await {
+                        return false;
+                    }
+                }
+            }
+        }
     }
 
     async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
@@ -769,54 +838,89 @@ impl Loader<'_> {
     }
 
     /// Retry `f` with backoff until it succeeds (`true`) or the loader is
-    /// asked to stop (`false`). Meanwhile the messages in hand get progress
-    /// acks so JetStream does not hand them to another loader.
+    /// asked to stop (`false`).
     async fn with_retry<F, Fut>(
         &self,
         stop: &mut watch::Receiver<bool>,
         in_hand: &[&jetstream::Message],
-        what: &str,
+        what: &'static str,
         f: F,
     ) -> bool
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<(), clickhouse::error::Error>>,
     {
-        let mut delay = Duration::from_millis(200);
-        let mut last_progress = Instant::now();
-        let mut failures = 0u32;
+        let mut backoff = Backoff::new(what);
         loop {
             match f().await {
                 Ok(()) => {
-                    if failures > 0 {
-                        tracing::info!(
-                            attempts = failures + 1,
-                            "ClickHouse {what} succeeded after retries"
-                        );
-                    }
+                    backoff.succeeded();
                     return true;
                 }
                 Err(e) => {
-                    failures += 1;
-                    self.metrics.insert_errors.inc();
-                    if failures == 1 || failures.is_power_of_two() {
-                        tracing::warn!(error = %e, attempts = failures, "ClickHouse {what} failed; keeping the batch and retrying");
-                    }
-                    if last_progress.elapsed() >= self.config.loader.ack_wait / 3 {
-                        for m in in_hand {
-                            let _ = m.ack_with(AckKind::Progress).await;
-                        }
-                        last_progress = Instant::now();
-                    }
-                    if sleep_or_stop(stop, delay).await {
-                        tracing::warn!(
-                            "stopping with a batch not loaded; JetStream will deliver it again"
-                        );
+                    if !self.failed(&mut backoff, e, in_hand, stop).await {
                         return false;
                     }
-                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
+        }
+    }
+
+    /// Count a failed ClickHouse call and wait before the next try. The
+    /// messages in hand get progress acks meanwhile, so JetStream does not
+    /// hand them to another loader. `false`: the loader was asked to stop.
+    async fn failed(
+        &self,
+        b: &mut Backoff,
+        e: clickhouse::error::Error,
+        in_hand: &[&jetstream::Message],
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        b.failures += 1;
+        self.metrics.insert_errors.inc();
+        if b.failures == 1 || b.failures.is_power_of_two() {
+            tracing::warn!(error = %e, attempts = b.failures, "ClickHouse {} failed; keeping the batch and retrying", b.what);
+        }
+        if b.last_progress.elapsed() >= self.config.loader.ack_wait / 3 {
+            for m in in_hand {
+                let _ = m.ack_with(AckKind::Progress).await;
+            }
+            b.last_progress = Instant::now();
+        }
+        if sleep_or_stop(stop, b.delay).await {
+            tracing::warn!("stopping with a batch not loaded; JetStream will deliver it again");
+            return false;
+        }
+        b.delay = (b.delay * 2).min(Duration::from_secs(5));
+        true
+    }
+}
+
+/// The state of retrying one ClickHouse call.
+struct Backoff {
+    what: &'static str,
+    delay: Duration,
+    last_progress: Instant,
+    failures: u32,
+}
+
+impl Backoff {
+    fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            delay: Duration::from_millis(200),
+            last_progress: Instant::now(),
+            failures: 0,
+        }
+    }
+
+    fn succeeded(&self) {
+        if self.failures > 0 {
+            tracing::info!(
+                attempts = self.failures + 1,
+                "ClickHouse {} succeeded after retries",
+                self.what
+            );
         }
     }
 }

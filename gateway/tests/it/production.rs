@@ -917,3 +917,135 @@ fn sigterm_makes_the_loader_finish_its_batch_and_exit() {
         "a batch was left unacknowledged ({loaded} rows before the restart)\n{m}"
     );
 }
+
+/// A loopback TCP proxy in front of ClickHouse that, once armed, lets the
+/// next `INSERT` through and then drops the connection instead of passing
+/// ClickHouse's answer back: the rows are stored, the loader sees a failure.
+struct AnswerLosingProxy {
+    pub url: String,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl AnswerLosingProxy {
+    fn start(upstream_port: u16) -> Self {
+        use std::io::{Read, Write};
+        use std::net::{Shutdown, TcpListener, TcpStream};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let armed = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (a, d) = (armed.clone(), dropped.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+                    continue;
+                };
+                let insert_sent = Arc::new(AtomicBool::new(false));
+                let (mut c_read, mut s_write) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (armed, flag) = (a.clone(), insert_sent.clone());
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = c_read.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let chunk = &buf[..n];
+                        if armed.load(Ordering::SeqCst)
+                            && chunk.windows(6).any(|w| w == b"INSERT")
+                            && armed.swap(false, Ordering::SeqCst)
+                        {
+                            flag.store(true, Ordering::SeqCst);
+                        }
+                        if s_write.write_all(chunk).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_write.shutdown(Shutdown::Write);
+                });
+                let (mut s_read, mut c_write) = (server, client);
+                let dropped = d.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = s_read.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if insert_sent.load(Ordering::SeqCst) {
+                            // ClickHouse answered the insert: it is stored.
+                            // The loader never hears so.
+                            dropped.fetch_add(1, Ordering::SeqCst);
+                            let _ = c_write.shutdown(Shutdown::Both);
+                            let _ = s_read.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = c_write.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        Self {
+            url,
+            armed,
+            dropped,
+        }
+    }
+
+    fn arm(&self) {
+        self.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn dropped(&self) -> usize {
+        self.dropped.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn an_insert_whose_answer_is_lost_is_not_stored_twice() {
+    let nats = Nats::start();
+    let ch = ClickHouse::start();
+    let proxy = AnswerLosingProxy::start(ch.http_port);
+    let g = gateway_on(&nats.url());
+    let loader = Loader::start(g.root.path(), &nats.url(), &proxy.url);
+    // The first batch, through a proxy that passes everything: the loader
+    // has migrated and is loading.
+    let first = events(0, 100);
+    post(&g, &first).unwrap();
+    let start = Instant::now();
+    while ch.number("SELECT count() FROM wraith.events") < 100 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            loader.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The next insert is stored, and its answer lost.
+    proxy.arm();
+    let second = events(100, 1100);
+    for batch in second.chunks(100) {
+        post(&g, batch).unwrap();
+    }
+    let expected: HashSet<String> = ids(&first).into_iter().chain(ids(&second)).collect();
+    assert_exactly_once(&ch, &expected, "an insert stored but not answered");
+    assert_eq!(proxy.dropped(), 1, "the proxy dropped one answer");
+    let log = loader.log();
+    assert!(
+        log.contains("keeping the batch and retrying")
+            && log.contains("a failed insert was stored after all"),
+        "{log}"
+    );
+    let m = loader.metrics();
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("wraith_loader_duplicates_skipped_total") && !l.ends_with(" 0")),
+        "{m}"
+    );
+}
