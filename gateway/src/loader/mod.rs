@@ -18,7 +18,9 @@
 //! - Exactly once: a message JetStream delivers again (its loader died
 //!   between insert and ack) is looked up by `event_id` first and only
 //!   acknowledged if it is already there, so neither the table nor the
-//!   per-minute aggregate counts it twice.
+//!   per-minute aggregate counts it twice. Two copies of one event in the
+//!   same fetch (a message given back and handed over again while its
+//!   earlier delivery's ack wait ran out) are stored once.
 //! - A message that cannot become a row (not JSON, no UUID `event_id`, a
 //!   timestamp ClickHouse cannot hold) is retried `max_deliveries` times,
 //!   then written with its error to `dead_letters` and terminated.
@@ -502,6 +504,8 @@ struct Sorter {
 #[derive(Default)]
 struct Sorted {
     messages: usize,
+    /// Messages whose event was already in this batch.
+    duplicates: usize,
     rows: HashMap<String, Vec<EventRow>>,
     /// Rows of messages delivered before, which may already be loaded.
     redelivered: Vec<(String, uuid::Uuid)>,
@@ -531,6 +535,7 @@ impl Sorter {
             ack: Vec::with_capacity(messages.len()),
             ..Default::default()
         };
+        let mut seen: HashSet<(&str, uuid::Uuid)> = HashSet::with_capacity(messages.len());
         for m in messages {
             let (delivered, seq) = m
                 .info()
@@ -569,6 +574,16 @@ impl Sorter {
             match row::event_row(&m.payload, destination, received) {
                 Ok(r) => {
                     let table = self.tables.get(destination).unwrap_or(&self.default_table);
+                    if !seen.insert((table.as_str(), r.event_id)) {
+                        // The same event twice in one fetch: JetStream can
+                        // hand over a message again (its ack wait ran out)
+                        // next to a copy given back earlier. Stored once,
+                        // both acknowledged.
+                        self.metrics.duplicates_skipped.inc();
+                        out.duplicates += 1;
+                        out.ack.push(m);
+                        continue;
+                    }
                     if delivered > 1 {
                         out.redelivered.push((table.clone(), r.event_id));
                     }
@@ -617,6 +632,7 @@ impl Loader<'_> {
         let started = Instant::now();
         let Sorted {
             messages: fetched,
+            duplicates,
             mut rows,
             redelivered,
             ack,
@@ -684,6 +700,7 @@ impl Loader<'_> {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         tracing::debug!(
             messages = fetched,
+            duplicates,
             fetch_ms = ms(fetch_time),
             sort_ms = ms(sort_time),
             waited_ms = ms(self.waited),

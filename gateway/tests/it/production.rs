@@ -467,7 +467,13 @@ fn clickhouse_going_away_makes_the_loader_wait_and_catch_up() {
     std::thread::sleep(Duration::from_secs(2));
     ch.restart();
     let expected: HashSet<String> = ids(&first).into_iter().chain(ids(&second)).collect();
-    assert_exactly_once(&ch, &expected, "ClickHouse stopped and restarted");
+    assert_exactly_once_showing(
+        &ch,
+        &expected,
+        "ClickHouse stopped and restarted",
+        std::slice::from_ref(&loader),
+        std::slice::from_ref(&nats),
+    );
     assert!(
         loader.log().contains("keeping the batch and retrying"),
         "{}",
