@@ -158,13 +158,21 @@ fn load_chain(name: &str, wasm: &Path, config: &str) -> (Chain, Arc<PluginRuntim
 /// wasm run has that a native call does not, each timed alone.
 fn stages(runtime: &PluginRuntime, make: fn(usize) -> Value, batch: usize) {
     let events: Vec<Value> = (0..batch).map(make).collect();
+    println!("  {}", stages_of(runtime, &events));
+}
+
+/// The stages of one plugin's run on `events`, as one line.
+fn stages_of(runtime: &PluginRuntime, events: &[Value]) -> String {
+    let batch = events.len();
+    let events = events.to_vec();
+    let events = &events;
     let clone_ns = measure(batch, || {
         std::hint::black_box(events.clone());
     });
     let encode_ns = measure(batch, || {
-        std::hint::black_box(FlatBatch::encode(&events));
+        std::hint::black_box(FlatBatch::encode(events));
     });
-    let encoded = EncodedBatch::from(FlatBatch::encode(&events));
+    let encoded = EncodedBatch::from(FlatBatch::encode(events));
     let answer = runtime.process(&encoded).expect("plugin answers");
     let call_ns = measure(batch, || {
         std::hint::black_box(runtime.process(&encoded).expect("plugin answers"));
@@ -174,9 +182,9 @@ fn stages(runtime: &PluginRuntime, make: fn(usize) -> Value, batch: usize) {
         wraith_event::flat::apply_edits(&mut e, &answer.edits, &answer.edit_data).unwrap();
         std::hint::black_box(e);
     }) - clone_ns;
-    println!(
-        "  at batch {batch}, ns/ev: clone {clone_ns:.0} (all three columns pay it), encode {encode_ns:.0}, wasm call {call_ns:.0}, apply edits {apply_ns:.0}"
-    );
+    format!(
+        "at batch {batch}, ns/ev: clone {clone_ns:.0} (all three columns pay it), encode {encode_ns:.0}, wasm call {call_ns:.0}, apply edits {apply_ns:.0}"
+    )
 }
 
 fn kept(chain: &Chain, events: Vec<Value>) -> Vec<Value> {
@@ -240,6 +248,9 @@ fn section<P: wraith_plugin::Plugin>(
 
 fn main() {
     let target = target_dir();
+    if let Ok(what) = std::env::var("WRAITH_BENCH_PROFILE") {
+        return profile(&what);
+    }
     println!(
         "chain benchmark: ns per event, median of 15 interleaved rounds; each plugin against native code in the same run"
     );
@@ -450,7 +461,7 @@ fn harness_outcomes(p: Vec<wraith_plugin::testing::Processed>) -> Vec<(Option<Va
 fn first_party<P: wraith_plugin::Plugin>(name: &str, batch: usize) {
     let config = shipped_config(name);
     let wasm = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../plugins/{name}.wasm"));
-    let (chain, _) = load_chain(name, &wasm, &config.to_string());
+    let (chain, runtime) = load_chain(name, &wasm, &config.to_string());
     let mut harness = Harness::<P>::new(config).expect("plugin accepts the shipped config");
     let events = support::events(0, batch);
     assert_eq!(
@@ -479,6 +490,7 @@ fn first_party<P: wraith_plugin::Plugin>(name: &str, batch: usize) {
         ns[2],
         wasm_ns / sdk_ns
     );
+    println!("{:<16} {}", "", stages_of(&runtime, &events));
 }
 
 fn scrub_strings(rules: &Ruleset, v: &mut Value) {
@@ -492,4 +504,87 @@ fn scrub_strings(rules: &Ruleset, v: &mut Value) {
         Value::Object(m) => m.values_mut().for_each(|x| scrub_strings(rules, x)),
         _ => {}
     }
+}
+
+/// `WRAITH_BENCH_PROFILE=NAME` (or `NAME:sdk`): run one first-party plugin
+/// with its shipped config on the realistic events, in wasm (or natively
+/// through the SDK harness), for `WRAITH_BENCH_SECS` (default 10) and
+/// nothing else, for `perf record` (with `WRAITH_WASM_PROFILER=perfmap`
+/// the plugin's own functions are named). `NAME` may be `shipped` for the
+/// four in their shipped order. `WRAITH_BENCH_PLUGINS=DIR` takes the
+/// `.wasm` files from `DIR` instead of `plugins/`: a build with
+/// `CARGO_PROFILE_PLUGIN_STRIP=false` keeps the function names.
+fn profile(what: &str) {
+    let (name, native) = match what.split_once(':') {
+        Some((n, "sdk")) => (n, true),
+        Some(_) => panic!("WRAITH_BENCH_PROFILE={what}: expected NAME or NAME:sdk"),
+        None => (what, false),
+    };
+    let secs: u64 = std::env::var("WRAITH_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let events = support::events(0, 128);
+    let mut batches = 0u64;
+    let mut go = |f: &mut dyn FnMut()| {
+        let until = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < until {
+            f();
+            batches += 1;
+        }
+    };
+    if native {
+        let config = shipped_config(name);
+        match name {
+            "schema-validate" => {
+                let mut h =
+                    Harness::<wraith_plugin_schema_validate::SchemaValidate>::new(config).unwrap();
+                go(&mut || drop(std::hint::black_box(h.run(events.clone()))));
+            }
+            "pii-scrub" => {
+                let mut h = Harness::<PiiScrub>::new(config).unwrap();
+                go(&mut || drop(std::hint::black_box(h.run(events.clone()))));
+            }
+            "enrich" => {
+                let mut h = Harness::<wraith_plugin_enrich::Enrich>::new(config).unwrap();
+                go(&mut || drop(std::hint::black_box(h.run(events.clone()))));
+            }
+            "route" => {
+                let mut h = Harness::<wraith_plugin_route::Route>::new(config).unwrap();
+                go(&mut || drop(std::hint::black_box(h.run(events.clone()))));
+            }
+            _ => panic!("WRAITH_BENCH_PROFILE: no first-party plugin {name:?}"),
+        }
+    } else {
+        let names: Vec<&str> = if name == "shipped" {
+            vec!["schema-validate", "pii-scrub", "enrich", "route"]
+        } else {
+            vec![name]
+        };
+        let host = Host::new(None, Arc::new(Metrics::new())).expect("host");
+        let limits = Limits::from_config(&Default::default());
+        let links = names
+            .iter()
+            .map(|n| {
+                let dir = std::env::var_os("WRAITH_BENCH_PLUGINS")
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins"));
+                let wasm = dir.join(format!("{n}.wasm"));
+                let runtime = host
+                    .load(n, &wasm, shipped_config(n).to_string(), limits.clone())
+                    .unwrap_or_else(|e| panic!("{n}: {e:#}"));
+                Link {
+                    runtime,
+                    on_error: FailurePolicy::DeadLetter,
+                    shadows: Vec::new(),
+                }
+            })
+            .collect();
+        let chain = Chain::new(links, 1, 1024);
+        go(&mut || drop(std::hint::black_box(chain.run(events.clone()))));
+    }
+    println!(
+        "{what}: {batches} batches of 128 in {secs} s, {:.0} ns/event including the clone",
+        secs as f64 * 1e9 / (batches as f64 * 128.0)
+    );
 }

@@ -127,12 +127,22 @@ impl Drop for Host {
     }
 }
 
+/// `WRAITH_WASM_PROFILER=perfmap` writes a perf map of the compiled plugin
+/// code, so `perf record` of a running gateway shows the functions inside
+/// each plugin. For profiling only.
+pub const PROFILER_ENV: &str = "WRAITH_WASM_PROFILER";
+
 impl Host {
     /// Build the engine. `cache_dir` keeps compiled components across restarts.
     pub fn new(cache_dir: Option<PathBuf>, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Host>> {
         let mut cfg = wasmtime::Config::new();
         cfg.wasm_component_model(true);
         cfg.epoch_interruption(true);
+        if std::env::var_os(PROFILER_ENV).is_some_and(|v| v == "perfmap") {
+            // `perf report` then names the plugins' functions
+            // (/tmp/perf-PID.map).
+            cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&cfg)?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;

@@ -7,6 +7,9 @@
 use crate::path::{self, PathError};
 use serde_json::Value;
 
+mod merge;
+pub use merge::{FlatEdit, edits_by_event};
+
 /// `u32` words per leaf in `leaves`.
 pub const LEAF_WORDS: usize = 5;
 /// `u32` words per event in `events`.
@@ -321,6 +324,15 @@ impl<'a> ValueRef<'a> {
         Ok(match *self {
             ValueRef::Null => Value::Null,
             ValueRef::Bool(b) => Value::Bool(b),
+            // A plain non-negative integer (what plugins mostly write) is
+            // read directly, as serde_json would read it.
+            ValueRef::Number(n)
+                if (1..=19).contains(&n.len())
+                    && n.bytes().all(|b| b.is_ascii_digit())
+                    && (n.len() == 1 || !n.starts_with('0')) =>
+            {
+                Value::from(n.parse::<u64>().expect("at most 19 digits"))
+            }
             ValueRef::Number(n) => match serde_json::from_str::<Value>(n) {
                 Ok(v @ Value::Number(_)) => v,
                 _ => return Err(FlatError::BadNumber(n.to_string())),
@@ -553,7 +565,11 @@ pub fn apply_edits(
     if !edits.len().is_multiple_of(EDIT_WORDS) {
         return Err(FlatError::EditLength(edits.len()));
     }
-    let mut planned = Vec::with_capacity(edits.len() / EDIT_WORDS);
+    // Every edit is checked before any is applied, so that a malformed
+    // answer changes nothing.
+    let mut planned: Vec<(usize, &str, Option<Value>)> =
+        Vec::with_capacity(edits.len() / EDIT_WORDS);
+    let mut segments = Vec::new();
     for (n, w) in edits.chunks_exact(EDIT_WORDS).enumerate() {
         let (event, op, path_off, path_len, kind, val_off, val_len) =
             (w[0], w[1], w[2], w[3], w[4], w[5], w[6]);
@@ -578,8 +594,8 @@ pub fn apply_edits(
                 edit: n,
                 source: Box::new(FlatError::NotUtf8),
             })?;
-        let segments =
-            path::parse(path_text).map_err(|source| FlatError::Path { edit: n, source })?;
+        path::parse_into(path_text, &mut segments)
+            .map_err(|source| FlatError::Path { edit: n, source })?;
         let value = match op {
             op::SET => Some(
                 ValueRef::decode(kind, slice(val_off, val_len)?)
@@ -592,11 +608,12 @@ pub fn apply_edits(
             op::REMOVE => None,
             other => return Err(FlatError::BadOp { edit: n, op: other }),
         };
-        planned.push((event as usize, segments, value));
+        planned.push((event as usize, path_text, value));
     }
     let mut changed = vec![false; events.len()];
-    for (event, segments, value) in planned {
+    for (event, path_text, value) in planned {
         changed[event] = true;
+        path::parse_into(path_text, &mut segments).expect("parsed above");
         match value {
             Some(v) => path::set(&mut events[event], &segments, v),
             None => {
@@ -611,6 +628,31 @@ pub fn apply_edits(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn numbers_read_as_serde_json_reads_them() {
+        for n in [
+            "0",
+            "7",
+            "42",
+            "1234567890123456789",
+            "18446744073709551615",
+            "99999999999999999999",
+            "-1",
+            "-0",
+            "1.0",
+            "1e5",
+            "0.5",
+        ] {
+            let ours = ValueRef::Number(n).to_value().unwrap();
+            let theirs: Value = serde_json::from_str(n).unwrap();
+            assert_eq!(ours, theirs, "{n}");
+            assert_eq!(ours.to_string(), theirs.to_string(), "{n}");
+        }
+        for bad in ["", "00", "01", "+1", "1.", "x"] {
+            assert!(ValueRef::Number(bad).to_value().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn encodes_every_leaf_losslessly() {

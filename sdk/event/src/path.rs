@@ -3,6 +3,7 @@
 //! A `.`, `[`, `]` or `\` inside a key is escaped with a backslash.
 
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// One step of a path.
@@ -34,11 +35,38 @@ pub enum PathError {
 
 /// Parse a path into segments.
 pub fn parse(path: &str) -> Result<Vec<Segment>, PathError> {
+    let mut out = Vec::new();
+    parse_into(path, &mut out)?;
+    Ok(out.into_iter().map(Segment::from).collect())
+}
+
+/// One step of a path, borrowed from the path's text: a key is copied only
+/// when it holds escapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentRef<'a> {
+    /// An object key, unescaped.
+    Key(Cow<'a, str>),
+    /// An array index.
+    Index(usize),
+}
+
+impl From<SegmentRef<'_>> for Segment {
+    fn from(s: SegmentRef<'_>) -> Self {
+        match s {
+            SegmentRef::Key(k) => Segment::Key(k.into_owned()),
+            SegmentRef::Index(i) => Segment::Index(i),
+        }
+    }
+}
+
+/// Parse a path into `out` (cleared first) without copying its keys: what
+/// the host does for every edit a plugin returns.
+pub fn parse_into<'a>(path: &'a str, out: &mut Vec<SegmentRef<'a>>) -> Result<(), PathError> {
+    out.clear();
     if path.is_empty() {
         return Err(PathError::Empty);
     }
     let bytes = path.as_bytes();
-    let mut out = Vec::new();
     let mut i = 0;
     let mut expect_key = true;
     while i < bytes.len() {
@@ -55,7 +83,7 @@ pub fn parse(path: &str) -> Result<Vec<Segment>, PathError> {
                     path: path.into(),
                     at: i,
                 })?;
-                out.push(Segment::Index(idx));
+                out.push(SegmentRef::Index(idx));
                 i = end + 1;
                 expect_key = false;
             }
@@ -76,8 +104,17 @@ pub fn parse(path: &str) -> Result<Vec<Segment>, PathError> {
                 }
             }
             _ => {
-                let mut key = String::new();
                 let start = i;
+                // Most keys have no escape: borrow them.
+                while i < bytes.len() && !matches!(bytes[i], b'.' | b'[' | b'\\') {
+                    i += 1;
+                }
+                if i == bytes.len() || bytes[i] != b'\\' {
+                    out.push(SegmentRef::Key(Cow::Borrowed(&path[start..i])));
+                    expect_key = false;
+                    continue;
+                }
+                let mut key = String::from(&path[start..i]);
                 while i < bytes.len() && bytes[i] != b'.' && bytes[i] != b'[' {
                     if bytes[i] == b'\\' {
                         i += 1;
@@ -90,18 +127,51 @@ pub fn parse(path: &str) -> Result<Vec<Segment>, PathError> {
                     key.push(ch);
                     i += ch.len_utf8();
                 }
-                if key.is_empty() {
-                    return Err(PathError::EmptyKey {
-                        path: path.into(),
-                        at: start,
-                    });
-                }
-                out.push(Segment::Key(key));
+                out.push(SegmentRef::Key(Cow::Owned(key)));
                 expect_key = false;
             }
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// A step of a path, owned or borrowed: what [`set`], [`get`] and
+/// [`remove`] walk.
+pub trait Step {
+    /// The key, if this step is one.
+    fn key(&self) -> Option<&str>;
+    /// The index, if this step is one.
+    fn index(&self) -> Option<usize>;
+}
+
+impl Step for Segment {
+    fn key(&self) -> Option<&str> {
+        match self {
+            Segment::Key(k) => Some(k),
+            Segment::Index(_) => None,
+        }
+    }
+    fn index(&self) -> Option<usize> {
+        match self {
+            Segment::Index(i) => Some(*i),
+            Segment::Key(_) => None,
+        }
+    }
+}
+
+impl Step for SegmentRef<'_> {
+    fn key(&self) -> Option<&str> {
+        match self {
+            SegmentRef::Key(k) => Some(k),
+            SegmentRef::Index(_) => None,
+        }
+    }
+    fn index(&self) -> Option<usize> {
+        match self {
+            SegmentRef::Index(i) => Some(*i),
+            SegmentRef::Key(_) => None,
+        }
+    }
 }
 
 /// Append `key`, escaped, to a path being built.
@@ -147,51 +217,56 @@ pub fn render(segments: &[Segment]) -> String {
 }
 
 /// Look a path up in a value.
-pub fn get<'a>(value: &'a Value, segments: &[Segment]) -> Option<&'a Value> {
-    segments.iter().try_fold(value, |v, seg| match (seg, v) {
-        (Segment::Key(k), Value::Object(m)) => m.get(k),
-        (Segment::Index(i), Value::Array(a)) => a.get(*i),
-        _ => None,
-    })
+pub fn get<'a, S: Step>(value: &'a Value, segments: &[S]) -> Option<&'a Value> {
+    segments
+        .iter()
+        .try_fold(value, |v, seg| match (seg.key(), seg.index(), v) {
+            (Some(k), _, Value::Object(m)) => m.get(k),
+            (_, Some(i), Value::Array(a)) => a.get(i),
+            _ => None,
+        })
 }
 
 /// Set the value at a path, creating objects and arrays along the way. A
 /// scalar in the way is replaced by the container the path needs. An index
 /// may address an existing element or the one just past the end (append);
 /// further out, the array is padded with nulls.
-pub fn set(root: &mut Value, segments: &[Segment], new: Value) {
+pub fn set<S: Step>(root: &mut Value, segments: &[S], new: Value) {
     let Some((last, parents)) = segments.split_last() else {
         *root = new;
         return;
     };
     let mut cur = root;
     for (n, seg) in parents.iter().enumerate() {
-        let next_is_index = matches!(segments[n + 1], Segment::Index(_));
+        let next_is_index = segments[n + 1].index().is_some();
         cur = child_mut(cur, seg, next_is_index);
     }
-    match last {
-        Segment::Key(k) => {
-            if !cur.is_object() {
-                *cur = Value::Object(Map::new());
-            }
-            cur.as_object_mut().expect("object").insert(k.clone(), new);
+    if let Some(k) = last.key() {
+        if !cur.is_object() {
+            *cur = Value::Object(Map::new());
         }
-        Segment::Index(i) => {
-            if !cur.is_array() {
-                *cur = Value::Array(Vec::new());
-            }
-            let arr = cur.as_array_mut().expect("array");
-            if *i < arr.len() {
-                arr[*i] = new;
-            } else {
-                arr.resize(*i, Value::Null);
-                arr.push(new);
-            }
+        let m = cur.as_object_mut().expect("object");
+        // The key is copied only when it is new.
+        if let Some(slot) = m.get_mut(k) {
+            *slot = new;
+        } else {
+            m.insert(k.to_owned(), new);
+        }
+    } else if let Some(i) = last.index() {
+        if !cur.is_array() {
+            *cur = Value::Array(Vec::new());
+        }
+        let arr = cur.as_array_mut().expect("array");
+        if i < arr.len() {
+            arr[i] = new;
+        } else {
+            arr.resize(i, Value::Null);
+            arr.push(new);
         }
     }
 }
 
-fn child_mut<'a>(cur: &'a mut Value, seg: &Segment, next_is_index: bool) -> &'a mut Value {
+fn child_mut<'a, S: Step>(cur: &'a mut Value, seg: &S, next_is_index: bool) -> &'a mut Value {
     let empty = || {
         if next_is_index {
             Value::Array(Vec::new())
@@ -199,42 +274,43 @@ fn child_mut<'a>(cur: &'a mut Value, seg: &Segment, next_is_index: bool) -> &'a 
             Value::Object(Map::new())
         }
     };
-    match seg {
-        Segment::Key(k) => {
-            if !cur.is_object() {
-                *cur = Value::Object(Map::new());
-            }
-            let m = cur.as_object_mut().expect("object");
-            m.entry(k.clone()).or_insert_with(empty)
+    if let Some(k) = seg.key() {
+        if !cur.is_object() {
+            *cur = Value::Object(Map::new());
         }
-        Segment::Index(i) => {
-            if !cur.is_array() {
-                *cur = Value::Array(Vec::new());
-            }
-            let arr = cur.as_array_mut().expect("array");
-            if *i >= arr.len() {
-                arr.resize(*i, Value::Null);
-                arr.push(empty());
-            }
-            &mut arr[*i]
+        let m = cur.as_object_mut().expect("object");
+        if !m.contains_key(k) {
+            m.insert(k.to_owned(), empty());
         }
+        m.get_mut(k).expect("just inserted")
+    } else {
+        let i = seg.index().expect("a step is a key or an index");
+        if !cur.is_array() {
+            *cur = Value::Array(Vec::new());
+        }
+        let arr = cur.as_array_mut().expect("array");
+        if i >= arr.len() {
+            arr.resize(i, Value::Null);
+            arr.push(empty());
+        }
+        &mut arr[i]
     }
 }
 
 /// Remove the value at a path; returns it if it was there.
-pub fn remove(root: &mut Value, segments: &[Segment]) -> Option<Value> {
+pub fn remove<S: Step>(root: &mut Value, segments: &[S]) -> Option<Value> {
     let (last, parents) = segments.split_last()?;
     let mut cur = root;
     for seg in parents {
-        cur = match (seg, cur) {
-            (Segment::Key(k), Value::Object(m)) => m.get_mut(k)?,
-            (Segment::Index(i), Value::Array(a)) => a.get_mut(*i)?,
+        cur = match (seg.key(), seg.index(), cur) {
+            (Some(k), _, Value::Object(m)) => m.get_mut(k)?,
+            (_, Some(i), Value::Array(a)) => a.get_mut(i)?,
             _ => return None,
         };
     }
-    match (last, cur) {
-        (Segment::Key(k), Value::Object(m)) => m.shift_remove(k),
-        (Segment::Index(i), Value::Array(a)) if *i < a.len() => Some(a.remove(*i)),
+    match (last.key(), last.index(), cur) {
+        (Some(k), _, Value::Object(m)) => m.shift_remove(k),
+        (_, Some(i), Value::Array(a)) if i < a.len() => Some(a.remove(i)),
         _ => None,
     }
 }
@@ -247,6 +323,21 @@ mod tests {
     fn check_roundtrip(path: &str, expected: &[Segment]) {
         let parsed = parse(path).unwrap();
         assert_eq!(parsed, expected, "{path}");
+        // The borrowing parser gives the same steps, borrowing keys
+        // without escapes.
+        let mut borrowed = Vec::new();
+        parse_into(path, &mut borrowed).unwrap();
+        assert_eq!(borrowed.len(), expected.len(), "{path}");
+        for (b, e) in borrowed.iter().zip(expected) {
+            assert_eq!((b.key(), b.index()), (e.key(), e.index()), "{path}");
+            if let SegmentRef::Key(k) = b {
+                assert_eq!(
+                    matches!(k, Cow::Borrowed(_)),
+                    !k.bytes().any(needs_escape),
+                    "{path}: {k:?}"
+                );
+            }
+        }
         assert_eq!(render(&parsed), path);
     }
 
