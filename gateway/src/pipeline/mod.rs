@@ -4,9 +4,7 @@
 //! A [`Chain`] is immutable; reloads build a new one and swap it in
 //! ([`registry::Registry`]), so a batch runs wholly on one chain. The batch is
 //! encoded once; after a plugin edited or removed events, the next plugin's
-//! batch copies the untouched events' bytes and applies the edits to the
-//! edited ones in the flat layout (re-encoding an event from its JSON value
-//! only for edits that address array elements).
+//! batch copies the untouched events' bytes and re-encodes only the edited ones.
 
 pub mod manifest;
 pub mod registry;
@@ -60,14 +58,6 @@ impl DeadLetterKind {
         }
     }
 }
-
-/// For each event still travelling after a plugin: its position in the
-/// batch the plugin saw and whether it was edited; and the plugin's edits
-/// per event of that batch, read for the flat layout.
-type Carried = (
-    Vec<(usize, bool)>,
-    Vec<Option<Vec<wraith_event::flat::FlatEdit>>>,
-);
 
 /// One plugin in a chain.
 pub struct Link {
@@ -221,23 +211,16 @@ impl Chain {
                     }
                     match changed {
                         Ok(None) => encoded = Some(batch),
-                        Ok(Some((carry, flat_edits))) => {
-                            // Unchanged events are copied over as they are;
-                            // edited ones get the edits applied in the flat
-                            // layout, or are encoded again from their JSON
-                            // value when the edits are not ones it handles.
+                        Ok(Some(carry)) => {
+                            // Re-encode only the events the plugin edited;
+                            // the others are copied over as they are.
                             let (data, leaves, events) = batch.parts();
                             let mut next = FlatBatch::with_capacity(carry.len());
                             for (event, &(old, edited)) in live.events.iter().zip(&carry) {
-                                if !edited {
-                                    next.push_copied(data, leaves, events, old);
-                                    continue;
-                                }
-                                let flat = flat_edits.get(old).and_then(Option::as_deref);
-                                if !flat
-                                    .is_some_and(|e| next.push_edited(data, leaves, events, old, e))
-                                {
+                                if edited {
                                     next.push_event(event);
+                                } else {
+                                    next.push_copied(data, leaves, events, old);
                                 }
                             }
                             // Debug builds (the test suite's) hold the
@@ -292,24 +275,17 @@ impl Chain {
         live: &mut Live,
         result: &mut [Option<Disposition>],
         poison: &[usize],
-    ) -> Result<Option<Carried>, Fault> {
+    ) -> Result<Option<Vec<(usize, bool)>>, Fault> {
         let name = plugin.name.as_str();
         let any_edit = !answer.edits.is_empty();
-        let (edited, flat_edits) = if any_edit {
-            let edited =
-                wraith_event::flat::apply_edits(&mut live.events, &answer.edits, &answer.edit_data)
-                    .map_err(|e| Fault {
-                        reason: FaultReason::malformed,
-                        message: format!("malformed answer: {e}"),
-                    })?;
-            let flat = wraith_event::flat::edits_by_event(
-                &answer.edits,
-                &answer.edit_data,
-                live.events.len(),
-            );
-            (edited, flat)
+        let edited = if any_edit {
+            wraith_event::flat::apply_edits(&mut live.events, &answer.edits, &answer.edit_data)
+                .map_err(|e| Fault {
+                    reason: FaultReason::malformed,
+                    message: format!("malformed answer: {e}"),
+                })?
         } else {
-            (vec![false; live.events.len()], Vec::new())
+            vec![false; live.events.len()]
         };
         let (mut dropped, mut rejected, mut faulted) = (0, 0, 0);
         let mut remove = vec![false; live.events.len()];
@@ -379,7 +355,7 @@ impl Chain {
         if removed > 0 {
             live.retain(&remove);
         }
-        Ok(Some((carry, flat_edits)))
+        Ok(Some(carry))
     }
 
     /// Handle a fault per the plugin's policy. Returns whether the batch goes

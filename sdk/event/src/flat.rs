@@ -7,9 +7,6 @@
 use crate::path::{self, PathError};
 use serde_json::Value;
 
-mod merge;
-pub use merge::{FlatEdit, edits_by_event};
-
 /// `u32` words per leaf in `leaves`.
 pub const LEAF_WORDS: usize = 5;
 /// `u32` words per event in `events`.
