@@ -125,6 +125,9 @@ impl Chain {
             passed_faults: Vec::new(),
         };
         let mut encoded: Option<EncodedBatch> = None;
+        // The batch a plugin that changed events saw, and what became of
+        // each event still travelling (see `next_batch`).
+        let mut carried: Option<(EncodedBatch, Vec<(usize, bool)>)> = None;
         for link in &self.links {
             if live.events.is_empty() {
                 break;
@@ -155,9 +158,10 @@ impl Chain {
                     }
                 }
             }
-            let batch = match encoded.take() {
-                Some(b) => b,
-                None => EncodedBatch::from(FlatBatch::encode(&live.events)),
+            let batch = match (encoded.take(), carried.take()) {
+                (Some(b), _) => b,
+                (None, Some((previous, carry))) => next_batch(&previous, &carry, &live.events),
+                (None, None) => EncodedBatch::from(FlatBatch::encode(&live.events)),
             };
             plugin
                 .stats
@@ -211,23 +215,9 @@ impl Chain {
                     }
                     match changed {
                         Ok(None) => encoded = Some(batch),
-                        Ok(Some(carry)) => {
-                            // Re-encode only the events the plugin edited;
-                            // the others are copied over as they are.
-                            let (data, leaves, events) = batch.parts();
-                            let mut next = FlatBatch::with_capacity(carry.len());
-                            for (event, &(old, edited)) in live.events.iter().zip(&carry) {
-                                if edited {
-                                    next.push_event(event);
-                                } else {
-                                    next.push_copied(data, leaves, events, old);
-                                }
-                            }
-                            // Debug builds (the test suite's) hold the
-                            // copy to what a fresh encoding would give.
-                            debug_assert_eq!(next, FlatBatch::encode(&live.events));
-                            encoded = Some(EncodedBatch::from(next));
-                        }
+                        // The next plugin's batch is built when there is
+                        // one: the last plugin's edits need no encoding.
+                        Ok(Some(carry)) => carried = Some((batch, carry)),
                         Err(fault) => {
                             if self.on_fault(link, &fault, &mut live, &mut result) {
                                 encoded = Some(batch);
@@ -391,6 +381,26 @@ impl Chain {
             }
         }
     }
+}
+
+/// The batch for the next plugin after one that edited or removed events:
+/// the untouched events' bytes are copied from the batch it saw, only the
+/// edited ones are encoded again. `carry` gives, per event still
+/// travelling, its position in that batch and whether it was edited.
+fn next_batch(previous: &EncodedBatch, carry: &[(usize, bool)], events: &[Value]) -> EncodedBatch {
+    let (data, leaves, words) = previous.parts();
+    let mut next = FlatBatch::with_capacity(carry.len());
+    for (event, &(old, edited)) in events.iter().zip(carry) {
+        if edited {
+            next.push_event(event);
+        } else {
+            next.push_copied(data, leaves, words, old);
+        }
+    }
+    // Debug builds (the test suite's) hold the copy to what a fresh
+    // encoding would give.
+    debug_assert_eq!(next, FlatBatch::encode(events));
+    EncodedBatch::from(next)
 }
 
 /// After a fault on a batch of several events, run the plugin on parts of
