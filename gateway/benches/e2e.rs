@@ -20,7 +20,10 @@
 //! `WRAITH_BENCH_CLIENTS` (connections, default 8), `WRAITH_BENCH_BATCH`
 //! (events per request, default 100), `WRAITH_BENCH_FSYNC=1` (fsync on; off
 //! by default, as the peer comparison in DESIGN ran), `WRAITH_BENCH_ONLY`
-//! (comma-separated labels to run), `WRAITH_WRK` (the `wrk` binary), and
+//! (comma-separated labels to run), `WRAITH_BENCH_ROUNDS` (default 3: every
+//! chain runs once per round, in turn, and each ratio is taken within its
+//! round, so that the machine's slow patches hit both sides of a ratio),
+//! `WRAITH_WRK` (the `wrk` binary), and
 //! `WRAITH_BENCH_COMPARE=/path/to/gateway` to run every chain on another
 //! build of the gateway too and print this build's ratio to it, with
 //! `WRAITH_BENCH_COMPARE_PLUGINS=/path/to/plugins` giving that build its own
@@ -178,7 +181,7 @@ fn main() {
     }
     let other_plugins = std::env::var_os("WRAITH_BENCH_COMPARE_PLUGINS").map(PathBuf::from);
     let first_party = |name: &str| repo().join(format!("plugins/{name}.wasm"));
-    let specs = vec![
+    let specs = [
         ChainSpec {
             label: "empty chain",
             wasm: vec![],
@@ -215,11 +218,39 @@ fn main() {
         .ok()
         .map(|v| v.split(',').map(|x| x.trim().to_string()).collect());
 
+    let rounds = env_or("WRAITH_BENCH_ROUNDS", 3).max(1) as usize;
+    let selected: Vec<&ChainSpec> = specs
+        .iter()
+        .filter(|spec| {
+            spec.label == "empty chain"
+                || only
+                    .as_ref()
+                    .is_none_or(|o| o.iter().any(|l| l == spec.label))
+        })
+        .collect();
+    // Rounds: every chain once per round, in turn, so that a slow patch of
+    // the machine hits a round's chains alike; each ratio is taken within
+    // its round, and the median round is reported.
+    let mut mine: Vec<Vec<Outcome>> = selected.iter().map(|_| Vec::new()).collect();
+    let mut theirs: Vec<Vec<Outcome>> = selected.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        eprintln!("round {} of {rounds}", round + 1);
+        for (i, spec) in selected.iter().enumerate() {
+            mine[i].push(run(spec, &this, &s, None));
+            if let Some(o) = &other {
+                theirs[i].push(run(spec, o, &s, other_plugins.as_deref()));
+            }
+        }
+    }
     println!(
-        "\n{:<24} {:>12} {:>9} {:>10} {:>10} {:>13}{}",
+        "\n{rounds} rounds; events/s and idle RSS are the median round, the ratio the median of the rounds' ratios (their range beside it), peaks the highest"
+    );
+    println!(
+        "\n{:<24} {:>12} {:>9} {:>13} {:>10} {:>10} {:>13}{}",
         "chain",
         "events/s",
         "vs empty",
+        "range",
         "peak RSS",
         "idle RSS",
         "compile peak",
@@ -229,46 +260,44 @@ fn main() {
             ""
         }
     );
-    let mut empty = None;
-    let mut other_empty = None;
-    let line = |label: &str, o: &Outcome, base: f64, extra: String| {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let line = |label: &str, runs: &[Outcome], base: &[Outcome], extra: String| {
+        let ratios: Vec<f64> = runs
+            .iter()
+            .zip(base)
+            .map(|(o, b)| o.rate / b.rate)
+            .collect();
+        let (lo, hi) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
         println!(
-            "{label:<24} {:>12.0} {:>8.2}x {:>6.0} MiB {:>6.0} MiB {:>9.0} MiB{extra}",
-            o.rate,
-            o.rate / base,
-            o.peak_mib,
-            o.idle_mib,
-            o.compile_peak_mib,
+            "{label:<24} {:>12.0} {:>8.2}x {:>13} {:>6.0} MiB {:>6.0} MiB {:>9.0} MiB{extra}",
+            median(runs.iter().map(|o| o.rate).collect()),
+            median(ratios),
+            format!("{lo:.2}-{hi:.2}x"),
+            runs.iter().map(|o| o.peak_mib).fold(0.0, f64::max),
+            median(runs.iter().map(|o| o.idle_mib).collect()),
+            runs.iter().map(|o| o.compile_peak_mib).fold(0.0, f64::max),
         );
     };
-    for spec in &specs {
-        if spec.label != "empty chain"
-            && only
-                .as_ref()
-                .is_some_and(|o| !o.iter().any(|l| l == spec.label))
-        {
-            continue;
-        }
-        let mine = run(spec, &this, &s, None);
-        let base = *empty.get_or_insert(mine.rate);
+    for (i, spec) in selected.iter().enumerate() {
         match &other {
-            None => line(spec.label, &mine, base, String::new()),
-            Some(o) => {
-                let theirs = run(spec, o, &s, other_plugins.as_deref());
-                let their_base = *other_empty.get_or_insert(theirs.rate);
-                line(
-                    spec.label,
-                    &mine,
-                    base,
-                    format!("   {:.2}x", mine.rate / theirs.rate),
-                );
-                line("  other build", &theirs, their_base, String::new());
+            None => line(spec.label, &mine[i], &mine[0], String::new()),
+            Some(_) => {
+                let r = median(mine[i].iter().map(|o| o.rate).collect())
+                    / median(theirs[i].iter().map(|o| o.rate).collect());
+                line(spec.label, &mine[i], &mine[0], format!("   {r:.2}x"));
+                line("  other build", &theirs[i], &theirs[0], String::new());
             }
         }
     }
+    let empty = median(mine[0].iter().map(|o| o.rate).collect());
     let bare = bare_serde(&bodies, secs.min(3));
     println!(
         "\nbare serde_json parse + serialise of the same bodies, one thread: {bare:.0} events/s; the empty chain is {:.2}x of it",
-        empty.unwrap() / bare
+        empty / bare
     );
 }
