@@ -232,68 +232,56 @@ pub fn get<'a, S: Step>(value: &'a Value, segments: &[S]) -> Option<&'a Value> {
 /// may address an existing element or the one just past the end (append);
 /// further out, the array is padded with nulls.
 pub fn set<S: Step>(root: &mut Value, segments: &[S], new: Value) {
-    let Some((last, parents)) = segments.split_last() else {
+    let Some((first, rest)) = segments.split_first() else {
         *root = new;
         return;
     };
-    let mut cur = root;
-    for (n, seg) in parents.iter().enumerate() {
-        let next_is_index = segments[n + 1].index().is_some();
-        cur = child_mut(cur, seg, next_is_index);
-    }
-    if let Some(k) = last.key() {
-        if !cur.is_object() {
-            *cur = Value::Object(Map::new());
-        }
-        let m = cur.as_object_mut().expect("object");
-        // The key is copied only when it is new.
-        if let Some(slot) = m.get_mut(k) {
-            *slot = new;
-        } else {
-            m.insert(k.to_owned(), new);
-        }
-    } else if let Some(i) = last.index() {
-        if !cur.is_array() {
-            *cur = Value::Array(Vec::new());
-        }
-        let arr = cur.as_array_mut().expect("array");
-        if i < arr.len() {
-            arr[i] = new;
-        } else {
-            arr.resize(i, Value::Null);
-            arr.push(new);
-        }
-    }
-}
-
-fn child_mut<'a, S: Step>(cur: &'a mut Value, seg: &S, next_is_index: bool) -> &'a mut Value {
-    let empty = || {
-        if next_is_index {
+    // The container a missing step is created as.
+    let empty = |next: &S| {
+        if next.index().is_some() {
             Value::Array(Vec::new())
         } else {
             Value::Object(Map::new())
         }
     };
-    if let Some(k) = seg.key() {
-        if !cur.is_object() {
-            *cur = Value::Object(Map::new());
+    if let Some(k) = first.key() {
+        if !root.is_object() {
+            *root = Value::Object(Map::new());
         }
-        let m = cur.as_object_mut().expect("object");
-        if !m.contains_key(k) {
-            m.insert(k.to_owned(), empty());
+        let m = root.as_object_mut().expect("object");
+        // One lookup for a key that is there; a key is copied only when it
+        // is new, and a new child is built before it is inserted.
+        match (m.get_mut(k), rest.first()) {
+            (Some(slot), None) => *slot = new,
+            (Some(child), Some(_)) => set(child, rest, new),
+            (None, None) => {
+                m.insert(k.to_owned(), new);
+            }
+            (None, Some(next)) => {
+                let mut child = empty(next);
+                set(&mut child, rest, new);
+                m.insert(k.to_owned(), child);
+            }
         }
-        m.get_mut(k).expect("just inserted")
-    } else {
-        let i = seg.index().expect("a step is a key or an index");
-        if !cur.is_array() {
-            *cur = Value::Array(Vec::new());
+    } else if let Some(i) = first.index() {
+        if !root.is_array() {
+            *root = Value::Array(Vec::new());
         }
-        let arr = cur.as_array_mut().expect("array");
-        if i >= arr.len() {
-            arr.resize(i, Value::Null);
-            arr.push(empty());
+        let arr = root.as_array_mut().expect("array");
+        match rest.first() {
+            None if i < arr.len() => arr[i] = new,
+            None => {
+                arr.resize(i, Value::Null);
+                arr.push(new);
+            }
+            Some(next) => {
+                if i >= arr.len() {
+                    arr.resize(i, Value::Null);
+                    arr.push(empty(next));
+                }
+                set(&mut arr[i], rest, new);
+            }
         }
-        &mut arr[i]
     }
 }
 
@@ -393,5 +381,112 @@ mod tests {
         let mut v = json!({"context": "flat"});
         set(&mut v, &parse("context.os").unwrap(), json!("linux"));
         assert_eq!(v, json!({"context": {"os": "linux"}}));
+    }
+
+    // The walk before it was made recursive, to compare against.
+    fn set_reference(root: &mut Value, segments: &[Segment], new: Value) {
+        let Some((last, parents)) = segments.split_last() else {
+            *root = new;
+            return;
+        };
+        let mut cur = root;
+        for (n, seg) in parents.iter().enumerate() {
+            let next_is_index = matches!(segments[n + 1], Segment::Index(_));
+            cur = child_mut_reference(cur, seg, next_is_index);
+        }
+        match last {
+            Segment::Key(k) => {
+                if !cur.is_object() {
+                    *cur = Value::Object(Map::new());
+                }
+                cur.as_object_mut().expect("object").insert(k.clone(), new);
+            }
+            Segment::Index(i) => {
+                if !cur.is_array() {
+                    *cur = Value::Array(Vec::new());
+                }
+                let arr = cur.as_array_mut().expect("array");
+                if *i < arr.len() {
+                    arr[*i] = new;
+                } else {
+                    arr.resize(*i, Value::Null);
+                    arr.push(new);
+                }
+            }
+        }
+    }
+
+    fn child_mut_reference<'a>(
+        cur: &'a mut Value,
+        seg: &Segment,
+        next_is_index: bool,
+    ) -> &'a mut Value {
+        let empty = || {
+            if next_is_index {
+                Value::Array(Vec::new())
+            } else {
+                Value::Object(Map::new())
+            }
+        };
+        match seg {
+            Segment::Key(k) => {
+                if !cur.is_object() {
+                    *cur = Value::Object(Map::new());
+                }
+                let m = cur.as_object_mut().expect("object");
+                m.entry(k.clone()).or_insert_with(empty)
+            }
+            Segment::Index(i) => {
+                if !cur.is_array() {
+                    *cur = Value::Array(Vec::new());
+                }
+                let arr = cur.as_array_mut().expect("array");
+                if *i >= arr.len() {
+                    arr.resize(*i, Value::Null);
+                    arr.push(empty());
+                }
+                &mut arr[*i]
+            }
+        }
+    }
+
+    #[test]
+    fn set_agrees_with_the_plain_walk() {
+        let events = [
+            json!({}),
+            json!({"a": 1, "b": {"a": [1, {"b": 2}]}, "c": []}),
+            json!({"a": {"a": {}}, "b": [null, "x", [3]], "c": "s"}),
+        ];
+        let steps = ["a", "b", "new", "[0]", "[2]"];
+        let mut paths = Vec::new();
+        for x in steps {
+            paths.push(vec![x]);
+            for y in steps {
+                paths.push(vec![x, y]);
+                for z in steps {
+                    paths.push(vec![x, y, z]);
+                }
+            }
+        }
+        let mut cases = 0;
+        for ev in &events {
+            for p in &paths {
+                let segments: Vec<Segment> = p
+                    .iter()
+                    .map(|s| match s.strip_prefix('[') {
+                        Some(i) => Segment::Index(i.trim_end_matches(']').parse().unwrap()),
+                        None => Segment::Key(s.to_string()),
+                    })
+                    .collect();
+                for new in [json!(7), json!({"k": [true]})] {
+                    let (mut ours, mut theirs) = (ev.clone(), ev.clone());
+                    set(&mut ours, &segments, new.clone());
+                    set_reference(&mut theirs, &segments, new);
+                    assert_eq!(ours.to_string(), theirs.to_string(), "{ev} {p:?}");
+                    cases += 1;
+                }
+            }
+        }
+        assert_eq!(cases, 3 * 155 * 2);
     }
 }
