@@ -15,6 +15,9 @@
 //! both; or set WRAITH_NATS_SERVER / WRAITH_CLICKHOUSE_SERVER) and the
 //! first-party plugins (`cargo xtask plugins`). `WRAITH_BENCH_SECS` (default
 //! 5), `WRAITH_BENCH_CLIENTS` (8), `WRAITH_BENCH_ROWS` (100000),
+//! `WRAITH_BENCH_ROUNDS` (3: the loader part runs that many times, each on
+//! fresh servers, with the raw insert before and after the loader as its
+//! baseline, and the median ratio is printed),
 //! `WRAITH_BENCH_ONLY` (`http` or `loader`: run one of the two parts, e.g.
 //! to profile it), `WRAITH_BENCH_LOADER_LOG` (the loader's `RUST_LOG`;
 //! `wraith_gateway::loader=debug` prints where each batch's time goes).
@@ -237,7 +240,24 @@ fn main() {
         http_part(&rt, secs, clients, &first_party);
     }
     if only != "http" {
-        loader_part(&rt, rows);
+        let rounds = env_or("WRAITH_BENCH_ROUNDS", 3).max(1);
+        let mut ratios: Vec<f64> = (0..rounds)
+            .map(|r| {
+                if rounds > 1 {
+                    println!("loader, round {} of {rounds}:", r + 1);
+                }
+                loader_part(&rt, rows)
+            })
+            .collect();
+        ratios.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        if rounds > 1 {
+            println!(
+                "loader steady drain against the raw insert, {rounds} rounds: median {:.2}x (range {:.2}-{:.2}x)",
+                ratios[ratios.len() / 2],
+                ratios[0],
+                ratios[ratios.len() - 1]
+            );
+        }
     }
 }
 
@@ -290,7 +310,7 @@ fn http_part(rt: &tokio::runtime::Runtime, secs: u64, clients: u64, first_party:
 }
 
 /// 2. The loader against a raw insert of the same rows.
-fn loader_part(rt: &tokio::runtime::Runtime, rows: u64) {
+fn loader_part(rt: &tokio::runtime::Runtime, rows: u64) -> f64 {
     let nats = Nats::start();
     let ch = ClickHouse::start();
     let lines: Vec<Vec<u8>> = (0..rows)
@@ -310,29 +330,37 @@ fn loader_part(rt: &tokio::runtime::Runtime, rows: u64) {
         // The baseline inserts into the same schema in a database of its
         // own: the same table and the same per-minute materialized view,
         // which ClickHouse runs on every insert into `events`.
-        wraith_gateway::loader::schema::migrate(&ch_client, "wraith_raw", "events", &[])
-            .await
-            .unwrap();
+        for db in ["wraith_raw", "wraith_raw_after"] {
+            wraith_gateway::loader::schema::migrate(&ch_client, db, "events", &[])
+                .await
+                .unwrap();
+        }
     });
     let parsed: Vec<_> = lines
         .iter()
         .map(|l| wraith_gateway::loader::row::event_row(l, "events", None).unwrap())
         .collect();
-    let ch_db = ch_client.clone().with_database("wraith_raw");
-    let started = Instant::now();
-    rt.block_on(async {
-        for chunk in parsed.chunks(10_000) {
-            let mut insert = ch_db
-                .insert::<wraith_gateway::loader::row::EventRow>("events")
-                .await
-                .unwrap();
-            for r in chunk {
-                insert.write(r).await.unwrap();
+    // The raw insert runs before the loader and again after it, each into
+    // an empty database, and the loader is held to their mean: ClickHouse's
+    // own speed moves a lot from minute to minute on this machine.
+    let raw_insert = |db: &str| {
+        let ch_db = ch_client.clone().with_database(db);
+        let started = Instant::now();
+        rt.block_on(async {
+            for chunk in parsed.chunks(10_000) {
+                let mut insert = ch_db
+                    .insert::<wraith_gateway::loader::row::EventRow>("events")
+                    .await
+                    .unwrap();
+                for r in chunk {
+                    insert.write(r).await.unwrap();
+                }
+                insert.end().await.unwrap();
             }
-            insert.end().await.unwrap();
-        }
-    });
-    let raw_rows = rows as f64 / started.elapsed().as_secs_f64();
+        });
+        rows as f64 / started.elapsed().as_secs_f64()
+    };
+    let raw_before = raw_insert("wraith_raw");
     // Fill the stream, then time the loader draining it.
     rt.block_on(async {
         let client = async_nats::connect(nats.url()).await.unwrap();
@@ -388,8 +416,10 @@ fn loader_part(rt: &tokio::runtime::Runtime, rows: u64) {
     let startup = t_first.duration_since(started);
     let _ = loader.kill();
     let _ = loader.wait();
+    let raw_after = raw_insert("wraith_raw_after");
+    let raw_rows = (raw_before + raw_after) / 2.0;
     println!(
-        "{:<48} {raw_rows:>10.0} rows/s",
+        "{:<48} {raw_rows:>10.0} rows/s   (before the loader {raw_before:.0}, after it {raw_after:.0})",
         "raw clickhouse insert (10,000-row inserts)"
     );
     println!(
@@ -403,4 +433,5 @@ fn loader_part(rt: &tokio::runtime::Runtime, rows: u64) {
         steady_rows / raw_rows,
         startup.as_secs_f64() * 1000.0
     );
+    steady_rows / raw_rows
 }

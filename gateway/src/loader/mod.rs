@@ -590,7 +590,12 @@ impl Sorter {
                     match out.rows.get_mut(table) {
                         Some(list) => list.push(r),
                         None => {
-                            out.rows.insert(table.clone(), vec![r]);
+                            // Sized for the whole batch: most batches go to
+                            // one table, and growing a list of 10,000 rows
+                            // copies it over and over.
+                            let mut list = Vec::with_capacity(out.messages);
+                            list.push(r);
+                            out.rows.insert(table.clone(), list);
                         }
                     }
                     out.ack.push(m);
