@@ -15,9 +15,9 @@
 //! both; or set WRAITH_NATS_SERVER / WRAITH_CLICKHOUSE_SERVER) and the
 //! first-party plugins (`cargo xtask plugins`). `WRAITH_BENCH_SECS` (default
 //! 5), `WRAITH_BENCH_CLIENTS` (8), `WRAITH_BENCH_ROWS` (100000),
-//! `WRAITH_BENCH_ROUNDS` (3: the loader part runs that many times, each on
-//! fresh servers, with the raw insert before and after the loader as its
-//! baseline, and the median ratio is printed),
+//! `WRAITH_BENCH_ROUNDS` (3: each part runs that many times, each on fresh
+//! servers, the loader against the raw insert before and after it, and the
+//! median ratios are printed),
 //! `WRAITH_BENCH_ONLY` (`http` or `loader`: run one of the two parts, e.g.
 //! to profile it), `WRAITH_BENCH_LOADER_LOG` (the loader's `RUST_LOG`;
 //! `wraith_gateway::loader=debug` prints where each batch's time goes).
@@ -236,11 +236,28 @@ fn main() {
         matches!(only.as_str(), "" | "http" | "loader"),
         "WRAITH_BENCH_ONLY is `http` or `loader`, not {only:?}"
     );
+    let rounds = env_or("WRAITH_BENCH_ROUNDS", 3).max(1);
+    let median_of = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
     if only != "loader" {
-        http_part(&rt, secs, clients, &first_party);
+        let mut runs = Vec::new();
+        for r in 0..rounds {
+            if rounds > 1 {
+                println!("HTTP, round {} of {rounds}:", r + 1);
+            }
+            runs.push(http_part(&rt, secs, clients, &first_party));
+        }
+        if rounds > 1 {
+            let (m, lo, hi) = median_of(runs.iter().map(|r| r.0).collect());
+            let (ms, los, his) = median_of(runs.iter().map(|r| r.1).collect());
+            println!(
+                "HTTP → empty chain → JetStream against raw publishing, {rounds} rounds: median {m:.2}x (range {lo:.2}-{hi:.2}x); the shipped chain against the empty one: median {ms:.2}x (range {los:.2}-{his:.2}x)"
+            );
+        }
     }
     if only != "http" {
-        let rounds = env_or("WRAITH_BENCH_ROUNDS", 3).max(1);
         let mut ratios: Vec<f64> = (0..rounds)
             .map(|r| {
                 if rounds > 1 {
@@ -262,7 +279,15 @@ fn main() {
 }
 
 /// 1. HTTP → chain → JetStream against raw publishing.
-fn http_part(rt: &tokio::runtime::Runtime, secs: u64, clients: u64, first_party: &Path) {
+///
+/// Returns the empty chain's ratio to raw publishing and the shipped
+/// chain's to the empty one.
+fn http_part(
+    rt: &tokio::runtime::Runtime,
+    secs: u64,
+    clients: u64,
+    first_party: &Path,
+) -> (f64, f64) {
     let nats = Nats::start();
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty");
@@ -307,6 +332,7 @@ fn http_part(rt: &tokio::runtime::Runtime, secs: u64, clients: u64, first_party:
     }) {
         println!("  nats-server: {line}");
     }
+    (empty_rate / raw, shipped_rate / empty_rate)
 }
 
 /// 2. The loader against a raw insert of the same rows.
