@@ -11,7 +11,11 @@
 //! Then each first-party plugin, with its configuration from
 //! `plugins/plugins.toml`, on realistic events (`support/`), reported *net*:
 //! the clone of the batch that both columns pay is measured alone and taken
-//! out of both, so the ratio is of the plugin's own cost.
+//! out of both, so the ratio is of the plugin's own cost. A line of stages
+//! under each (encode, call, edit application) shows where it goes.
+//!
+//! `WRAITH_BENCH_PROFILE=NAME` (`NAME:sdk`, or `shipped`) runs one plugin
+//! and nothing else, for `perf record`: see `profile` below.
 
 mod support;
 
