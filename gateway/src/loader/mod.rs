@@ -799,32 +799,7 @@ impl Loader<'_> {
     ) -> bool {
         let mut backoff = Backoff::new("insert");
         loop {
-            if backoff.failures > 0 {
-                let ids: Vec<uuid::Uuid> = list.iter().map(|r| r.event_id).collect();
-                match self.lookup(table, &ids).await {
-                    Ok(present) if !present.is_empty() => {
-                        let before = list.len();
-                        list.retain(|r| !present.contains(&r.event_id));
-                        let skipped = before - list.len();
-                        self.metrics.duplicates_skipped.inc_by(skipped as u64);
-                        tracing::info!(
-                            rows = skipped,
-                            "a failed insert was stored after all; inserting only the rest"
-                        );
-                        if list.is_empty() {
-                            return true;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        if !self.failed(&mut backoff, e, in_hand, stop).await {
-                            return false;
-                        }
-                        continue;
-                    }
-                }
-            }
-            match self.insert(table, list).await {
+            match self.insert_rest(table, list, backoff.failures > 0).await {
                 Ok(()) => {
                     backoff.succeeded();
                     return true;
@@ -836,6 +811,34 @@ impl Loader<'_> {
                 }
             }
         }
+    }
+
+    /// One try at [`Loader::insert_events`]: after a failed try, first drop
+    /// the rows that are there.
+    async fn insert_rest(
+        &self,
+        table: &str,
+        list: &mut Vec<EventRow>,
+        retry: bool,
+    ) -> Result<(), clickhouse::error::Error> {
+        if retry {
+            let ids: Vec<uuid::Uuid> = list.iter().map(|r| r.event_id).collect();
+            let present = self.lookup(table, &ids).await?;
+            if !present.is_empty() {
+                let before = list.len();
+                list.retain(|r| !present.contains(&r.event_id));
+                let skipped = before - list.len();
+                self.metrics.duplicates_skipped.inc_by(skipped as u64);
+                tracing::info!(
+                    rows = skipped,
+                    "a failed insert was stored after all; inserting only the rest"
+                );
+            }
+        }
+        if list.is_empty() {
+            return Ok(());
+        }
+        self.insert(table, list).await
     }
 
     async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(

@@ -237,6 +237,20 @@ pub fn assert_exactly_once_showing(
     }
 }
 
+/// Wait (up to a minute) until ClickHouse holds at least `n` rows in
+/// `wraith.events`; the loader's log if it does not.
+fn wait_for_rows(ch: &ClickHouse, n: u64, loader: &Loader) {
+    let start = Instant::now();
+    while ch.number("SELECT count() FROM wraith.events") < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            loader.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Wait until ClickHouse holds `n` rows in `wraith.events`, then check that
 /// they are exactly `expected` (each once, none twice, none other).
 pub fn assert_exactly_once(ch: &ClickHouse, expected: &HashSet<String>, what: &str) {
@@ -450,15 +464,7 @@ fn clickhouse_going_away_makes_the_loader_wait_and_catch_up() {
     let loader = Loader::start(g.root.path(), &nats.url(), &ch.url());
     let first = events(0, 500);
     post(&g, &first).unwrap();
-    let start = Instant::now();
-    while ch.number("SELECT count() FROM wraith.events") < 500 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{}",
-            loader.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_rows(&ch, 500, &loader);
     ch.stop();
     let second = events(500, 1500);
     for batch in second.chunks(100) {
@@ -1024,15 +1030,7 @@ fn an_insert_whose_answer_is_lost_is_not_stored_twice() {
     // has migrated and is loading.
     let first = events(0, 100);
     post(&g, &first).unwrap();
-    let start = Instant::now();
-    while ch.number("SELECT count() FROM wraith.events") < 100 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{}",
-            loader.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_rows(&ch, 100, &loader);
     // The next insert is stored, and its answer lost.
     proxy.arm();
     let second = events(100, 1100);

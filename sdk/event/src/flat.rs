@@ -564,9 +564,10 @@ pub fn apply_edits(
     }
     // Every edit is checked before any is applied, so that a malformed
     // answer changes nothing.
-    let mut planned: Vec<(usize, &str, Option<Value>)> =
+    // Each edit's path steps, back to back in one list.
+    let mut planned: Vec<(usize, std::ops::Range<usize>, Option<Value>)> =
         Vec::with_capacity(edits.len() / EDIT_WORDS);
-    let mut segments = Vec::new();
+    let mut segments = Vec::with_capacity(edits.len() / EDIT_WORDS * 3);
     for (n, w) in edits.chunks_exact(EDIT_WORDS).enumerate() {
         let (event, op, path_off, path_len, kind, val_off, val_len) =
             (w[0], w[1], w[2], w[3], w[4], w[5], w[6]);
@@ -591,6 +592,7 @@ pub fn apply_edits(
                 edit: n,
                 source: Box::new(FlatError::NotUtf8),
             })?;
+        let first = segments.len();
         path::parse_into(path_text, &mut segments)
             .map_err(|source| FlatError::Path { edit: n, source })?;
         let value = match op {
@@ -605,16 +607,16 @@ pub fn apply_edits(
             op::REMOVE => None,
             other => return Err(FlatError::BadOp { edit: n, op: other }),
         };
-        planned.push((event as usize, path_text, value));
+        planned.push((event as usize, first..segments.len(), value));
     }
     let mut changed = vec![false; events.len()];
-    for (event, path_text, value) in planned {
+    for (event, steps, value) in planned {
         changed[event] = true;
-        path::parse_into(path_text, &mut segments).expect("parsed above");
+        let steps = &segments[steps];
         match value {
-            Some(v) => path::set(&mut events[event], &segments, v),
+            Some(v) => path::set(&mut events[event], steps, v),
             None => {
-                path::remove(&mut events[event], &segments);
+                path::remove(&mut events[event], steps);
             }
         }
     }

@@ -59,10 +59,10 @@ impl From<SegmentRef<'_>> for Segment {
     }
 }
 
-/// Parse a path into `out` (cleared first) without copying its keys: what
-/// the host does for every edit a plugin returns.
+/// Parse a path, appending its steps to `out`, without copying its keys:
+/// what the host does for every edit a plugin returns. On an error, `out`
+/// may hold some of the path's steps.
 pub fn parse_into<'a>(path: &'a str, out: &mut Vec<SegmentRef<'a>>) -> Result<(), PathError> {
-    out.clear();
     if path.is_empty() {
         return Err(PathError::Empty);
     }

@@ -369,14 +369,7 @@ impl DigitRuns {
         let mut carry = 0u64;
         let mut base = 0;
         while base < b.len() {
-            let w = match b.get(base..base + 8) {
-                Some(c) => u64::from_le_bytes(c.try_into().unwrap_or([0; 8])),
-                None => {
-                    let mut tail = [0u8; 8];
-                    tail[..b.len() - base].copy_from_slice(&b[base..]);
-                    u64::from_le_bytes(tail)
-                }
-            };
+            let w = word_at(b, base);
             let d = digit_bits(w);
             // A run starts where a digit follows a non-digit and ends where
             // a non-digit follows a digit.
@@ -678,15 +671,8 @@ impl<'h> Bytes3<'h> {
             if start >= hay.len() {
                 return None;
             }
-            let w = match hay.get(start..start + 8) {
-                Some(c) => u64::from_le_bytes(c.try_into().unwrap_or([0; 8])),
-                None => {
-                    // Zero bytes past the end match none of the three.
-                    let mut tail = [0u8; 8];
-                    tail[..hay.len() - start].copy_from_slice(&hay[start..]);
-                    u64::from_le_bytes(tail)
-                }
-            };
+            // Zero bytes past the end match none of the three.
+            let w = word_at(hay, start);
             self.base = start;
             self.mask = byte_eq(w, c1) | byte_eq(w, c2) | byte_eq(w, c3);
             self.next_base = start + 8;
@@ -713,6 +699,20 @@ pub(crate) fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
         from = p + 1;
     }
     false
+}
+
+/// The eight bytes of `b` from `at` as a little-endian word, zero past the
+/// end (`at` is inside `b`).
+#[inline]
+fn word_at(b: &[u8], at: usize) -> u64 {
+    match b.get(at..at + 8) {
+        Some(c) => u64::from_le_bytes(c.try_into().unwrap_or([0; 8])),
+        None => {
+            let mut tail = [0u8; 8];
+            tail[..b.len() - at].copy_from_slice(&b[at..]);
+            u64::from_le_bytes(tail)
+        }
+    }
 }
 
 #[cfg(test)]
