@@ -24,8 +24,8 @@
 //! - A message that cannot become a row (not JSON, no UUID `event_id`, a
 //!   timestamp ClickHouse cannot hold) is retried `max_deliveries` times,
 //!   then written with its error to `dead_letters` and terminated.
-//! - SIGTERM/SIGINT: the batch in hand is finished and acknowledged, then
-//!   the loader exits.
+//! - SIGTERM/SIGINT: the batch in hand and the one fetched ahead are
+//!   finished and acknowledged, then the loader exits.
 
 pub mod row;
 pub mod schema;
@@ -353,6 +353,7 @@ pub async fn run_until(config: Config, mut stop: watch::Receiver<bool>) -> Resul
     };
     let mut last_info = Instant::now() - Duration::from_secs(10);
     let mut next: Option<tokio::task::JoinHandle<Result<Sorted, String>>> = None;
+    let mut clickhouse_away = false;
     loop {
         if *stop.borrow() {
             break;
@@ -408,16 +409,33 @@ pub async fn run_until(config: Config, mut stop: watch::Receiver<bool>) -> Resul
         loader.waited = waited.elapsed();
         next = Some(tokio::spawn(fetch_sorted()));
         if !loader.load(batch, &mut stop).await {
+            clickhouse_away = true;
             break;
         }
     }
-    // A batch fetched ahead and not loaded goes back at once, for this
-    // loader's next start or another loader, instead of after `ack_wait`.
+    // The batch fetched ahead was delivered to this loader too: it is
+    // loaded and acknowledged like the one before it (one try, as the
+    // loader is stopping), so a restart finds nothing redelivered. When
+    // ClickHouse is away, or the batch waited so long that JetStream may
+    // have handed it to another loader, it goes back at once, for this loader's next
+    // start or another loader, instead of after `ack_wait`.
     if let Some(f) = next.take()
         && let Ok(Ok(batch)) = f.await
+        && batch.messages > 0
     {
-        for m in batch.all_messages() {
-            let _ = m.ack_with(AckKind::Nak(None)).await;
+        let stale = batch
+            .fetched_at
+            .is_some_and(|t| t.elapsed() >= l.ack_wait / 2);
+        if clickhouse_away || stale {
+            for m in batch.all_messages() {
+                let _ = m.ack_with(AckKind::Nak(None)).await;
+            }
+        } else {
+            tracing::info!(
+                messages = batch.messages,
+                "loading the batch fetched ahead before stopping"
+            );
+            loader.load(batch, &mut stop).await;
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
