@@ -393,17 +393,12 @@ pub async fn run_until(config: Config, mut stop: watch::Receiver<bool>) -> Resul
         // already have handed these messages to another loader as if
         // this one had died. Give them back and fetch afresh rather
         // than insert them a second time without the redelivery check.
-        if batch
-            .fetched_at
-            .is_some_and(|t| t.elapsed() >= l.ack_wait / 2)
-        {
+        if batch.waited_too_long(l.ack_wait) {
             tracing::info!(
                 messages = batch.messages,
                 "the batch fetched ahead waited too long; giving it back to JetStream"
             );
-            for m in batch.all_messages() {
-                let _ = m.ack_with(AckKind::Nak(None)).await;
-            }
+            batch.give_back().await;
             continue;
         }
         loader.waited = waited.elapsed();
@@ -417,19 +412,14 @@ pub async fn run_until(config: Config, mut stop: watch::Receiver<bool>) -> Resul
     // loaded and acknowledged like the one before it (one try, as the
     // loader is stopping), so a restart finds nothing redelivered. When
     // ClickHouse is away, or the batch waited so long that JetStream may
-    // have handed it to another loader, it goes back at once, for this loader's next
-    // start or another loader, instead of after `ack_wait`.
+    // have handed it to another loader, it goes back at once, for this
+    // loader's next start or another loader, instead of after `ack_wait`.
     if let Some(f) = next.take()
         && let Ok(Ok(batch)) = f.await
         && batch.messages > 0
     {
-        let stale = batch
-            .fetched_at
-            .is_some_and(|t| t.elapsed() >= l.ack_wait / 2);
-        if clickhouse_away || stale {
-            for m in batch.all_messages() {
-                let _ = m.ack_with(AckKind::Nak(None)).await;
-            }
+        if clickhouse_away || batch.waited_too_long(l.ack_wait) {
+            batch.give_back().await;
         } else {
             tracing::info!(
                 messages = batch.messages,
@@ -539,6 +529,20 @@ struct Sorted {
 
 impl Sorted {
     /// Every message of the batch, whatever was decided for it.
+    /// Fetched so long ago that JetStream may have handed these messages to
+    /// another loader (past half of `ack_wait`).
+    fn waited_too_long(&self, ack_wait: Duration) -> bool {
+        self.fetched_at.is_some_and(|t| t.elapsed() >= ack_wait / 2)
+    }
+
+    /// Give every message back to JetStream at once (a nak), instead of
+    /// after `ack_wait`.
+    async fn give_back(&self) {
+        for m in self.all_messages() {
+            let _ = m.ack_with(AckKind::Nak(None)).await;
+        }
+    }
+
     fn all_messages(&self) -> impl Iterator<Item = &jetstream::Message> {
         let dead = self.dead.iter().map(|(m, _)| m);
         self.ack.iter().chain(&self.retry).chain(dead)
