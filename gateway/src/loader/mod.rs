@@ -528,7 +528,6 @@ struct Sorted {
 }
 
 impl Sorted {
-    /// Every message of the batch, whatever was decided for it.
     /// Fetched so long ago that JetStream may have handed these messages to
     /// another loader (past half of `ack_wait`).
     fn waited_too_long(&self, ack_wait: Duration) -> bool {
@@ -543,6 +542,7 @@ impl Sorted {
         }
     }
 
+    /// Every message of the batch, whatever was decided for it.
     fn all_messages(&self) -> impl Iterator<Item = &jetstream::Message> {
         let dead = self.dead.iter().map(|(m, _)| m);
         self.ack.iter().chain(&self.retry).chain(dead)
