@@ -26,6 +26,7 @@ pub struct Node<'l, 'a> {
 }
 
 /// What a node holds.
+#[derive(Clone, Copy)]
 pub enum Shape<'a> {
     Null,
     Bool(bool),
@@ -102,12 +103,16 @@ impl<'l, 'a> Node<'l, 'a> {
             if start == end {
                 return None;
             }
-            let prefix = &path[..after];
+            // Every leaf of this node shares `path[..self.at]` (its parent
+            // checked that much), so only the key and its separator are
+            // compared.
+            let key = &path[self.at..after];
             let n = rest
                 .iter()
                 .take_while(|l| {
                     let p = l.path.as_bytes();
-                    p.starts_with(prefix) && matches!(p.get(after), None | Some(b'.' | b'['))
+                    p.get(self.at..after).is_some_and(|k| same(k, key))
+                        && matches!(p.get(after), None | Some(b'.' | b'['))
                 })
                 .count();
             out.push((
@@ -121,6 +126,48 @@ impl<'l, 'a> Node<'l, 'a> {
         }
         Some(())
     }
+}
+
+/// Byte equality of two short texts (keys, property names) without a call
+/// into `memcmp`, which costs more than the comparison for keys of a few
+/// bytes: eight bytes at a time, then the rest.
+#[inline]
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut words_a = a.chunks_exact(8);
+    let mut words_b = b.chunks_exact(8);
+    for (x, y) in words_a.by_ref().zip(words_b.by_ref()) {
+        let x = u64::from_ne_bytes(x.try_into().expect("eight bytes"));
+        let y = u64::from_ne_bytes(y.try_into().expect("eight bytes"));
+        if x != y {
+            return false;
+        }
+    }
+    let (ra, rb) = (words_a.remainder(), words_b.remainder());
+    let mut i = 0;
+    while i < ra.len() {
+        if ra[i] != rb[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A number leaf's text read as a JSON number. Plain integers, what
+/// telemetry mostly holds, are read directly; the rest (and `-0`, which
+/// serde_json reads as a float) go through serde_json's parser.
+pub(crate) fn number(text: &str) -> Option<Number> {
+    let digits = text.strip_prefix('-').unwrap_or(text).as_bytes();
+    let plain = (1..=18).contains(&digits.len())
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits[0] != b'0' || (digits.len() == 1 && digits.len() == text.len()));
+    if plain {
+        return text.parse::<i64>().ok().map(Number::from);
+    }
+    text.parse::<Number>().ok()
 }
 
 /// Where a key that starts at `start` ends; `None` for an escaped key.
@@ -144,10 +191,8 @@ impl JsonType {
             | (JsonType::Object, Shape::Object | Shape::EmptyObject)
             | (JsonType::Array, Shape::Array | Shape::EmptyArray)
             | (JsonType::Null, Shape::Null) => true,
-            (JsonType::Number, Shape::Number(n)) => n.parse::<Number>().is_ok(),
-            (JsonType::Integer, Shape::Number(n)) => {
-                n.parse::<Number>().is_ok_and(|n| is_integer(&n))
-            }
+            (JsonType::Number, Shape::Number(n)) => number(n).is_some(),
+            (JsonType::Integer, Shape::Number(n)) => number(n).is_some_and(|n| is_integer(&n)),
             _ => false,
         }
     }
@@ -158,9 +203,9 @@ impl JsonType {
 fn enum_eq(allowed: &Value, shape: &Shape<'_>) -> bool {
     match (allowed, shape) {
         (Value::String(a), Shape::String(s)) => a == s,
-        (Value::Number(a), Shape::Number(n)) => n
-            .parse::<Number>()
-            .is_ok_and(|n| compare(a, &n) == Some(std::cmp::Ordering::Equal)),
+        (Value::Number(a), Shape::Number(n)) => {
+            number(n).is_some_and(|n| compare(a, &n) == Some(std::cmp::Ordering::Equal))
+        }
         (Value::Bool(a), Shape::Bool(b)) => a == b,
         (Value::Null, Shape::Null) => true,
         _ => false,
@@ -172,9 +217,22 @@ impl Schema {
     /// `also_allowed` tells which keys `additionalProperties: false` lets
     /// through at this level.
     pub fn accepts(&self, node: Node<'_, '_>, also_allowed: &dyn Fn(&str) -> bool) -> bool {
-        let Some(shape) = node.shape() else {
-            return false;
-        };
+        match node.shape() {
+            Some(shape) => self.accepts_shape(node, shape, None, also_allowed),
+            None => false,
+        }
+    }
+
+    /// [`Schema::accepts`] for a node whose shape is known and, for an
+    /// object, whose children may be known already (the validator reads the
+    /// event's root keys once for the envelope and the type's schema).
+    pub(crate) fn accepts_shape<'l, 'a>(
+        &self,
+        node: Node<'l, 'a>,
+        shape: Shape<'a>,
+        children: Option<&[(&'a str, Node<'l, 'a>)]>,
+        also_allowed: &dyn Fn(&str) -> bool,
+    ) -> bool {
         if !self.types.is_empty() && !self.types.iter().any(|t| t.matches_shape(&shape)) {
             return false;
         }
@@ -187,24 +245,32 @@ impl Schema {
             Shape::String(s) => self.string_ok(s),
             Shape::Number(n) => {
                 (self.minimum.is_none() && self.maximum.is_none())
-                    || n.parse::<Number>().is_ok_and(|n| self.number_ok(&n))
+                    || number(n).is_some_and(|n| self.number_ok(&n))
             }
             Shape::Null | Shape::Bool(_) | Shape::EmptyArray => true,
             Shape::EmptyObject => self.required.is_empty(),
             Shape::Other => false,
             Shape::Object => {
-                let mut children = Vec::with_capacity(16);
-                if node.children(false, &mut children).is_none() {
-                    return false;
-                }
-                self.required
-                    .iter()
-                    .all(|name| children.iter().any(|(k, _)| k == name))
-                    && children.iter().all(|(key, child)| {
-                        match self.properties.iter().find(|(n, _)| n == key) {
-                            Some((_, sub)) => sub.accepts(*child, &|_| false),
-                            None => self.additional_properties || also_allowed(key),
+                let mut own = Vec::new();
+                let children = match children {
+                    Some(c) => c,
+                    None => {
+                        own.reserve(16);
+                        if node.children(false, &mut own).is_none() {
+                            return false;
                         }
+                        &own
+                    }
+                };
+                self.required.iter().all(|name| {
+                    children
+                        .iter()
+                        .any(|(k, _)| same(k.as_bytes(), name.as_bytes()))
+                }) && children
+                    .iter()
+                    .all(|(key, child)| match self.property(key) {
+                        Some(sub) => sub.accepts(*child, &|_| false),
+                        None => self.additional_properties || also_allowed(key),
                     })
             }
             Shape::Array => {
@@ -216,6 +282,66 @@ impl Schema {
                     && children
                         .iter()
                         .all(|(_, child)| item.accepts(*child, &|_| false))
+            }
+        }
+    }
+
+    /// The schema of the property `key`, if this schema declares it.
+    pub(crate) fn property(&self, key: &str) -> Option<&Schema> {
+        self.properties
+            .iter()
+            .find(|(n, _)| same(n.as_bytes(), key.as_bytes()))
+            .map(|(_, s)| s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_as_serde_json_reads_them() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "840",
+            "123456789012345678",
+            "-123456789012345678",
+            "1234567890123456789",
+            "18446744073709551615",
+            "18446744073709551616",
+            "00",
+            "01",
+            "-01",
+            "1.5",
+            "1e3",
+            "-",
+            "",
+            "+1",
+        ] {
+            let ours = number(text).map(|n| n.to_string());
+            let theirs = text.parse::<Number>().ok().map(|n| n.to_string());
+            assert_eq!(ours, theirs, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn same_compares_bytes() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "event_id",
+            "event_ix",
+            "timestamp",
+            "installation_id",
+            "installation_ie",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(same(a.as_bytes(), b.as_bytes()), a == b, "{a:?} {b:?}");
             }
         }
     }

@@ -164,27 +164,48 @@ impl Validator {
     /// rebuilding it (see [`flat`]); `false` means "run [`Validator::check`]".
     pub fn accepts(&self, leaves: &[Leaf<'_>]) -> bool {
         let root = flat::Node::root(leaves);
-        let event_type = leaves
-            .iter()
-            .find(|l| l.path == "event_type")
-            .and_then(|l| l.value.as_str());
+        let Some(shape) = root.shape() else {
+            return false;
+        };
+        // The root's keys are read once, for the envelope and the type's
+        // schema alike.
+        let mut children = Vec::new();
+        let known = if matches!(shape, flat::Shape::Object) {
+            children.reserve(32);
+            if root.children(false, &mut children).is_none() {
+                return false;
+            }
+            Some(children.as_slice())
+        } else {
+            None
+        };
+        let event_type = known
+            .and_then(|c| c.iter().find(|(k, _)| *k == "event_type"))
+            .and_then(|(_, node)| match node.shape() {
+                Some(flat::Shape::String(s)) => Some(s),
+                _ => None,
+            });
         let type_schema = event_type.and_then(|t| self.by_type.get(t));
         if type_schema.is_none() && self.unknown_event_types == UnknownEventTypes::Reject {
             return false;
         }
         if let Some(env) = &self.envelope {
             let allowed = |key: &str| {
-                ALWAYS_ALLOWED.contains(&key)
-                    || type_schema.is_some_and(|s| s.property_names().any(|n| n == key))
+                ALWAYS_ALLOWED
+                    .iter()
+                    .any(|n| flat::same(n.as_bytes(), key.as_bytes()))
+                    || type_schema.is_some_and(|s| s.property(key).is_some())
             };
-            if !env.accepts(root, &allowed) {
+            if !env.accepts_shape(root, shape, known, &allowed) {
                 return false;
             }
         }
         match type_schema {
-            Some(schema) => {
-                schema.accepts(root, &|key| self.envelope_keys.iter().any(|k| k == key))
-            }
+            Some(schema) => schema.accepts_shape(root, shape, known, &|key| {
+                self.envelope_keys
+                    .iter()
+                    .any(|n| flat::same(n.as_bytes(), key.as_bytes()))
+            }),
             None => true,
         }
     }

@@ -320,9 +320,20 @@ impl Schema {
 
     /// Whether a string passes `pattern`, `minLength` and `maxLength`.
     pub(crate) fn string_ok(&self, s: &str) -> bool {
-        let mut errors = Errors::default();
-        self.check_string(s, "", &mut errors);
-        errors.is_empty()
+        if let Some(re) = &self.pattern
+            && !re.is_match(s)
+        {
+            return false;
+        }
+        // A string of n bytes has between ⌈n/4⌉ and n characters: the
+        // characters are counted only when that range leaves it open.
+        let (most, least) = (s.len() as u64, (s.len() as u64).div_ceil(4));
+        let counted = || s.chars().count() as u64;
+        self.min_length
+            .is_none_or(|min| least >= min || (most >= min && counted() >= min))
+            && self
+                .max_length
+                .is_none_or(|max| most <= max || (least <= max && counted() <= max))
     }
 
     /// Whether a number passes `minimum` and `maximum`.

@@ -624,6 +624,28 @@ fn fast_path_agrees_with_the_full_check() {
         json!({"event_type": "deploy", "target": "prod", "a.b": 1, "c[0]": 2, "d\\e": 3}),
         json!({"event_type": "deploy", "target": "prod", "tool": "t", "too": 1, "tools": 2}),
         json!({"event_type": "deploy", "target": "prod", "": 1}),
+        // Lengths in characters, not bytes (maxLength 4).
+        json!({"event_type": "deploy", "target": "prod", "tags": ["éééé", "日本語", "😀😀😀😀"]}),
+        json!({"event_type": "deploy", "target": "prod", "tags": ["ééééé"]}),
+        json!({"event_type": "deploy", "target": "prod", "tags": ["😀😀😀😀😀"]}),
+        json!({"event_type": "deploy", "target": "prod", "tags": ["abcd", "abcde"]}),
+        json!({"event_type": "tool_invoked", "tool": "t", "command": "c", "level": "info"}),
+        json!({"event_type": "", "tool": "t"}),
+        json!({"event_type": "é", "tool": "t"}),
+        // Numbers: plain integers are read directly, the rest by serde_json.
+        json!({"event_type": "deploy", "target": "prod", "context": {"n": 1}}),
+        json!({"event_type": "deploy", "target": "prod", "context": {"n": -0.0}}),
+        json!({"event_type": "deploy", "target": "prod", "context": {"n": -5}}),
+        json!({"event_type": "deploy", "target": "prod", "context": {"n": 123456789012345678u64}}),
+        json!({"event_type": "deploy", "target": "prod", "context": {"n": 18446744073709551615u64}}),
+        json!({"event_type": "deploy", "target": "prod", "context": {"n": 2.5}}),
+        json!({"event_type": "deploy", "target": "prod", "context": {"n": 1e300}}),
+        json!({"event_type": "deploy", "target": 3}),
+        json!({"event_type": "deploy", "target": -3}),
+        json!({"event_type": "tool_failed", "tool": "t", "command": "c", "error_type": "E", "duration_ms": 0}),
+        json!({"event_type": "tool_failed", "tool": "t", "command": "c", "error_type": "E", "duration_ms": -0.0}),
+        json!({"event_type": "tool_failed", "tool": "t", "command": "c", "error_type": "E", "duration_ms": -7}),
+        json!({"event_type": "tool_failed", "tool": "t", "command": "c", "error_type": "E", "duration_ms": 99999999999999999999u128 as f64}),
     ];
     for mut e in events.clone() {
         if let Some(obj) = e.as_object_mut() {
