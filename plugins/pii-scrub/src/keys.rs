@@ -349,6 +349,236 @@ impl Memo {
     }
 }
 
+/// Leaf paths seen before, in this event or an earlier one, whose keys all
+/// hold no PII, with what the plugin needs about each: where its last key
+/// is and that key's [`classify`] answer. Telemetry sends the same paths in
+/// every event; a path found here skips the walk over its segments, the key
+/// scans and the name classification, leaving only its value to scan. All
+/// three depend on the path alone (and the plugin's fixed rules). Like
+/// [`Memo`] it is compared byte for byte and allocates nothing, and a path
+/// that does not fit is not kept; but two paths can share a place (each
+/// hash picks a pair of slots: the last path to land there and the one
+/// before), so that two paths of one event that hash alike do not keep
+/// evicting each other.
+pub(crate) struct CleanPaths {
+    slots: [PathSlot; PATH_SLOTS],
+}
+
+/// Slots in [`CleanPaths`] (a power of two), in pairs.
+const PATH_SLOTS: usize = 256;
+/// Longest path [`CleanPaths`] keeps.
+const PATH_MAX: usize = 56;
+
+#[derive(Clone, Copy)]
+struct PathSlot {
+    /// 0: empty.
+    len: u8,
+    path: [u8; PATH_MAX],
+    /// The last key's byte range in the path (`start == end`: the path has
+    /// no key, only indices).
+    key_start: u8,
+    key_end: u8,
+    /// [`classify`] of the last key.
+    kind: Option<KeyKind>,
+    /// Length of the text value last found clean at this path, or
+    /// [`NO_VALUE`].
+    value_len: u8,
+    value: [u8; VALUE_MAX],
+}
+
+/// Longest text value [`CleanPaths`] remembers per path.
+const VALUE_MAX: usize = 24;
+/// [`PathSlot::value_len`] when no value is remembered.
+const NO_VALUE: u8 = u8::MAX;
+
+/// What [`CleanPaths::get`] knows about a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CleanPath {
+    /// Its slot in [`CleanPaths`].
+    slot: usize,
+    key_start: u8,
+    key_end: u8,
+    /// [`classify`] of the last key (`None` without one).
+    pub kind: Option<KeyKind>,
+}
+
+impl CleanPath {
+    /// The last key of `path` (the path this was found for), escaped as in
+    /// the path.
+    pub(crate) fn last_key<'p>(&self, path: &'p [u8]) -> Option<&'p [u8]> {
+        (self.key_start < self.key_end)
+            .then(|| path.get(self.key_start as usize..self.key_end as usize))
+            .flatten()
+    }
+}
+
+impl Default for CleanPaths {
+    fn default() -> CleanPaths {
+        CleanPaths {
+            slots: [PathSlot {
+                len: 0,
+                path: [0; PATH_MAX],
+                key_start: 0,
+                key_end: 0,
+                kind: None,
+                value_len: NO_VALUE,
+                value: [0; VALUE_MAX],
+            }; PATH_SLOTS],
+        }
+    }
+}
+
+impl std::fmt::Debug for CleanPaths {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let used = self.slots.iter().filter(|s| s.len > 0).count();
+        write!(f, "CleanPaths({used} of {PATH_SLOTS} paths)")
+    }
+}
+
+impl CleanPaths {
+    /// The first of the two slots a path of these bytes belongs in: a
+    /// multiplicative hash of its length and its first and last bytes, read
+    /// a word at a time (paths that differ only in the middle share a pair;
+    /// that only costs a miss when a third one comes).
+    fn pair(path: &[u8]) -> usize {
+        let n = path.len();
+        let (head, tail) = if n >= 8 {
+            (word8(path, 0), word8(path, n - 8))
+        } else if n >= 4 {
+            (word4(path, 0), word4(path, n - 4))
+        } else if n > 0 {
+            (
+                path[0] as u64 | (path[n / 2] as u64) << 8,
+                path[n - 1] as u64,
+            )
+        } else {
+            (0, 0)
+        };
+        let h = (head ^ tail.rotate_left(29) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h >> (64 - PATH_SLOTS.trailing_zeros() + 1)) as usize * 2
+    }
+
+    /// Whether slot `i` holds `path`. An empty slot has length 0: the empty
+    /// path is never kept.
+    #[inline]
+    fn holds(&self, i: usize, path: &[u8]) -> bool {
+        let slot = &self.slots[i];
+        let n = path.len();
+        slot.len as usize == n && n != 0 && n <= PATH_MAX && same_bytes(&slot.path[..n], path)
+    }
+
+    /// What is known about `path`, if it was found clean before.
+    #[inline]
+    pub(crate) fn get(&self, path: &str) -> Option<CleanPath> {
+        let b = path.as_bytes();
+        let pair = Self::pair(b);
+        let i = if self.holds(pair, b) {
+            pair
+        } else if self.holds(pair + 1, b) {
+            pair + 1
+        } else {
+            return None;
+        };
+        let slot = &self.slots[i];
+        Some(CleanPath {
+            slot: i,
+            key_start: slot.key_start,
+            key_end: slot.key_end,
+            kind: slot.kind,
+        })
+    }
+
+    /// Record that every key of `path` (not kept yet) is clean; its last
+    /// key spans `key` (`None`: only indices) and classifies as `kind`. It
+    /// takes the first slot of its pair, whose path moves to the second.
+    /// An empty path or one longer than the slots is not kept.
+    pub(crate) fn insert(
+        &mut self,
+        path: &str,
+        key: Option<(usize, usize)>,
+        kind: Option<KeyKind>,
+    ) {
+        let b = path.as_bytes();
+        if b.is_empty() || b.len() > PATH_MAX {
+            return;
+        }
+        let (key_start, key_end) = key.unwrap_or((0, 0));
+        let pair = Self::pair(b);
+        self.slots[pair + 1] = self.slots[pair];
+        let slot = &mut self.slots[pair];
+        slot.len = b.len() as u8;
+        slot.path[..b.len()].copy_from_slice(b);
+        slot.key_start = key_start as u8;
+        slot.key_end = key_end as u8;
+        slot.kind = kind;
+        slot.value_len = NO_VALUE;
+    }
+
+    /// Whether `value` is the text last found clean at the path `at` stands
+    /// for. Field values repeat too (`os`, `level`, versions): the scan of
+    /// a value depends only on the value and the path's last key, so the
+    /// same text at the same path has the same (empty) answer.
+    #[inline]
+    pub(crate) fn is_clean_value(&self, at: CleanPath, value: &str) -> bool {
+        let slot = &self.slots[at.slot];
+        let v = value.as_bytes();
+        slot.value_len as usize == v.len()
+            && v.len() <= VALUE_MAX
+            && same_bytes(&slot.value[..v.len()], v)
+    }
+
+    /// Remember that the scan found nothing in `value` at the path `at`
+    /// stands for (a value longer than [`VALUE_MAX`] is not kept).
+    #[inline]
+    pub(crate) fn set_clean_value(&mut self, at: CleanPath, value: &str) {
+        let v = value.as_bytes();
+        if v.len() <= VALUE_MAX {
+            let slot = &mut self.slots[at.slot];
+            slot.value[..v.len()].copy_from_slice(v);
+            slot.value_len = v.len() as u8;
+        }
+    }
+}
+
+/// Eight bytes of `b` from `at`, as a number.
+fn word8(b: &[u8], at: usize) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Four bytes of `b` from `at`, as a number.
+fn word4(b: &[u8], at: usize) -> u64 {
+    let mut w = [0; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(w) as u64
+}
+
+/// Whether `a` and `b`, of the same length, hold the same bytes: a word at
+/// a time, the last word overlapping the one before (a byte loop in
+/// WebAssembly's `memcmp` costs four times as much for a path).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return if n >= 4 {
+            word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4)
+        } else {
+            a == b
+        };
+    }
+    let mut i = 0;
+    while i + 8 < n {
+        if word8(a, i) != word8(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word8(a, n - 8) == word8(b, n - 8)
+}
+
 /// Whether a field named `name` holds a secret (the `secret_key` rule, or
 /// an AWS secret key).
 pub fn is_secret_name(name: &str) -> bool {
@@ -356,8 +586,8 @@ pub fn is_secret_name(name: &str) -> bool {
 }
 
 /// Whether a field named `name` holds a national id (`ssn`, `tax_id`, …).
-pub(crate) fn names_national_id(name: &str) -> bool {
-    crate::detect::KeyContext::of(name.as_bytes()) == crate::detect::KeyContext::NationalId
+pub(crate) fn names_national_id(name: &[u8]) -> bool {
+    crate::detect::KeyContext::of(name) == crate::detect::KeyContext::NationalId
 }
 
 // ---------------------------------------------------------------- in text
@@ -621,11 +851,17 @@ pub(crate) fn segments_from(path: &str, from: usize) -> impl Iterator<Item = Seg
 
 /// The last key of an escaped path, skipping trailing indices
 /// (`headers.set-cookie[1]` → `set-cookie`).
+#[cfg(test)]
 pub(crate) fn last_key(path: &str) -> Option<&str> {
+    last_key_span(path).map(|(s, e)| &path[s..e])
+}
+
+/// Where the last key of an escaped path lies (see [`last_key`]).
+pub(crate) fn last_key_span(path: &str) -> Option<(usize, usize)> {
     segments(path)
         .filter(|s| s.is_key)
         .last()
-        .map(|s| &path[s.start..s.end])
+        .map(|s| (s.start, s.end))
 }
 
 /// Remove path escapes.
@@ -792,6 +1028,78 @@ mod tests {
         memo.set_clean(b"level");
         assert!(memo.known_clean(b"level"));
         assert!(!memo.known_clean(b"levem"));
+    }
+
+    #[test]
+    fn clean_paths_answer_for_their_path_only() {
+        let mut paths = CleanPaths::default();
+        let long = "context.a_path_far_longer_than_the_slots_of_the_path_memo.x";
+        assert!(long.len() > PATH_MAX);
+        let all = [
+            "os",
+            "level",
+            "context.os",
+            "context.os2",
+            "context.runtime.python",
+            "context.runtime.locale",
+            r"a\.b[3].c",
+            "tags[0]",
+            "tags[1]",
+            "[0]",
+            "",
+            long,
+        ];
+        for (n, p) in all.iter().enumerate() {
+            let key = last_key_span(p);
+            let kind = last_key(p).and_then(|k| classify(k.as_bytes()));
+            paths.insert(p, key, kind);
+            let got = paths.get(p);
+            assert_eq!(got.is_some(), !p.is_empty() && p.len() <= PATH_MAX, "{p}");
+            if let Some(got) = got {
+                assert_eq!(got.last_key(p.as_bytes()), last_key(p).map(str::as_bytes));
+                assert_eq!(got.kind, kind);
+            }
+            // Whatever is found for another path is that path's own.
+            for q in &all[..n] {
+                if let Some(got) = paths.get(q) {
+                    assert_eq!(got.last_key(q.as_bytes()), last_key(q).map(str::as_bytes));
+                }
+            }
+            for q in ["o", "context.o", "context.os.", "tags[2]", "x[0]", "levem"] {
+                assert!(paths.get(q).is_none(), "{q} was never found clean");
+            }
+        }
+        // A value is remembered for its path until the slot is taken over.
+        let at = paths.get("context.os").expect("kept");
+        assert!(!paths.is_clean_value(at, "linux"));
+        paths.set_clean_value(at, "linux");
+        assert!(paths.is_clean_value(at, "linux"));
+        assert!(!paths.is_clean_value(at, "linu"));
+        assert!(!paths.is_clean_value(at, "linuz"));
+        paths.set_clean_value(at, "");
+        assert!(paths.is_clean_value(at, ""));
+        assert!(!paths.is_clean_value(at, "linux"));
+        let too_long = "x".repeat(VALUE_MAX + 1);
+        paths.set_clean_value(at, &too_long);
+        assert!(!paths.is_clean_value(at, &too_long));
+        paths.insert("context.os", last_key_span("context.os"), None);
+        let at = paths.get("context.os").expect("kept");
+        assert!(!paths.is_clean_value(at, ""));
+    }
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let base: Vec<u8> = (0..64u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..=base.len() {
+            let a = &base[..n];
+            assert!(same_bytes(a, a));
+            for i in 0..n {
+                let mut b = a.to_vec();
+                b[i] ^= 1;
+                assert!(!same_bytes(a, &b), "{n} bytes, differing at {i}");
+            }
+        }
+        assert!(!same_bytes(b"abc", b"abcd"));
     }
 
     fn inline(i: &str, o: &str) {

@@ -49,6 +49,8 @@ pub struct PiiScrub {
     hits: Vec<Hit>,
     /// What earlier events' field names turned out to be.
     memo: keys::Memo,
+    /// Earlier events' paths whose keys hold no PII.
+    paths: keys::CleanPaths,
 }
 
 impl PiiScrub {
@@ -102,6 +104,7 @@ impl PiiScrub {
             annotate: s.annotate,
             hits: Vec::new(),
             memo: keys::Memo::default(),
+            paths: keys::CleanPaths::default(),
         })
     }
 
@@ -121,6 +124,7 @@ impl PiiScrub {
             annotate,
             hits,
             memo,
+            paths,
         } = self;
         let mut st = Pending::default();
         // Leaves come in document order, so siblings share their parents'
@@ -129,6 +133,17 @@ impl PiiScrub {
         let mut clean = CleanPrefix::default();
         for leaf in event.leaves() {
             let path = leaf.path;
+            // A path seen before with every key clean (never one under
+            // `_wraith.redactions`): only its value is left to scan.
+            if let Some(known) = paths.get(path) {
+                let key = known.last_key(path.as_bytes());
+                if let Some(found) =
+                    scan_known(rules, hits, paths, known, key, leaf.value, &mut st.tally)
+                {
+                    st.edit(Cow::Borrowed(path), false, leaf.value, found);
+                }
+                continue;
+            }
             if let Some(rest) = path.strip_prefix(REDACTIONS) {
                 st.note_existing(rest);
                 continue;
@@ -140,29 +155,18 @@ impl PiiScrub {
                 KeyScan::Renamed(p) => Some(p),
                 KeyScan::Gone => continue,
             };
-            let renamed = new_path.is_some();
-            let out_path: Cow<'a, str> = match new_path {
-                Some(p) => Cow::Owned(p),
-                None => Cow::Borrowed(path),
+            let span = found.last_key.or_else(|| keys::last_key_span(path));
+            let last_key = span.map(|(s, e)| &path.as_bytes()[s..e]);
+            let kind = last_key.and_then(|k| memo.classify(k));
+            let (out_path, renamed) = match new_path {
+                Some(p) => (Cow::Owned(p), true),
+                None => {
+                    paths.insert(path, span, kind);
+                    (Cow::Borrowed(path), false)
+                }
             };
-            let last_key = found.last_key.or_else(|| keys::last_key(path));
-            match scan_value(rules, hits, last_key, leaf.value, memo, &mut st.tally) {
-                (ValueScan::Same, _) => {
-                    if renamed {
-                        st.sets.push((out_path, NewValue::Copy(leaf.value)));
-                    }
-                }
-                (ValueScan::Text(t), fired) => {
-                    st.note(fired, &out_path);
-                    st.sets.push((out_path, NewValue::Text(t)));
-                }
-                (ValueScan::Remove, fired) => {
-                    st.note(fired, &out_path);
-                    if !renamed {
-                        st.removes.push(out_path);
-                    }
-                }
-            }
+            let found = scan_value(rules, hits, last_key, kind, leaf.value, &mut st.tally);
+            st.edit(out_path, renamed, leaf.value, found);
         }
         if st.is_empty() {
             return;
@@ -182,16 +186,27 @@ impl PiiScrub {
             event.remove(p);
         }
         if *annotate && !st.notes.is_empty() {
-            let entry = |(rule, path): &(Rule, String)| serde_json::json!({ "rule": rule.name(), "path": path });
             match st.existing_redactions {
                 Some(n) if n > 0 => {
-                    for (k, note) in st.notes.iter().enumerate() {
-                        event.set_json(&format!("{REDACTIONS}[{}]", n + k), &entry(note));
+                    let mut entry = String::new();
+                    for (k, (rule, path)) in st.notes.iter().enumerate() {
+                        entry.clear();
+                        push_redaction(&mut entry, *rule, path);
+                        event.set(&format!("{REDACTIONS}[{}]", n + k), ValueRef::Json(&entry));
                     }
                 }
                 _ => {
-                    let list: Vec<_> = st.notes.iter().map(entry).collect();
-                    event.set_json(REDACTIONS, &serde_json::Value::Array(list));
+                    let size: usize = st.notes.iter().map(|(_, p)| p.len() + 32).sum();
+                    let mut list = String::with_capacity(size + 2);
+                    list.push('[');
+                    for (k, (rule, path)) in st.notes.iter().enumerate() {
+                        if k > 0 {
+                            list.push(',');
+                        }
+                        push_redaction(&mut list, *rule, path);
+                    }
+                    list.push(']');
+                    event.set(REDACTIONS, ValueRef::Json(&list));
                 }
             }
         }
@@ -240,13 +255,13 @@ struct Pending<'a> {
     sets: Vec<(Cow<'a, str>, NewValue<'a>)>,
     removes: Vec<Cow<'a, str>>,
     renames: Vec<Rename<'a>>,
-    notes: Vec<(Rule, String)>,
+    notes: Vec<(Rule, Cow<'a, str>)>,
     tally: [u64; RULES],
     /// Number of `_wraith.redactions` entries already in the event.
     existing_redactions: Option<usize>,
 }
 
-impl Pending<'_> {
+impl<'a> Pending<'a> {
     fn is_empty(&self) -> bool {
         self.prefix_removes.is_empty()
             && self.sets.is_empty()
@@ -254,11 +269,41 @@ impl Pending<'_> {
             && self.notes.is_empty()
     }
 
-    /// Record one annotation per rule that fired at `path`.
-    fn note(&mut self, fired: u32, path: &str) {
+    /// Record one annotation per rule that fired at `path` (a path borrowed
+    /// from the event stays borrowed: nothing is copied).
+    #[allow(clippy::ptr_arg)]
+    fn note(&mut self, fired: u32, path: &Cow<'a, str>) {
         for rule in Rule::ALL {
             if fired & rule.bit() != 0 {
-                self.notes.push((rule, path.to_string()));
+                self.notes.push((rule, path.clone()));
+            }
+        }
+    }
+
+    /// Record the edit for a leaf whose (possibly renamed) path is
+    /// `out_path`, from what [`scan_value`] found in its `value`.
+    fn edit(
+        &mut self,
+        out_path: Cow<'a, str>,
+        renamed: bool,
+        value: ValueRef<'a>,
+        (scan, fired): (ValueScan, u32),
+    ) {
+        match scan {
+            ValueScan::Same => {
+                if renamed {
+                    self.sets.push((out_path, NewValue::Copy(value)));
+                }
+            }
+            ValueScan::Text(t) => {
+                self.note(fired, &out_path);
+                self.sets.push((out_path, NewValue::Text(t)));
+            }
+            ValueScan::Remove => {
+                self.note(fired, &out_path);
+                if !renamed {
+                    self.removes.push(out_path);
+                }
             }
         }
     }
@@ -326,10 +371,10 @@ impl<'a> CleanPrefix<'a> {
 }
 
 /// What [`scan_keys`] found in a path.
-struct Keys<'p> {
+struct Keys {
     scan: KeyScan,
-    /// The last key of the path, when it lies past the skipped prefix.
-    last_key: Option<&'p str>,
+    /// Where the last key of the path lies, when past the skipped prefix.
+    last_key: Option<(usize, usize)>,
 }
 
 /// Look for PII in the keys of `path`; rename (or drop) the field when
@@ -344,7 +389,7 @@ fn scan_keys<'a>(
     prefix: &mut CleanPrefix<'a>,
     memo: &mut keys::Memo,
     st: &mut Pending<'a>,
-) -> Keys<'a> {
+) -> Keys {
     let text_rules = rules.text_bits();
     let mut found = Keys {
         scan: KeyScan::Same,
@@ -363,7 +408,7 @@ fn scan_keys<'a>(
             continue;
         }
         let raw = &path[seg.start..seg.end];
-        found.last_key = Some(raw);
+        found.last_key = Some((seg.start, seg.end));
         // Field names repeat from event to event: one found clean before is
         // not scanned again.
         let known = memo.known_clean(raw.as_bytes());
@@ -423,7 +468,7 @@ fn scan_keys<'a>(
             st.tally[h.rule as usize] += 1;
             fired |= h.rule.bit();
         }
-        st.note(fired, &np);
+        st.note(fired, &Cow::Owned(np.clone()));
         st.renames.push(Rename {
             old,
             new: np.clone(),
@@ -449,14 +494,47 @@ enum ValueScan {
     Remove,
 }
 
+/// [`scan_value`] for a leaf whose path is in `paths` (`known`: every key
+/// clean, its last key `key` and that key's class known); `None` when the
+/// value stays.
+/// Most leaves are text under a name that says nothing: such a value is
+/// scanned as text straight away, and not at all when it is the one found
+/// clean at this path last time.
+#[inline]
+fn scan_known(
+    rules: &Ruleset,
+    hits: &mut Vec<Hit>,
+    paths: &mut keys::CleanPaths,
+    known: keys::CleanPath,
+    key: Option<&[u8]>,
+    value: ValueRef<'_>,
+    tally: &mut [u64; RULES],
+) -> Option<(ValueScan, u32)> {
+    let found = match (value, known.kind) {
+        (ValueRef::String(s), None) => {
+            if paths.is_clean_value(known, s) {
+                return None;
+            }
+            rules.find_in_field(key, s, hits);
+            if hits.is_empty() {
+                paths.set_clean_value(known, s);
+                return None;
+            }
+            scrub_found(rules, hits, s, tally)
+        }
+        (value, kind) => scan_value(rules, hits, key, kind, value, tally),
+    };
+    (!matches!(found.0, ValueScan::Same)).then_some(found)
+}
+
 /// Scrub one leaf value: by its key name first (`secret_key`, AWS secret
-/// keys), then its text.
+/// keys; `kind` is what [`keys::classify`] says of `key`), then its text.
 fn scan_value(
     rules: &Ruleset,
     hits: &mut Vec<Hit>,
-    key: Option<&str>,
+    key: Option<&[u8]>,
+    kind: Option<KeyKind>,
     value: ValueRef<'_>,
-    memo: &mut keys::Memo,
     tally: &mut [u64; RULES],
 ) -> (ValueScan, u32) {
     let text = match value {
@@ -464,7 +542,7 @@ fn scan_value(
         ValueRef::Number(n) => n,
         _ => return (ValueScan::Same, 0),
     };
-    if let Some(kind) = key.and_then(|k| memo.classify(k.as_bytes())) {
+    if let Some(kind) = kind {
         let rule = if kind == KeyKind::AwsSecret && rules.enabled(Rule::AwsKey) {
             Some(Rule::AwsKey)
         } else if rules.enabled(Rule::SecretKey) {
@@ -505,17 +583,74 @@ fn scan_value(
         }
         _ => return (ValueScan::Same, 0),
     };
-    let out = match rules.scrub_in(key, s, hits) {
+    rules.find_in_field(key, s, hits);
+    scrub_found(rules, hits, s, tally)
+}
+
+/// What `hits`, the matches in the text `s` of a value, make of it; the
+/// rules that fired are counted.
+fn scrub_found(
+    rules: &Ruleset,
+    hits: &[Hit],
+    s: &str,
+    tally: &mut [u64; RULES],
+) -> (ValueScan, u32) {
+    let out = match rules.scrubbed(s, hits) {
         Scrubbed::Clean => return (ValueScan::Same, 0),
         Scrubbed::Replaced(t) => ValueScan::Text(t),
         Scrubbed::Remove => ValueScan::Remove,
     };
     let mut fired = 0;
-    for h in hits.iter() {
+    for h in hits {
         tally[h.rule as usize] += 1;
         fired |= h.rule.bit();
     }
     (out, fired)
+}
+
+/// Append one `_wraith.redactions` entry as JSON text,
+/// `{"rule":"…","path":"…"}`: what `serde_json` prints for the object with
+/// these two members, written directly instead of building a `Value` and
+/// printing it. Rule names are plain `[a-z_]` words (a test checks); the
+/// path is escaped as a JSON string.
+fn push_redaction(out: &mut String, rule: Rule, path: &str) {
+    out.push_str("{\"rule\":\"");
+    out.push_str(rule.name());
+    out.push_str("\",\"path\":");
+    push_json_string(out, path);
+    out.push('}');
+}
+
+/// Append `s` as a JSON string, escaped as `serde_json` escapes it (`\"`,
+/// `\\`, `\n`, `\r`, `\t`, `\b`, `\f`, other control bytes as `\u00xx`).
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut copied = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[copied..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        } else {
+            out.push_str(escape);
+        }
+        copied = i + 1;
+    }
+    out.push_str(&s[copied..]);
+    out.push('"');
 }
 
 /// `[redacted]` / `[redacted:…]`: already scrubbed by name.

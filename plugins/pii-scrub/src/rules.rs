@@ -392,9 +392,35 @@ impl Ruleset {
     /// last key of its path, path-escaped or not): detectors that read
     /// context look at it (`driver_version` keeps a dotted quad, `ssn` takes
     /// nine bare digits).
+    ///
+    /// A canonical UUID or an RFC 3339 timestamp, which no detector can
+    /// match under any field name, is not scanned (`detect/inert.rs`).
     pub fn find_in(&self, key: Option<&str>, s: &str, hits: &mut Vec<Hit>) {
+        self.find_in_field(key.map(str::as_bytes), s, hits);
+    }
+
+    /// [`find_in`](Ruleset::find_in) with the field name as bytes (the
+    /// plugin slices it out of a leaf path).
+    pub(crate) fn find_in_field(&self, key: Option<&[u8]>, s: &str, hits: &mut Vec<Hit>) {
+        if detect::inert::inert(s.as_bytes()) {
+            hits.clear();
+            return;
+        }
+        self.scan_field(key, s, hits);
+    }
+
+    /// [`find_in`](Ruleset::find_in) without the shortcut for inert shapes:
+    /// every enabled scanner whose prefilter passes runs (the tests check
+    /// the shortcut against it).
+    #[cfg(test)]
+    pub(crate) fn scan_in(&self, key: Option<&str>, s: &str, hits: &mut Vec<Hit>) {
+        self.scan_field(key.map(str::as_bytes), s, hits);
+    }
+
+    /// [`scan_in`](Ruleset::scan_in) with the field name as bytes.
+    fn scan_field(&self, key: Option<&[u8]>, s: &str, hits: &mut Vec<Hit>) {
         hits.clear();
-        let key = FieldName::new(key.map(str::as_bytes));
+        let key = FieldName::new(key);
         let b = s.as_bytes();
         let seen = detect::find_all(b, self.enabled, &key, hits);
         // Percent-, `+`- and JSON-escaped text is scanned again as decoded;
@@ -429,6 +455,12 @@ impl Ruleset {
     /// `key` (see [`find_in`](Ruleset::find_in)).
     pub fn scrub_in(&self, key: Option<&str>, s: &str, hits: &mut Vec<Hit>) -> Scrubbed {
         self.find_in(key, s, hits);
+        self.scrubbed(s, hits)
+    }
+
+    /// What scrubbing `s` gives, `hits` being what [`find_in`](Ruleset::find_in)
+    /// found in it.
+    pub(crate) fn scrubbed(&self, s: &str, hits: &[Hit]) -> Scrubbed {
         if hits.is_empty() {
             Scrubbed::Clean
         } else if hits.iter().any(|h| self.method(h.rule) == Method::Remove) {

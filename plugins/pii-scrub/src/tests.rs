@@ -571,3 +571,74 @@ fn keys_of_siblings_are_scanned_whatever_their_parents_share() {
         })
     );
 }
+
+#[test]
+fn redaction_entries_are_written_as_serde_json_writes_them() {
+    for rule in Rule::ALL {
+        assert!(
+            rule.name()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "{} needs no JSON escape",
+            rule.name()
+        );
+    }
+    for path in [
+        "m",
+        r"a\.b[2].\[email\]",
+        "quote\"back\\slash",
+        "ctl\u{1}\u{8}\u{c}\n\r\t\u{1f}\u{7f}",
+        "ünïcode.電",
+        "",
+    ] {
+        for rule in [Rule::Email, Rule::HomeDir] {
+            let mut ours = String::new();
+            push_redaction(&mut ours, rule, path);
+            let theirs = json!({"rule": rule.name(), "path": path}).to_string();
+            assert_eq!(ours, theirs, "{path:?}");
+        }
+    }
+}
+
+#[test]
+fn remembered_paths_and_values_answer_as_a_fresh_plugin_does() {
+    // The same paths again and again, with values and keys that change:
+    // what one plugin remembers from earlier events must not change what
+    // it does with the next.
+    let values = [
+        json!("linux"),
+        json!("ada@example.com"),
+        json!("linux"),
+        json!("10.0.0.1"),
+        json!(""),
+        json!(219450912),
+        json!("4111111111111111"),
+        json!(true),
+        json!("[redacted]"),
+        json!("a rather long value of more than twenty-four bytes"),
+        json!("linux"),
+    ];
+    let keys = [
+        "os",
+        "password",
+        "ssn",
+        "ada@example.com",
+        "os",
+        "a.b",
+        "aws_secret_access_key",
+    ];
+    let mut kept = harness(json!({}));
+    for round in 0..3 {
+        for (i, v) in values.iter().enumerate() {
+            for (j, k) in keys.iter().enumerate() {
+                let ev = json!({
+                    "context": {*k: v.clone(), "os": values[(i + j) % values.len()].clone()},
+                    "tags": [v.clone(), "x"],
+                    *k: {"deep": v.clone()},
+                });
+                let fresh = harness(json!({})).run_one(ev.clone()).event;
+                assert_eq!(kept.run_one(ev).event, fresh, "round {round}, {k} = {v}");
+            }
+        }
+    }
+}

@@ -15,6 +15,7 @@
 mod context;
 pub(crate) mod encoded;
 pub(crate) mod entropy;
+pub(crate) mod inert;
 pub(crate) mod net;
 pub(crate) mod numbers;
 pub(crate) mod paths;
