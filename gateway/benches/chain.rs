@@ -16,6 +16,7 @@
 //!
 //! `WRAITH_BENCH_PROFILE=NAME` (`NAME:sdk`, or `shipped`) runs one plugin
 //! and nothing else, for `perf record`: see `profile` below.
+//! `WRAITH_BENCH_ONLY=first-party` runs only the first-party section.
 
 mod support;
 
@@ -255,6 +256,9 @@ fn main() {
     if let Ok(what) = std::env::var("WRAITH_BENCH_PROFILE") {
         return profile(&what);
     }
+    if std::env::var("WRAITH_BENCH_ONLY").is_ok_and(|o| o == "first-party") {
+        return first_party_section();
+    }
     println!(
         "chain benchmark: ns per event, median of 15 interleaved rounds; each plugin against native code in the same run"
     );
@@ -299,6 +303,14 @@ fn main() {
     );
     stages(&runtime, make_pii_event, 128);
 
+    first_party_section();
+    languages(&target, 128);
+    shadow_cost(&target, 128);
+}
+
+/// Each first-party plugin with its shipped config on realistic events,
+/// net of the clone, in wasm and natively through the SDK harness.
+fn first_party_section() {
     let batch = 128;
     let avg = serde_json::to_vec(&support::events(0, batch))
         .unwrap()
@@ -315,9 +327,6 @@ fn main() {
     first_party::<PiiScrub>("pii-scrub", batch);
     first_party::<wraith_plugin_enrich::Enrich>("enrich", batch);
     first_party::<wraith_plugin_route::Route>("route", batch);
-
-    languages(&target, batch);
-    shadow_cost(&target, batch);
 }
 
 /// The same e-mail scrubber written in Rust (the `scrub-email` fixture),
