@@ -10,8 +10,9 @@
 //!
 //! `cargo bench -p wraith-plugin-schema-validate --bench accept`
 //! (`WRAITH_BENCH_SECS`, default 2, spread over 15 rounds in which the two
-//! take turns; the median round is reported). `WRAITH_BENCH_PROFILE=1` runs
-//! only the validation for `WRAITH_BENCH_SECS`, for `perf record`.
+//! take turns; the median round is reported). `WRAITH_BENCH_PROFILE=<n>`
+//! runs only the validation, `n` passes over the events (`0`: for
+//! `WRAITH_BENCH_SECS`), for `perf record` or `valgrind --tool=callgrind`.
 
 #[path = "../../../gateway/benches/support/events.rs"]
 #[allow(dead_code)]
@@ -84,10 +85,15 @@ fn main() {
         n
     };
 
-    if std::env::var_os("WRAITH_BENCH_PROFILE").is_some() {
+    if let Ok(n) = std::env::var("WRAITH_BENCH_PROFILE") {
+        // Only the validation, `n` passes over the events (0: for `secs`),
+        // for a profiler or an instruction count.
+        let passes: usize = n.parse().unwrap_or(0);
         let start = Instant::now();
-        while start.elapsed().as_secs_f64() < secs {
+        let mut done = 0;
+        while done < passes || (passes == 0 && start.elapsed().as_secs_f64() < secs) {
             black_box(validate(&mut plugin));
+            done += 1;
         }
         return;
     }

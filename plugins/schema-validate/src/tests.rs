@@ -683,6 +683,114 @@ fn fast_path_agrees_with_the_full_check() {
     assert!(fast > 20, "only {fast} events took the fast path");
 }
 
+/// Random events against schemas with every keyword the fast path reads:
+/// it never calls an invalid event valid, and it decides every valid event
+/// with plain keys.
+#[test]
+fn fast_path_agrees_with_the_full_check_on_random_events() {
+    let config = json!({"unknown_event_types": "reject", "schemas": {
+        "*": {"type": "object", "required": ["event_type"], "properties": {
+            "event_type": {"type": "string", "minLength": 2},
+            "tool": {"type": "string", "maxLength": 3},
+            "n": {"type": ["integer", "null"], "minimum": 0, "maximum": 9},
+            "level": {"enum": ["info", "error", 1, null]},
+            "id": {"pattern": "^[a-f]+$"},
+            "context": {"type": "object", "properties": {
+                "os": {"type": "string"}, "deep": {"type": "object", "additionalProperties": false,
+                    "properties": {"x": {"type": "boolean"}}}}},
+            "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            "grid": {"items": {"items": {"type": "number"}}}}},
+        "closed": {"type": "object", "additionalProperties": false, "required": ["tool"],
+            "properties": {"tool": {"type": "string"}, "extra": {"type": "object"}}},
+        "open": {"type": "object", "properties": {"tool": {"enum": ["a", "b"]}}},
+    }});
+    let v = Validator::new(&serde_json::from_value(config).unwrap()).unwrap();
+    let keys = [
+        "event_type",
+        "tool",
+        "n",
+        "level",
+        "id",
+        "context",
+        "tags",
+        "grid",
+        "extra",
+        "other",
+        "os",
+        "deep",
+        "x",
+        "_wraith",
+        "event_id",
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    fn value(next: &mut dyn FnMut(u64) -> u64, keys: &[&str], depth: u32) -> Value {
+        match next(if depth > 2 { 8 } else { 10 }) {
+            0 => Value::Null,
+            1 => json!(next(2) == 0),
+            2 => json!(next(20) as i64 - 5),
+            3 => json!(next(20) as f64 / 4.0),
+            4 => json!(
+                [
+                    "", "a", "ab", "abc", "abcd", "info", "error", "fed", "é", "zz"
+                ][next(10) as usize]
+            ),
+            5 => json!({}),
+            6 => json!([]),
+            7 => json!(["tool_invoked", "closed", "open", "nope"][next(4) as usize]),
+            8 => {
+                let mut m = serde_json::Map::new();
+                for _ in 0..next(4) {
+                    m.insert(
+                        keys[next(keys.len() as u64) as usize].into(),
+                        value(next, keys, depth + 1),
+                    );
+                }
+                Value::Object(m)
+            }
+            _ => Value::Array((0..next(3)).map(|_| value(next, keys, depth + 1)).collect()),
+        }
+    }
+    let (mut decided, mut valid_count) = (0, 0);
+    for _ in 0..20_000 {
+        let mut event = serde_json::Map::new();
+        event.insert(
+            "event_type".into(),
+            json!(["tool_invoked", "closed", "open", "x"][next(4) as usize]),
+        );
+        for _ in 0..next(5) {
+            event.insert(
+                keys[next(keys.len() as u64) as usize].into(),
+                value(&mut next, &keys, 1),
+            );
+        }
+        let e = Value::Object(event);
+        let batch = wraith_event::flat::FlatBatch::encode([&e]);
+        let view = batch.view();
+        let leaves: Vec<_> = view.event(0).leaves().collect();
+        let valid = v.check(&e).is_empty();
+        let accepted = v.accepts(&leaves);
+        assert!(
+            !accepted || valid,
+            "the fast path calls {e} valid: {:?}",
+            v.check(&e)
+        );
+        if valid {
+            valid_count += 1;
+            // The generated keys are never escaped or empty.
+            assert!(accepted, "the fast path misses the valid {e}");
+        }
+        decided += accepted as usize;
+    }
+    assert!(valid_count > 1_000, "only {valid_count} valid events");
+    assert_eq!(decided, valid_count);
+}
+
 /// Whether no key of `v` is empty or needs escaping in a path.
 fn plain_keys(v: &Value) -> bool {
     match v {
