@@ -21,8 +21,9 @@
 //! `tokens_used`, `max_tokens`, `author`, `session_count`, `authority`,
 //! `tokenizer` do not match.
 
-use crate::detect::{Bytes3, Hit, at, before, find_byte3};
+use crate::detect::{Bytes3, Hit, at, before, find_byte3, word_at};
 use crate::rules::Rule;
+use wraith_plugin::same_bytes;
 
 const MAX_NAME: usize = 64;
 
@@ -443,7 +444,7 @@ impl CleanPaths {
     fn pair(path: &[u8]) -> usize {
         let n = path.len();
         let (head, tail) = if n >= 8 {
-            (word8(path, 0), word8(path, n - 8))
+            (word_at(path, 0), word_at(path, n - 8))
         } else if n >= 4 {
             (word4(path, 0), word4(path, n - 4))
         } else if n > 0 {
@@ -540,43 +541,11 @@ impl CleanPaths {
     }
 }
 
-/// Eight bytes of `b` from `at`, as a number.
-fn word8(b: &[u8], at: usize) -> u64 {
-    let mut w = [0; 8];
-    w.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(w)
-}
-
 /// Four bytes of `b` from `at`, as a number.
 fn word4(b: &[u8], at: usize) -> u64 {
     let mut w = [0; 4];
     w.copy_from_slice(&b[at..at + 4]);
     u32::from_le_bytes(w) as u64
-}
-
-/// Whether `a` and `b`, of the same length, hold the same bytes: a word at
-/// a time, the last word overlapping the one before (a byte loop in
-/// WebAssembly's `memcmp` costs four times as much for a path).
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    if n < 8 {
-        return if n >= 4 {
-            word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4)
-        } else {
-            a == b
-        };
-    }
-    let mut i = 0;
-    while i + 8 < n {
-        if word8(a, i) != word8(b, i) {
-            return false;
-        }
-        i += 8;
-    }
-    word8(a, n - 8) == word8(b, n - 8)
 }
 
 /// Whether a field named `name` holds a secret (the `secret_key` rule, or
@@ -1085,21 +1054,6 @@ mod tests {
         paths.insert("context.os", last_key_span("context.os"), None);
         let at = paths.get("context.os").expect("kept");
         assert!(!paths.is_clean_value(at, ""));
-    }
-
-    #[test]
-    fn same_bytes_is_equality() {
-        let base: Vec<u8> = (0..64u8).map(|i| b'a' + i % 26).collect();
-        for n in 0..=base.len() {
-            let a = &base[..n];
-            assert!(same_bytes(a, a));
-            for i in 0..n {
-                let mut b = a.to_vec();
-                b[i] ^= 1;
-                assert!(!same_bytes(a, &b), "{n} bytes, differing at {i}");
-            }
-        }
-        assert!(!same_bytes(b"abc", b"abcd"));
     }
 
     fn inline(i: &str, o: &str) {

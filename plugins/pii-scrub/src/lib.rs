@@ -10,6 +10,8 @@ mod detect;
 mod hash;
 mod keys;
 mod rules;
+#[cfg(test)]
+mod testkit;
 
 pub use detect::Hit;
 pub use keys::is_secret_name;

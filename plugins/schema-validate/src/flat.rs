@@ -16,7 +16,7 @@
 
 use crate::schema::{JsonType, Schema, compare, is_integer};
 use serde_json::{Number, Value};
-use wraith_plugin::{Leaf, ValueRef};
+use wraith_plugin::{Leaf, ValueRef, same_bytes};
 
 /// The leaves of one JSON value, all sharing the path prefix `path[..at]`.
 #[derive(Clone, Copy)]
@@ -111,7 +111,7 @@ impl<'l, 'a> Node<'l, 'a> {
                 .iter()
                 .take_while(|l| {
                     let p = l.path.as_bytes();
-                    p.get(self.at..after).is_some_and(|k| same(k, key))
+                    p.get(self.at..after).is_some_and(|k| same_bytes(k, key))
                         && matches!(p.get(after), None | Some(b'.' | b'['))
                 })
                 .count();
@@ -126,34 +126,6 @@ impl<'l, 'a> Node<'l, 'a> {
         }
         Some(())
     }
-}
-
-/// Byte equality of two short texts (keys, property names) without a call
-/// into `memcmp`, which costs more than the comparison for keys of a few
-/// bytes: eight bytes at a time, then the rest.
-#[inline]
-pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut words_a = a.chunks_exact(8);
-    let mut words_b = b.chunks_exact(8);
-    for (x, y) in words_a.by_ref().zip(words_b.by_ref()) {
-        let x = u64::from_ne_bytes(x.try_into().expect("eight bytes"));
-        let y = u64::from_ne_bytes(y.try_into().expect("eight bytes"));
-        if x != y {
-            return false;
-        }
-    }
-    let (ra, rb) = (words_a.remainder(), words_b.remainder());
-    let mut i = 0;
-    while i < ra.len() {
-        if ra[i] != rb[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 /// A number leaf's text read as a JSON number. Plain integers, what
@@ -265,7 +237,7 @@ impl Schema {
                 self.required.iter().all(|name| {
                     children
                         .iter()
-                        .any(|(k, _)| same(k.as_bytes(), name.as_bytes()))
+                        .any(|(k, _)| same_bytes(k.as_bytes(), name.as_bytes()))
                 }) && children
                     .iter()
                     .all(|(key, child)| match self.property(key) {
@@ -290,7 +262,7 @@ impl Schema {
     pub(crate) fn property(&self, key: &str) -> Option<&Schema> {
         self.properties
             .iter()
-            .find(|(n, _)| same(n.as_bytes(), key.as_bytes()))
+            .find(|(n, _)| same_bytes(n.as_bytes(), key.as_bytes()))
             .map(|(_, s)| s)
     }
 }
@@ -324,25 +296,6 @@ mod tests {
             let ours = number(text).map(|n| n.to_string());
             let theirs = text.parse::<Number>().ok().map(|n| n.to_string());
             assert_eq!(ours, theirs, "{text:?}");
-        }
-    }
-
-    #[test]
-    fn same_compares_bytes() {
-        let words = [
-            "",
-            "a",
-            "ab",
-            "event_id",
-            "event_ix",
-            "timestamp",
-            "installation_id",
-            "installation_ie",
-        ];
-        for a in words {
-            for b in words {
-                assert_eq!(same(a.as_bytes(), b.as_bytes()), a == b, "{a:?} {b:?}");
-            }
         }
     }
 }

@@ -193,7 +193,7 @@ impl Validator {
             let allowed = |key: &str| {
                 ALWAYS_ALLOWED
                     .iter()
-                    .any(|n| flat::same(n.as_bytes(), key.as_bytes()))
+                    .any(|n| wraith_plugin::same_bytes(n.as_bytes(), key.as_bytes()))
                     || type_schema.is_some_and(|s| s.property(key).is_some())
             };
             if !env.accepts_shape(root, shape, known, &allowed) {
@@ -204,7 +204,7 @@ impl Validator {
             Some(schema) => schema.accepts_shape(root, shape, known, &|key| {
                 self.envelope_keys
                     .iter()
-                    .any(|n| flat::same(n.as_bytes(), key.as_bytes()))
+                    .any(|n| wraith_plugin::same_bytes(n.as_bytes(), key.as_bytes()))
             }),
             None => true,
         }

@@ -446,7 +446,7 @@ impl<'a> EventView<'a> {
         let wanted = path.as_bytes();
         self.leaves
             .chunks_exact(LEAF_WORDS)
-            .find(|w| self.bytes(w[0], w[1]) == wanted)
+            .find(|w| same_bytes(self.bytes(w[0], w[1]), wanted))
             .map(|w| self.leaf(w).value)
     }
 
@@ -454,6 +454,37 @@ impl<'a> EventView<'a> {
     pub fn leaves(&self) -> impl Iterator<Item = Leaf<'a>> + '_ {
         self.leaves.chunks_exact(LEAF_WORDS).map(|w| self.leaf(w))
     }
+}
+
+/// Whether `a` and `b` hold the same bytes, for short texts such as paths,
+/// keys and field values: a word at a time, the last word overlapping the
+/// one before, without a call into `memcmp` (a byte loop in WebAssembly,
+/// and a call that costs more than the comparison natively).
+#[inline]
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word8 =
+        |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("eight bytes"));
+    let word4 =
+        |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("four bytes"));
+    if n < 8 {
+        return if n >= 4 {
+            word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4)
+        } else {
+            (0..n).all(|i| a[i] == b[i])
+        };
+    }
+    let mut i = 0;
+    while i + 8 < n {
+        if word8(a, i) != word8(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word8(a, n - 8) == word8(b, n - 8)
 }
 
 /// Edits and their bytes, as a plugin returns them.
@@ -721,6 +752,22 @@ mod tests {
         bad.push_copied(&whole.data[..3], &whole.leaves, &whole.events, 0);
         assert_eq!(bad.len(), 2);
         assert!(bad.leaves.is_empty() && bad.data.is_empty());
+    }
+
+    #[test]
+    fn same_bytes_is_equality() {
+        let base: Vec<u8> = (0..64u8).map(|i| b'a' + i % 26).collect();
+        for n in 0..=base.len() {
+            let a = &base[..n];
+            assert!(same_bytes(a, a));
+            for i in 0..n {
+                let mut b = a.to_vec();
+                b[i] ^= 1;
+                assert!(!same_bytes(a, &b), "{n} bytes, differing at {i}");
+            }
+        }
+        assert!(!same_bytes(b"abc", b"abcd"));
+        assert!(!same_bytes(b"", b"a"));
     }
 
     #[test]

@@ -705,7 +705,7 @@ pub(crate) fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
 /// The eight bytes of `b` from `at` as a little-endian word, zero past the
 /// end (`at` is inside `b`).
 #[inline]
-fn word_at(b: &[u8], at: usize) -> u64 {
+pub(crate) fn word_at(b: &[u8], at: usize) -> u64 {
     match b.get(at..at + 8) {
         Some(c) => u64::from_le_bytes(c.try_into().unwrap_or([0; 8])),
         None => {

@@ -20,48 +20,17 @@ const CONTROLS: usize = 2400;
 
 // ------------------------------------------------------------------ rng
 
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
+#[path = "../../src/testkit.rs"]
+mod testkit;
+use testkit::Rng;
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below(hi - lo + 1)
-    }
-
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[self.below(xs.len())]
-    }
-
-    fn chars(&mut self, alphabet: &[u8], n: usize) -> String {
-        (0..n).map(|_| *self.pick(alphabet) as char).collect()
-    }
-
     fn chars_between(&mut self, alphabet: &[u8], lo: usize, hi: usize) -> String {
         let n = self.range(lo, hi);
         self.chars(alphabet, n)
     }
-
-    fn digits(&mut self, n: usize) -> String {
-        self.chars(DIGITS, n)
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
 }
 
-const DIGITS: &[u8] = b"0123456789";
 const HEX: &[u8] = b"0123456789abcdef";
 const UPPER_DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
