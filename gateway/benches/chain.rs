@@ -197,7 +197,7 @@ fn kept(chain: &Chain, events: Vec<Value>) -> Vec<Value> {
         .run(events)
         .into_iter()
         .map(|d| match d {
-            Disposition::Keep { event, .. } => event,
+            Disposition::Keep { event, .. } => event.into_value(),
             other => panic!("unexpected {other:?}"),
         })
         .collect()
@@ -451,7 +451,7 @@ fn shipped_config(name: &str) -> Value {
 fn outcomes(d: Vec<Disposition>) -> Vec<(Option<Value>, String)> {
     d.into_iter()
         .map(|d| match d {
-            Disposition::Keep { event, destination } => (Some(event), destination),
+            Disposition::Keep { event, destination } => (Some(event.into_value()), destination),
             Disposition::Drop { .. } => (None, "drop".into()),
             Disposition::DeadLetter { .. } => (None, "dead-letter".into()),
         })

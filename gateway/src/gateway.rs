@@ -12,7 +12,7 @@ use crate::activity::Activity;
 use crate::ingest::CLIENT_FIELD;
 use crate::pipeline::registry::Registry;
 use crate::pipeline::trace::{Step, Trace};
-use crate::pipeline::{DeadLetterKind, Disposition};
+use crate::pipeline::{DeadLetterKind, Disposition, Kept};
 use crate::sinks::{BatchMeta, DEFAULT_DESTINATION, DLQ, Record, RecordKind, SinkError, Sinks};
 use crate::telemetry::{Metrics, RefusedLabels, SinkLabels};
 use bytes::Bytes;
@@ -21,6 +21,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use wraith_event::flat::ValueRef;
 
 /// Counts of what became of a submitted batch.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -162,13 +163,13 @@ impl Gateway {
         let activity = self.activity.clone();
         let (records, submitted) = tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            let mut dispositions = chain.run(events);
-            for d in &mut dispositions {
-                if let Disposition::Keep { event, .. } | Disposition::DeadLetter { event, .. } = d {
-                    set_client(event, client.as_deref());
-                }
-            }
-            to_records(dispositions, known.as_deref(), Some(&activity))
+            let dispositions = chain.run(events);
+            to_records(
+                dispositions,
+                client.as_deref(),
+                known.as_deref(),
+                Some(&activity),
+            )
         })
         .await
         .map_err(|e| SubmitError::Internal(e.to_string()))?;
@@ -291,10 +292,12 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Serialise dispositions into sink records, each line once. With `known`
-/// destinations, an event routed to another one is dead-lettered.
+/// Serialise dispositions into sink records, each line once, with the
+/// client's name in [`CLIENT_FIELD`] whatever a plugin wrote there. With
+/// `known` destinations, an event routed to another one is dead-lettered.
 pub fn to_records(
     dispositions: Vec<Disposition>,
+    client: Option<&str>,
     known: Option<&HashSet<String>>,
     activity: Option<&Activity>,
 ) -> (Vec<Record>, Submitted) {
@@ -311,7 +314,7 @@ pub fn to_records(
                 if undeclared(&destination, known).is_some() =>
             {
                 Disposition::DeadLetter {
-                    event,
+                    event: event.into_value(),
                     plugin: "gateway".into(),
                     kind: DeadLetterKind::Rejected,
                     reason: undeclared(&destination, known).unwrap_or_default(),
@@ -331,20 +334,22 @@ pub fn to_records(
                         a
                     }
                 };
+                let (event_id, line) = event_line(event, client);
                 records.push(Record {
                     kind: RecordKind::Event,
                     destination,
-                    event_id: event_id(&event),
-                    line: Bytes::from(serde_json::to_vec(&event).expect("JSON values serialize")),
+                    event_id,
+                    line: Bytes::from(line),
                 });
             }
             Disposition::Drop { .. } => s.dropped += 1,
             Disposition::DeadLetter {
-                event,
+                mut event,
                 plugin,
                 kind,
                 reason,
             } => {
+                set_client(&mut event, client);
                 s.dead_lettered += 1;
                 if let Some(a) = activity {
                     a.dead_letter(&now, &plugin, kind.as_str(), &reason);
@@ -371,6 +376,40 @@ fn undeclared(destination: &str, known: Option<&HashSet<String>>) -> Option<Stri
     (destination != DEFAULT_DESTINATION && known.is_some_and(|k| !k.contains(destination))).then(
         || format!("routed to `{destination}`, which is not among the config's [destinations]"),
     )
+}
+
+/// A kept event's `event_id` and JSON line, with the client field set.
+fn event_line(event: Kept, client: Option<&str>) -> (Option<Arc<str>>, Vec<u8>) {
+    let (batch, index) = match event {
+        Kept::Value(mut v) => {
+            set_client(&mut v, client);
+            return (
+                event_id(&v),
+                serde_json::to_vec(&v).expect("JSON values serialize"),
+            );
+        }
+        Kept::Flat { batch, index } => (batch, index),
+    };
+    let view = batch.view().event(index);
+    let id = view.get("event_id").and_then(|v| v.as_str()).map(Arc::from);
+    let mut line = Vec::with_capacity(640);
+    // Written straight from the leaves when the field is already right:
+    // what ingest set and no plugin touched.
+    let present = view
+        .leaves()
+        .any(|l| wraith_event::flat::at_or_under(l.path.as_bytes(), CLIENT_FIELD));
+    let right = match client {
+        Some(c) => view.get(CLIENT_FIELD) == Some(ValueRef::String(c)),
+        None => !present,
+    };
+    if right {
+        wraith_event::flat::write_event(&view, &mut line);
+    } else {
+        let mut v = wraith_event::flat::to_value(&view);
+        set_client(&mut v, client);
+        serde_json::to_writer(&mut line, &v).expect("JSON values serialize");
+    }
+    (id, line)
 }
 
 fn event_id(event: &Value) -> Option<Arc<str>> {

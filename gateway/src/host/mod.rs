@@ -41,6 +41,16 @@ impl From<FlatBatch> for EncodedBatch {
     }
 }
 
+impl From<EncodedBatch> for FlatBatch {
+    fn from(b: EncodedBatch) -> Self {
+        FlatBatch {
+            data: b.0.data,
+            leaves: b.0.leaves,
+            events: b.0.events,
+        }
+    }
+}
+
 impl EncodedBatch {
     /// The layout's three buffers: bytes, leaves, events.
     pub fn parts(&self) -> (&[u8], &[u32], &[u32]) {

@@ -3,8 +3,11 @@
 //!
 //! A [`Chain`] is immutable; reloads build a new one and swap it in
 //! ([`registry::Registry`]), so a batch runs wholly on one chain. The batch is
-//! encoded once; after a plugin edited or removed events, the next plugin's
-//! batch copies the untouched events' bytes and re-encodes only the edited ones.
+//! encoded to the flat layout once and stays in it: a plugin's edits are
+//! applied to the leaves of the events it edited (`flat::Rewriter`), the
+//! untouched events' bytes are copied, and an edited event leaves the chain
+//! as leaves ([`Kept::Flat`]) that the sinks' JSON line is written from. An
+//! event no plugin edited leaves as the value it came in as.
 
 pub mod manifest;
 pub mod registry;
@@ -17,6 +20,7 @@ use manifest::FailurePolicy;
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use wraith_event::flat::{self, BatchView, Edits, Rewriter};
 
 /// The destination of events no plugin routed.
 pub const DEFAULT_DESTINATION: &str = "events";
@@ -25,7 +29,7 @@ pub const DEFAULT_DESTINATION: &str = "events";
 #[derive(Debug, Clone, PartialEq)]
 pub enum Disposition {
     /// Store it at `destination`.
-    Keep { event: Value, destination: String },
+    Keep { event: Kept, destination: String },
     /// A plugin dropped it on purpose.
     Drop { plugin: String, reason: String },
     /// It goes to the dead-letter queue.
@@ -35,6 +39,31 @@ pub enum Disposition {
         kind: DeadLetterKind,
         reason: String,
     },
+}
+
+/// A kept event: the value it came in as, or, once a plugin edited it, its
+/// leaves in the chain's last batch (never rebuilt as a JSON value on the
+/// way to the sinks).
+#[derive(Debug, Clone)]
+pub enum Kept {
+    Value(Value),
+    Flat { batch: Arc<FlatBatch>, index: usize },
+}
+
+impl Kept {
+    /// The event as a JSON value.
+    pub fn into_value(self) -> Value {
+        match self {
+            Kept::Value(v) => v,
+            Kept::Flat { batch, index } => flat::to_value(&batch.view().event(index)),
+        }
+    }
+}
+
+impl PartialEq for Kept {
+    fn eq(&self, other: &Self) -> bool {
+        self.clone().into_value() == other.clone().into_value()
+    }
 }
 
 /// Why an event was dead-lettered.
@@ -120,14 +149,14 @@ impl Chain {
         // The events still travelling, with their original positions.
         let mut live = Live {
             index: (0..n).collect(),
+            #[cfg(debug_assertions)]
+            mirror: events.clone(),
+            flat: vec![false; n],
             events,
             destination: vec![None; n],
             passed_faults: Vec::new(),
         };
-        let mut encoded: Option<EncodedBatch> = None;
-        // The batch a plugin that changed events saw, and what became of
-        // each event still travelling (see `next_batch`).
-        let mut carried: Option<(EncodedBatch, Vec<(usize, bool)>)> = None;
+        let mut current = Current::Unencoded;
         for link in &self.links {
             if live.events.is_empty() {
                 break;
@@ -135,6 +164,7 @@ impl Chain {
             let plugin = &link.runtime;
             let name = plugin.name.as_str();
             let count = live.events.len();
+            let batch = current.take(&live);
             if plugin.is_quarantined() {
                 plugin.metrics.outcome(PluginOutcome::r#in, count);
                 match link.on_error {
@@ -144,12 +174,14 @@ impl Chain {
                             name.to_string(),
                             "plugin is quarantined after repeated faults".into(),
                         ));
+                        current = Current::Encoded(batch);
                         continue;
                     }
                     FailurePolicy::DeadLetter => {
                         plugin.metrics.outcome(PluginOutcome::faulted, count);
                         live.dead_letter_all(
                             &mut result,
+                            &batch,
                             name,
                             DeadLetterKind::Quarantined,
                             "plugin is quarantined after repeated faults",
@@ -158,11 +190,6 @@ impl Chain {
                     }
                 }
             }
-            let batch = match (encoded.take(), carried.take()) {
-                (Some(b), _) => b,
-                (None, Some((previous, carry))) => next_batch(&previous, &carry, &live.events),
-                (None, None) => EncodedBatch::from(FlatBatch::encode(&live.events)),
-            };
             plugin
                 .stats
                 .events_in
@@ -186,7 +213,7 @@ impl Chain {
                     fault.reason,
                     FaultReason::trap | FaultReason::timeout | FaultReason::memory
                 )
-                && let Some((mut merged, found)) = isolate(plugin, &live.events)
+                && let Some((mut merged, found)) = isolate(plugin, &batch)
             {
                 plugin.record_fault(fault);
                 plugin.metrics.poison_events.inc_by(found.len() as u64);
@@ -207,41 +234,49 @@ impl Chain {
                 poison = found.into_iter().map(|(i, _)| i).collect();
                 answer = Ok(merged);
             }
-            match answer {
-                Ok(answer) => {
-                    let changed = self.apply(plugin, answer, &mut live, &mut result, &poison);
-                    if changed.is_ok() {
-                        plugin.record_success();
-                    }
-                    match changed {
-                        Ok(None) => encoded = Some(batch),
+            let applied = answer.and_then(|answer| {
+                self.apply(plugin, answer, &batch, &mut live, &mut result, &poison)
+            });
+            match applied {
+                Ok(change) => {
+                    plugin.record_success();
+                    current = match change {
+                        Change::None => Current::Encoded(batch),
+                        Change::Edited(next) => Current::Encoded(next),
                         // The next plugin's batch is built when there is
-                        // one: the last plugin's edits need no encoding.
-                        Ok(Some(carry)) => carried = Some((batch, carry)),
-                        Err(fault) => {
-                            if self.on_fault(link, &fault, &mut live, &mut result) {
-                                encoded = Some(batch);
-                            } else {
-                                break;
-                            }
-                        }
-                    }
+                        // one.
+                        Change::Removed(keep) => Current::Carried(batch, keep),
+                    };
                 }
                 Err(fault) => {
-                    if self.on_fault(link, &fault, &mut live, &mut result) {
-                        encoded = Some(batch);
+                    if self.on_fault(link, &fault, &batch, &mut live, &mut result) {
+                        current = Current::Encoded(batch);
                     } else {
                         break;
                     }
                 }
             }
         }
-        for ((i, event), dest) in live
+        // Edited events leave as leaves of the last batch.
+        let last = live
+            .flat
+            .iter()
+            .any(|&f| f)
+            .then(|| Arc::new(FlatBatch::from(current.take(&live))));
+        for (k, ((i, event), dest)) in live
             .index
             .into_iter()
             .zip(live.events)
             .zip(live.destination)
+            .enumerate()
         {
+            let event = match &last {
+                Some(batch) if live.flat[k] => Kept::Flat {
+                    batch: batch.clone(),
+                    index: k,
+                },
+                _ => Kept::Value(event),
+            };
             result[i] = Some(Disposition::Keep {
                 event,
                 destination: dest.unwrap_or_else(|| DEFAULT_DESTINATION.to_string()),
@@ -254,29 +289,33 @@ impl Chain {
         (dispositions, live.passed_faults)
     }
 
-    /// Apply a checked answer. When the live events changed, returns for each
-    /// event still travelling its position in the batch the plugin saw and
-    /// whether it was edited (so the next plugin's batch re-encodes only
-    /// those).
+    /// Apply a checked answer to the batch the plugin saw. Edits are
+    /// applied to the edited events' leaves, giving the next batch; events
+    /// dropped or rejected leave it.
     fn apply(
         &self,
         plugin: &PluginRuntime,
         answer: PluginAnswer,
+        batch: &EncodedBatch,
         live: &mut Live,
         result: &mut [Option<Disposition>],
         poison: &[usize],
-    ) -> Result<Option<Vec<(usize, bool)>>, Fault> {
+    ) -> Result<Change, Fault> {
         let name = plugin.name.as_str();
-        let any_edit = !answer.edits.is_empty();
-        let edited = if any_edit {
-            wraith_event::flat::apply_edits(&mut live.events, &answer.edits, &answer.edit_data)
-                .map_err(|e| Fault {
-                    reason: FaultReason::malformed,
-                    message: format!("malformed answer: {e}"),
-                })?
+        let edits = if answer.edits.is_empty() {
+            None
         } else {
-            vec![false; live.events.len()]
+            Some(
+                Edits::check(&answer.edits, &answer.edit_data, live.events.len()).map_err(|e| {
+                    Fault {
+                        reason: FaultReason::malformed,
+                        message: format!("malformed answer: {e}"),
+                    }
+                })?,
+            )
         };
+        let (data, leaves, words) = batch.parts();
+        let view = BatchView::new(data, leaves, words);
         let (mut dropped, mut rejected, mut faulted) = (0, 0, 0);
         let mut remove = vec![false; live.events.len()];
         for (i, verdict) in answer.outcomes {
@@ -301,8 +340,13 @@ impl Chain {
                         DeadLetterKind::Rejected
                     };
                     remove[i] = true;
+                    // Dead-lettered as the plugin left it, edits included.
+                    let mut event = live.take_value(i, &view);
+                    if let Some(e) = &edits {
+                        e.apply_event(i, &mut event);
+                    }
                     result[live.index[i]] = Some(Disposition::DeadLetter {
-                        event: std::mem::take(&mut live.events[i]),
+                        event,
                         plugin: name.to_string(),
                         kind,
                         reason,
@@ -325,27 +369,64 @@ impl Chain {
             .stats
             .faulted
             .fetch_add((faulted + passed) as u64, Ordering::Relaxed);
-        let kept = total - dropped - rejected - faulted - passed;
-        plugin.stats.kept.fetch_add(kept as u64, Ordering::Relaxed);
+        let kept = total - dropped - rejected - faulted;
+        let kept_ok = kept - passed;
+        plugin
+            .stats
+            .kept
+            .fetch_add(kept_ok as u64, Ordering::Relaxed);
         plugin.metrics.outcome(PluginOutcome::dropped, dropped);
         plugin.metrics.outcome(PluginOutcome::rejected, rejected);
         plugin
             .metrics
             .outcome(PluginOutcome::faulted, faulted + passed);
         plugin.metrics.outcome(PluginOutcome::passed, passed);
-        plugin.metrics.outcome(PluginOutcome::kept, kept);
-        let removed = dropped + rejected + faulted;
-        if !any_edit && removed == 0 {
-            return Ok(None);
+        plugin.metrics.outcome(PluginOutcome::kept, kept_ok);
+        #[cfg(debug_assertions)]
+        if let Some(e) = &edits {
+            e.apply_to_values(&mut live.mirror);
         }
-        let carry = (0..remove.len())
-            .filter(|&i| !remove[i])
-            .map(|i| (i, edited[i]))
-            .collect();
-        if removed > 0 {
+        let Some(edits) = edits else {
+            if kept == total {
+                return Ok(Change::None);
+            }
+            let keep = (0..total).filter(|&i| !remove[i]).collect();
             live.retain(&remove);
+            return Ok(Change::Removed(keep));
+        };
+        let mut next = FlatBatch::with_capacity(kept);
+        let mut rewriter = Rewriter::default();
+        for i in (0..total).filter(|&i| !remove[i]) {
+            if !edits.touches(i) {
+                next.push_copied(data, leaves, words, i);
+                continue;
+            }
+            // An event the layout cannot spell (an empty key) is edited as
+            // its JSON value.
+            if !live.flat[i] && !flat::lossless(&live.events[i]) {
+                edits.apply_event(i, &mut live.events[i]);
+                next.push_event(&live.events[i]);
+                continue;
+            }
+            match rewriter.push_edited(&mut next, &view.event(i), &edits, i) {
+                Ok(()) => {
+                    live.events[i] = Value::Null;
+                    live.flat[i] = true;
+                }
+                // What the rewrite does not cover (an array element removed).
+                Err(flat::Unsupported) => {
+                    let mut event = live.take_value(i, &view);
+                    edits.apply_event(i, &mut event);
+                    next.push_event(&event);
+                    live.events[i] = event;
+                    live.flat[i] = false;
+                }
+            }
         }
-        Ok(Some(carry))
+        live.retain(&remove);
+        #[cfg(debug_assertions)]
+        live.check(&next);
+        Ok(Change::Edited(EncodedBatch::from(next)))
     }
 
     /// Handle a fault per the plugin's policy. Returns whether the batch goes
@@ -354,6 +435,7 @@ impl Chain {
         &self,
         link: &Link,
         fault: &Fault,
+        batch: &EncodedBatch,
         live: &mut Live,
         result: &mut [Option<Disposition>],
     ) -> bool {
@@ -376,31 +458,51 @@ impl Chain {
             }
             FailurePolicy::DeadLetter => {
                 tracing::warn!(plugin = name, reason = ?fault.reason, events = count, error = %fault.message, "plugin faulted; batch sent to the dead-letter queue");
-                live.dead_letter_all(result, name, DeadLetterKind::Faulted, &fault.message);
+                live.dead_letter_all(result, batch, name, DeadLetterKind::Faulted, &fault.message);
                 false
             }
         }
     }
 }
 
-/// The batch for the next plugin after one that edited or removed events:
-/// the untouched events' bytes are copied from the batch it saw, only the
-/// edited ones are encoded again. `carry` gives, per event still
-/// travelling, its position in that batch and whether it was edited.
-fn next_batch(previous: &EncodedBatch, carry: &[(usize, bool)], events: &[Value]) -> EncodedBatch {
-    let (data, leaves, words) = previous.parts();
-    let mut next = FlatBatch::with_capacity(carry.len());
-    for (event, &(old, edited)) in events.iter().zip(carry) {
-        if edited {
-            next.push_event(event);
-        } else {
-            next.push_copied(data, leaves, words, old);
-        }
+/// What a plugin's answer did to the batch.
+enum Change {
+    /// Nothing: the next plugin gets the same batch.
+    None,
+    /// Events were edited: the next batch, already built.
+    Edited(EncodedBatch),
+    /// Events were removed only: the positions of those still travelling.
+    Removed(Vec<usize>),
+}
+
+/// The batch for the events still travelling, built when a plugin needs it.
+enum Current {
+    /// Nothing encoded yet: the events are their values.
+    Unencoded,
+    Encoded(EncodedBatch),
+    /// The batch a plugin saw, and the positions in it of the events that
+    /// are still travelling.
+    Carried(EncodedBatch, Vec<usize>),
+}
+
+impl Current {
+    fn take(&mut self, live: &Live) -> EncodedBatch {
+        let batch = match std::mem::replace(self, Current::Unencoded) {
+            Current::Encoded(b) => return b,
+            Current::Unencoded => FlatBatch::encode(&live.events),
+            Current::Carried(previous, keep) => {
+                let (data, leaves, words) = previous.parts();
+                let mut next = FlatBatch::with_capacity(keep.len());
+                for old in keep {
+                    next.push_copied(data, leaves, words, old);
+                }
+                next
+            }
+        };
+        #[cfg(debug_assertions)]
+        live.check(&batch);
+        EncodedBatch::from(batch)
     }
-    // Debug builds (the test suite's) hold the copy to what a fresh
-    // encoding would give.
-    debug_assert_eq!(next, FlatBatch::encode(events));
-    EncodedBatch::from(next)
 }
 
 /// After a fault on a batch of several events, run the plugin on parts of
@@ -415,9 +517,10 @@ fn next_batch(previous: &EncodedBatch, carry: &[(usize, bool)], events: &[Value]
 /// calls); `None` then, and the whole batch is handled as faulted.
 fn isolate(
     plugin: &PluginRuntime,
-    events: &[Value],
+    batch: &EncodedBatch,
 ) -> Option<(PluginAnswer, Vec<(usize, String)>)> {
-    let n = events.len();
+    let n = batch.len();
+    let (data, leaves, words) = batch.parts();
     let budget = 4 * (usize::BITS - (n - 1).leading_zeros()) as usize + 4;
     let halves = |r: std::ops::Range<usize>| {
         let mid = r.start + r.len() / 2;
@@ -438,7 +541,11 @@ fn isolate(
                 return None;
             }
             calls += 1;
-            let part = EncodedBatch::from(FlatBatch::encode(&events[r.clone()]));
+            let mut part = FlatBatch::with_capacity(r.len());
+            for i in r.clone() {
+                part.push_copied(data, leaves, words, i);
+            }
+            let part = EncodedBatch::from(part);
             match plugin.process(&part).and_then(|a| check_answer(a, r.len())) {
                 Ok(a) => {
                     any_ok = true;
@@ -513,7 +620,16 @@ pub(crate) fn check_answer(answer: PluginAnswer, count: usize) -> Result<PluginA
 
 struct Live {
     index: Vec<usize>,
+    /// Each event as it came in; stale (null) where `flat` says the batch
+    /// holds it.
     events: Vec<Value>,
+    /// Whether a plugin edited the event: its leaves in the current batch
+    /// are then all there is of it.
+    flat: Vec<bool>,
+    /// Debug builds (the test suite's) also edit every event as a JSON
+    /// value and hold each batch to a fresh encoding of those values.
+    #[cfg(debug_assertions)]
+    mirror: Vec<Value>,
     destination: Vec<Option<String>>,
     /// Faults passed over by `on_error = "pass"` (for [`Chain::trace`]).
     passed_faults: Vec<(String, String)>,
@@ -521,39 +637,64 @@ struct Live {
 
 impl Live {
     fn retain(&mut self, remove: &[bool]) {
-        let mut k = 0;
-        self.index.retain(|_| {
-            k += 1;
-            !remove[k - 1]
-        });
-        k = 0;
-        self.events.retain(|_| {
-            k += 1;
-            !remove[k - 1]
-        });
-        k = 0;
-        self.destination.retain(|_| {
-            k += 1;
-            !remove[k - 1]
-        });
+        fn keep<T>(v: &mut Vec<T>, remove: &[bool]) {
+            let mut k = 0;
+            v.retain(|_| {
+                k += 1;
+                !remove[k - 1]
+            });
+        }
+        keep(&mut self.index, remove);
+        keep(&mut self.events, remove);
+        keep(&mut self.flat, remove);
+        keep(&mut self.destination, remove);
+        #[cfg(debug_assertions)]
+        keep(&mut self.mirror, remove);
+    }
+
+    /// Event `i` as a JSON value, taken out (it is leaving the chain).
+    fn take_value(&mut self, i: usize, batch: &BatchView<'_>) -> Value {
+        if self.flat[i] {
+            flat::to_value(&batch.event(i))
+        } else {
+            std::mem::take(&mut self.events[i])
+        }
+    }
+
+    #[cfg(debug_assertions)]
+    fn check(&self, batch: &FlatBatch) {
+        assert_eq!(
+            *batch,
+            FlatBatch::encode(&self.mirror),
+            "the flat rewrite differs from editing the events as JSON"
+        );
     }
 
     fn dead_letter_all(
         &mut self,
         result: &mut [Option<Disposition>],
+        batch: &EncodedBatch,
         plugin: &str,
         kind: DeadLetterKind,
         reason: &str,
     ) {
-        for (i, event) in self.index.drain(..).zip(self.events.drain(..)) {
-            result[i] = Some(Disposition::DeadLetter {
+        let (data, leaves, words) = batch.parts();
+        let view = BatchView::new(data, leaves, words);
+        for k in 0..self.index.len() {
+            let event = self.take_value(k, &view);
+            result[self.index[k]] = Some(Disposition::DeadLetter {
                 event,
                 plugin: plugin.to_string(),
                 kind,
                 reason: reason.to_string(),
             });
         }
+        self.index.clear();
+        self.events.clear();
+        self.flat.clear();
         self.destination.clear();
+        #[cfg(debug_assertions)]
+        self.mirror.clear();
     }
 }
 

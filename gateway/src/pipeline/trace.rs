@@ -101,6 +101,7 @@ impl Chain {
         };
         match d.pop().expect("one in, one out") {
             Disposition::Keep { event, destination } => {
+                let event = event.into_value();
                 let fault = passed.into_iter().next().map(|(_, m)| m);
                 let routed = destination != super::DEFAULT_DESTINATION;
                 let mut edits = Vec::new();

@@ -7,6 +7,12 @@
 use crate::path::{self, PathError};
 use serde_json::Value;
 
+mod edit;
+mod json;
+
+pub use edit::{Edits, Rewriter, Unsupported, at_or_under, lossless};
+pub use json::{to_value, write_event};
+
 /// `u32` words per leaf in `leaves`.
 pub const LEAF_WORDS: usize = 5;
 /// `u32` words per event in `events`.
@@ -93,7 +99,7 @@ impl FlatBatch {
         self.events.extend_from_slice(&[first, count]);
     }
 
-    fn push_value(&mut self, value: &Value, path: &mut String) {
+    pub(crate) fn push_value(&mut self, value: &Value, path: &mut String) {
         match value {
             Value::Object(map) if !map.is_empty() => {
                 for (k, v) in map {
@@ -128,9 +134,13 @@ impl FlatBatch {
         }
     }
 
-    fn push_leaf(&mut self, path: &str, kind: u32, value: &[u8]) {
+    pub(crate) fn push_leaf(&mut self, path: &str, kind: u32, value: &[u8]) {
+        self.push_leaf_bytes(path.as_bytes(), kind, value);
+    }
+
+    pub(crate) fn push_leaf_bytes(&mut self, path: &[u8], kind: u32, value: &[u8]) {
         let path_off = self.data.len() as u32;
-        self.data.extend_from_slice(path.as_bytes());
+        self.data.extend_from_slice(path);
         let val_off = self.data.len() as u32;
         self.data.extend_from_slice(value);
         self.leaves.extend_from_slice(&[
@@ -203,7 +213,7 @@ impl FlatBatch {
     }
 }
 
-struct NumBuf {
+pub(crate) struct NumBuf {
     buf: [u8; 40],
     len: usize,
 }
@@ -218,7 +228,7 @@ impl Default for NumBuf {
 }
 
 impl NumBuf {
-    fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 }
@@ -590,68 +600,7 @@ pub fn apply_edits(
     edits: &[u32],
     data: &[u8],
 ) -> Result<Vec<bool>, FlatError> {
-    if !edits.len().is_multiple_of(EDIT_WORDS) {
-        return Err(FlatError::EditLength(edits.len()));
-    }
-    // Every edit is checked before any is applied, so that a malformed
-    // answer changes nothing.
-    // Each edit's path steps, back to back in one list.
-    let mut planned: Vec<(usize, std::ops::Range<usize>, Option<Value>)> =
-        Vec::with_capacity(edits.len() / EDIT_WORDS);
-    let mut segments = Vec::with_capacity(edits.len() / EDIT_WORDS * 3);
-    for (n, w) in edits.chunks_exact(EDIT_WORDS).enumerate() {
-        let (event, op, path_off, path_len, kind, val_off, val_len) =
-            (w[0], w[1], w[2], w[3], w[4], w[5], w[6]);
-        if event as usize >= events.len() {
-            return Err(FlatError::EventOutOfRange {
-                edit: n,
-                event,
-                len: events.len(),
-            });
-        }
-        let slice = |off: u32, len: u32| {
-            data.get(off as usize..off as usize + len as usize)
-                .ok_or(FlatError::OutOfBounds {
-                    edit: n,
-                    off,
-                    len,
-                    size: data.len(),
-                })
-        };
-        let path_text =
-            std::str::from_utf8(slice(path_off, path_len)?).map_err(|_| FlatError::Value {
-                edit: n,
-                source: Box::new(FlatError::NotUtf8),
-            })?;
-        let first = segments.len();
-        path::parse_into(path_text, &mut segments)
-            .map_err(|source| FlatError::Path { edit: n, source })?;
-        let value = match op {
-            op::SET => Some(
-                ValueRef::decode(kind, slice(val_off, val_len)?)
-                    .and_then(|v| v.to_value())
-                    .map_err(|e| FlatError::Value {
-                        edit: n,
-                        source: Box::new(e),
-                    })?,
-            ),
-            op::REMOVE => None,
-            other => return Err(FlatError::BadOp { edit: n, op: other }),
-        };
-        planned.push((event as usize, first..segments.len(), value));
-    }
-    let mut changed = vec![false; events.len()];
-    for (event, steps, value) in planned {
-        changed[event] = true;
-        let steps = &segments[steps];
-        match value {
-            Some(v) => path::set(&mut events[event], steps, v),
-            None => {
-                path::remove(&mut events[event], steps);
-            }
-        }
-    }
-    Ok(changed)
+    Ok(Edits::check(edits, data, events.len())?.apply_to_values(events))
 }
 
 #[cfg(test)]

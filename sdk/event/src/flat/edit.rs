@@ -1,0 +1,513 @@
+//! A plugin's edits, checked once, then applied either to JSON values (the
+//! plugin SDK's harness) or straight to the flat layout (the gateway, which
+//! then never rebuilds an edited event as a JSON value).
+//!
+//! Both applications give the same events: [`Rewriter::push_edited`]
+//! produces exactly the leaves [`FlatBatch::encode`] would write for the
+//! event after [`Edits::apply_to_values`]. What the flat rewrite does not
+//! cover (removing an array element, which renumbers the ones after it; a
+//! value holding an empty key, which the layout cannot spell) it refuses,
+//! and the caller edits that event as a JSON value instead.
+
+use super::{EDIT_WORDS, EventView, FlatBatch, FlatError, LEAF_WORDS, ValueRef, kind, op};
+use crate::path::{self, SegmentRef};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::ops::Range;
+
+/// What one edit does.
+#[derive(Debug)]
+enum Change {
+    Remove,
+    /// Set the path to one leaf: its kind and value bytes (in `Edits::text`).
+    Leaf {
+        kind: u32,
+        value: Range<usize>,
+    },
+    /// Set the path to a JSON text, parsed.
+    Json(Value),
+}
+
+#[derive(Debug)]
+struct Edit {
+    event: u32,
+    /// The path as the layout writes it (`Edits::text`).
+    path: Range<usize>,
+    /// Where each step of the path ends, relative to its start (`Edits::ends`).
+    steps: Range<usize>,
+    change: Change,
+}
+
+/// A plugin's edits, checked: every path parsed and written as the layout
+/// writes paths, every value decoded. Made by [`Edits::check`], which refuses
+/// a malformed answer whole, before anything is applied.
+#[derive(Debug, Default)]
+pub struct Edits {
+    edits: Vec<Edit>,
+    /// Canonical paths and leaf values, back to back.
+    text: String,
+    ends: Vec<usize>,
+    /// Edit positions grouped by event, each event's in answer order.
+    order: Vec<u32>,
+    /// Per event, its range of `order`.
+    spans: Vec<(u32, u32)>,
+}
+
+impl Edits {
+    /// Check the edits a plugin returned for a batch of `events` events.
+    pub fn check(edits: &[u32], data: &[u8], events: usize) -> Result<Self, FlatError> {
+        if !edits.len().is_multiple_of(EDIT_WORDS) {
+            return Err(FlatError::EditLength(edits.len()));
+        }
+        let mut out = Edits {
+            edits: Vec::with_capacity(edits.len() / EDIT_WORDS),
+            ..Edits::default()
+        };
+        let mut segments = Vec::new();
+        let mut canon = String::new();
+        for (n, w) in edits.chunks_exact(EDIT_WORDS).enumerate() {
+            let (event, operation, path_off, path_len, value_kind, val_off, val_len) =
+                (w[0], w[1], w[2], w[3], w[4], w[5], w[6]);
+            if event as usize >= events {
+                return Err(FlatError::EventOutOfRange {
+                    edit: n,
+                    event,
+                    len: events,
+                });
+            }
+            let slice = |off: u32, len: u32| {
+                data.get(off as usize..off as usize + len as usize)
+                    .ok_or(FlatError::OutOfBounds {
+                        edit: n,
+                        off,
+                        len,
+                        size: data.len(),
+                    })
+            };
+            let path_text =
+                std::str::from_utf8(slice(path_off, path_len)?).map_err(|_| FlatError::Value {
+                    edit: n,
+                    source: Box::new(FlatError::NotUtf8),
+                })?;
+            segments.clear();
+            path::parse_into(path_text, &mut segments)
+                .map_err(|source| FlatError::Path { edit: n, source })?;
+            let bad_value = |e: FlatError| FlatError::Value {
+                edit: n,
+                source: Box::new(e),
+            };
+            let change = match operation {
+                op::SET => {
+                    let value = ValueRef::decode(value_kind, slice(val_off, val_len)?)
+                        .map_err(bad_value)?;
+                    match value {
+                        ValueRef::Json(_) => Change::Json(value.to_value().map_err(bad_value)?),
+                        ValueRef::Number(_) => {
+                            // As the value is read and encoded again, so
+                            // `1.50` is stored as `1.5`.
+                            let Value::Number(number) = value.to_value().map_err(bad_value)? else {
+                                unreachable!("a number reads as a number")
+                            };
+                            let start = out.text.len();
+                            let _ = write!(out.text, "{number}");
+                            Change::Leaf {
+                                kind: kind::NUMBER,
+                                value: start..out.text.len(),
+                            }
+                        }
+                        other => {
+                            let (k, bytes) = other.encode();
+                            let start = out.text.len();
+                            // Null, booleans and strings: UTF-8 checked by `decode`.
+                            out.text
+                                .push_str(std::str::from_utf8(bytes).expect("checked"));
+                            Change::Leaf {
+                                kind: k,
+                                value: start..out.text.len(),
+                            }
+                        }
+                    }
+                }
+                op::REMOVE => Change::Remove,
+                other => return Err(FlatError::BadOp { edit: n, op: other }),
+            };
+            canon.clear();
+            let first_end = out.ends.len();
+            for s in &segments {
+                match s {
+                    SegmentRef::Key(k) => path::push_key(&mut canon, k),
+                    SegmentRef::Index(i) => path::push_index(&mut canon, *i),
+                }
+                out.ends.push(canon.len());
+            }
+            let start = out.text.len();
+            out.text.push_str(&canon);
+            out.edits.push(Edit {
+                event,
+                path: start..out.text.len(),
+                steps: first_end..out.ends.len(),
+                change,
+            });
+        }
+        // Group by event, keeping each event's edits in order.
+        out.order = (0..out.edits.len() as u32).collect();
+        out.order.sort_by_key(|&k| out.edits[k as usize].event);
+        out.spans = vec![(0, 0); events];
+        let mut k = 0;
+        while k < out.order.len() {
+            let event = out.edits[out.order[k] as usize].event as usize;
+            let start = k;
+            while k < out.order.len() && out.edits[out.order[k] as usize].event as usize == event {
+                k += 1;
+            }
+            out.spans[event] = (start as u32, k as u32);
+        }
+        Ok(out)
+    }
+
+    /// Whether there is no edit at all.
+    pub fn is_empty(&self) -> bool {
+        self.edits.is_empty()
+    }
+
+    /// Whether event `event` has edits.
+    pub fn touches(&self, event: usize) -> bool {
+        self.spans.get(event).is_some_and(|(a, b)| a < b)
+    }
+
+    fn of(&self, event: usize) -> impl Iterator<Item = &Edit> + '_ {
+        let (a, b) = self.spans.get(event).copied().unwrap_or((0, 0));
+        self.order[a as usize..b as usize]
+            .iter()
+            .map(|&k| &self.edits[k as usize])
+    }
+
+    fn path(&self, e: &Edit) -> &str {
+        &self.text[e.path.clone()]
+    }
+
+    /// The value an edit sets, as JSON.
+    fn value(&self, e: &Edit) -> Option<Value> {
+        match &e.change {
+            Change::Remove => None,
+            Change::Leaf { kind, value } => Some(
+                ValueRef::decode_text(*kind, &self.text[value.clone()])
+                    .and_then(|v| v.to_value())
+                    .expect("checked"),
+            ),
+            Change::Json(v) => Some(v.clone()),
+        }
+    }
+
+    /// Apply event `event`'s edits to its JSON value.
+    pub fn apply_event(&self, event: usize, value: &mut Value) {
+        let mut segments = Vec::new();
+        for e in self.of(event) {
+            segments.clear();
+            path::parse_into(self.path(e), &mut segments).expect("checked");
+            match self.value(e) {
+                Some(v) => path::set(value, &segments, v),
+                None => {
+                    path::remove(value, &segments);
+                }
+            }
+        }
+    }
+
+    /// Apply every edit to the events it names. Returns, per event, whether
+    /// it has edits.
+    pub fn apply_to_values(&self, events: &mut [Value]) -> Vec<bool> {
+        let mut changed = vec![false; events.len()];
+        for (i, event) in events.iter_mut().enumerate() {
+            if self.touches(i) {
+                changed[i] = true;
+                self.apply_event(i, event);
+            }
+        }
+        changed
+    }
+}
+
+/// Whether the layout writes this value without loss: it cannot tell an
+/// empty key from its parent, so a value holding one must be edited as JSON.
+pub fn lossless(value: &Value) -> bool {
+    match value {
+        Value::Object(m) => m.iter().all(|(k, v)| !k.is_empty() && lossless(v)),
+        Value::Array(a) => a.iter().all(lossless),
+        _ => true,
+    }
+}
+
+/// Where a working leaf's bytes are: the batch being edited, or the
+/// rewriter's own buffer.
+#[derive(Debug, Clone, Copy)]
+enum Src {
+    Old(u32, u32),
+    New(u32, u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Work {
+    path: Src,
+    kind: u32,
+    value: Src,
+}
+
+/// Applies edits to events in the flat layout; holds its buffers from one
+/// event to the next.
+#[derive(Debug, Default)]
+pub struct Rewriter {
+    work: Vec<Work>,
+    /// New leaves (set values, padding) are encoded here first.
+    fresh: FlatBatch,
+    path: String,
+}
+
+/// The flat rewrite does not cover this event's edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsupported;
+
+impl Rewriter {
+    /// Append event `index` of `from` to `to` with its edits applied. On
+    /// [`Unsupported`], `to` is unchanged and the event is to be edited as
+    /// a JSON value.
+    pub fn push_edited(
+        &mut self,
+        to: &mut FlatBatch,
+        from: &EventView<'_>,
+        edits: &Edits,
+        index: usize,
+    ) -> Result<(), Unsupported> {
+        self.work.clear();
+        self.fresh.data.clear();
+        self.fresh.leaves.clear();
+        for w in from.leaves.chunks_exact(LEAF_WORDS) {
+            self.work.push(Work {
+                path: Src::Old(w[0], w[1]),
+                kind: w[2],
+                value: Src::Old(w[3], w[4]),
+            });
+        }
+        for e in edits.of(index) {
+            let p = edits.path(e);
+            let ends = &edits.ends[e.steps.clone()];
+            match &e.change {
+                Change::Remove => self.remove(from.data, p, ends)?,
+                change => self.set(from.data, p, ends, edits, change)?,
+            }
+        }
+        let first = (to.leaves.len() / LEAF_WORDS) as u32;
+        for w in &self.work {
+            let path = bytes(from.data, &self.fresh.data, w.path);
+            let value = bytes(from.data, &self.fresh.data, w.value);
+            to.push_leaf_bytes(path, w.kind, value);
+        }
+        to.events
+            .extend_from_slice(&[first, self.work.len() as u32]);
+        Ok(())
+    }
+
+    fn path_of<'a>(&'a self, old: &'a [u8], w: &Work) -> &'a [u8] {
+        bytes(old, &self.fresh.data, w.path)
+    }
+
+    /// The leaves at or under `p`: one contiguous run, as the layout keeps
+    /// every value's leaves together.
+    fn run(&self, old: &[u8], p: &str) -> Option<Range<usize>> {
+        let start = self
+            .work
+            .iter()
+            .position(|w| at_or_under(self.path_of(old, w), p))?;
+        let len = self.work[start..]
+            .iter()
+            .take_while(|w| at_or_under(self.path_of(old, w), p))
+            .count();
+        Some(start..start + len)
+    }
+
+    /// Encode `change` at path `p` into `fresh`; returns its working leaves.
+    fn fresh_leaves(
+        &mut self,
+        p: &str,
+        edits: &Edits,
+        change: &Change,
+    ) -> Result<Range<usize>, Unsupported> {
+        let first = self.fresh.leaves.len() / LEAF_WORDS;
+        match change {
+            Change::Remove => unreachable!("a set"),
+            Change::Leaf { kind, value } => {
+                self.fresh
+                    .push_leaf(p, *kind, edits.text[value.clone()].as_bytes());
+            }
+            Change::Json(v) => {
+                if !lossless(v) {
+                    return Err(Unsupported);
+                }
+                self.path.clear();
+                self.path.push_str(p);
+                let mut path = std::mem::take(&mut self.path);
+                self.fresh.push_value(v, &mut path);
+                self.path = path;
+            }
+        }
+        Ok(first..self.fresh.leaves.len() / LEAF_WORDS)
+    }
+
+    /// Nulls at `a[from..to]` (an array padded up to a new index).
+    fn pad(&mut self, a: &str, from: usize, to: usize) -> Range<usize> {
+        let first = self.fresh.leaves.len() / LEAF_WORDS;
+        for i in from..to {
+            self.path.clear();
+            self.path.push_str(a);
+            path::push_index(&mut self.path, i);
+            let p = std::mem::take(&mut self.path);
+            self.fresh.push_leaf(&p, kind::NULL, b"");
+            self.path = p;
+        }
+        first..self.fresh.leaves.len() / LEAF_WORDS
+    }
+
+    fn fresh_work(&self, leaves: Range<usize>) -> impl Iterator<Item = Work> + '_ {
+        self.fresh.leaves[leaves.start * LEAF_WORDS..leaves.end * LEAF_WORDS]
+            .chunks_exact(LEAF_WORDS)
+            .map(|w| Work {
+                path: Src::New(w[0], w[1]),
+                kind: w[2],
+                value: Src::New(w[3], w[4]),
+            })
+    }
+
+    /// `path::set`, on leaves.
+    fn set(
+        &mut self,
+        old: &[u8],
+        p: &str,
+        ends: &[usize],
+        edits: &Edits,
+        change: &Change,
+    ) -> Result<(), Unsupported> {
+        // The path is there: its leaves give way to the new value's.
+        if let Some(run) = self.run(old, p) {
+            let new = self.fresh_leaves(p, edits, change)?;
+            let new: Vec<Work> = self.fresh_work(new).collect();
+            self.work.splice(run, new);
+            return Ok(());
+        }
+        // Else the deepest part of the path that is there.
+        for j in (0..ends.len()).rev() {
+            let a = &p[..if j == 0 { 0 } else { ends[j - 1] }];
+            let Some(run) = self.run(old, a) else {
+                continue;
+            };
+            // Whether the step the path takes from there is an index.
+            let index = p[a.len()..].starts_with('[').then_some(());
+            let first_path = self.path_of(old, &self.work[run.start]);
+            let node = if run.len() == 1 && first_path.len() == a.len() {
+                Node::Leaf
+            } else if first_path.get(a.len()) == Some(&b'[') {
+                // `a[0]…`, or `[0]…` for the event itself.
+                Node::Array
+            } else {
+                Node::Object
+            };
+            let (at, remove_old, first_pad) = match (node, index) {
+                // A new key of an object: after its last leaf.
+                (Node::Object, None) => (run.end, false, 0),
+                // A new element of an array, padded with nulls up to it.
+                (Node::Array, Some(_)) => {
+                    let last = self.path_of(old, &self.work[run.end - 1]);
+                    let count = element_index(&last[a.len()..]).ok_or(Unsupported)? + 1;
+                    (run.end, false, count)
+                }
+                // A scalar, or a container of the other kind: replaced by
+                // the container the path needs.
+                _ => (run.start, true, 0),
+            };
+            // Every array the path creates is padded with nulls up to its
+            // index: `a[2].b[1]` on nothing is `a: [null, null, {b: [null, …]}]`.
+            let mut leaves: Vec<Work> = Vec::new();
+            for t in j..ends.len() {
+                let step = &p[if t == 0 { 0 } else { ends[t - 1] }..ends[t]];
+                let Some(i) = step.trim_start_matches('.').strip_prefix('[').map(|s| {
+                    s.trim_end_matches(']')
+                        .parse::<usize>()
+                        .expect("a rendered index")
+                }) else {
+                    continue;
+                };
+                let from = if t == j { first_pad } else { 0 };
+                let prefix = &p[..if t == 0 { 0 } else { ends[t - 1] }];
+                let padding = self.pad(prefix, from, i);
+                leaves.extend(self.fresh_work(padding));
+            }
+            let new = self.fresh_leaves(p, edits, change)?;
+            leaves.extend(self.fresh_work(new));
+            let replaced = if remove_old { run } else { at..at };
+            self.work.splice(replaced, leaves);
+            return Ok(());
+        }
+        // An event without leaves: not something the encoder writes.
+        Err(Unsupported)
+    }
+
+    /// `path::remove`, on leaves: a key only (an element's removal renumbers
+    /// the ones after it).
+    fn remove(&mut self, old: &[u8], p: &str, ends: &[usize]) -> Result<(), Unsupported> {
+        let Some(run) = self.run(old, p) else {
+            return Ok(());
+        };
+        let parent = &p[..if ends.len() >= 2 {
+            ends[ends.len() - 2]
+        } else {
+            0
+        }];
+        if p[parent.len()..].starts_with('[') {
+            return Err(Unsupported);
+        }
+        let at = run.start;
+        self.work.drain(run);
+        // An object left without keys is an empty object.
+        if self.run(old, parent).is_none() {
+            let first = self.fresh.leaves.len() / LEAF_WORDS;
+            self.fresh.push_leaf(parent, kind::JSON, b"{}");
+            let w: Vec<Work> = self.fresh_work(first..first + 1).collect();
+            self.work.splice(at..at, w);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    Leaf,
+    Object,
+    Array,
+}
+
+fn bytes<'a>(old: &'a [u8], fresh: &'a [u8], src: Src) -> &'a [u8] {
+    let (buf, off, len) = match src {
+        Src::Old(o, l) => (old, o, l),
+        Src::New(o, l) => (fresh, o, l),
+    };
+    buf.get(off as usize..off as usize + len as usize)
+        .unwrap_or(&[])
+}
+
+/// Whether a leaf at `path` is at or under `p` (both as the layout writes
+/// paths; `p` empty is the event itself).
+pub fn at_or_under(path: &[u8], p: &str) -> bool {
+    let p = p.as_bytes();
+    if p.is_empty() {
+        return true;
+    }
+    path.len() >= p.len()
+        && super::same_bytes(&path[..p.len()], p)
+        && (path.len() == p.len() || matches!(path[p.len()], b'.' | b'['))
+}
+
+/// The index `i` of a path's rest that starts with `[i]`.
+fn element_index(rest: &[u8]) -> Option<usize> {
+    let rest = rest.strip_prefix(b"[")?;
+    let end = rest.iter().position(|&b| b == b']')?;
+    std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
