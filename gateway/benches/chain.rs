@@ -12,7 +12,9 @@
 //! `plugins/plugins.toml`, on realistic events (`support/`), reported *net*:
 //! the clone of the batch that both columns pay is measured alone and taken
 //! out of both, so the ratio is of the plugin's own cost. A line of stages
-//! under each (encode, call, edit application) shows where it goes.
+//! under each (encode, call, edit application) shows where it goes, and
+//! the host's two ways of applying the answer and writing the lines (to JSON
+//! values, or to the edited events' leaves) side by side.
 //!
 //! `WRAITH_BENCH_PROFILE=NAME` (`NAME:sdk`, or `shipped`) runs one plugin
 //! and nothing else, for `perf record`: see `profile` below.
@@ -187,8 +189,62 @@ fn stages_of(runtime: &PluginRuntime, events: &[Value]) -> String {
         wraith_event::flat::apply_edits(&mut e, &answer.edits, &answer.edit_data).unwrap();
         std::hint::black_box(e);
     }) - clone_ns;
+    // The host's two ways of applying the answer and writing each kept
+    // event's JSON line: edits applied to the JSON values and every value
+    // serialised, or edits applied to the edited events' leaves (the next
+    // batch built from them and the copied untouched events) and their
+    // lines written from the leaves. The clone is taken out of the first.
+    let (data, leaves, words) = encoded.parts();
+    let view = wraith_event::flat::BatchView::lazy(data, leaves, words);
+    // Taking turns in every round, so that the machine's slow patches hit
+    // all three alike.
+    let routes = measure_all(
+        batch,
+        &mut [
+            &mut || {
+                std::hint::black_box(events.clone());
+            },
+            &mut || {
+                let mut e = events.clone();
+                wraith_event::flat::apply_edits(&mut e, &answer.edits, &answer.edit_data).unwrap();
+                for v in &e {
+                    std::hint::black_box(serde_json::to_vec(v).unwrap());
+                }
+                std::hint::black_box(e);
+            },
+            &mut || {
+                let edits =
+                    wraith_event::flat::Edits::check(&answer.edits, &answer.edit_data, batch)
+                        .unwrap();
+                let mut next = FlatBatch::with_capacity(batch);
+                let mut rewriter = wraith_event::flat::Rewriter::default();
+                for i in 0..batch {
+                    if edits.touches(i) {
+                        rewriter
+                            .push_edited(&mut next, &view.event(i), &edits, i)
+                            .unwrap();
+                    } else {
+                        next.push_copied(data, leaves, words, i);
+                    }
+                }
+                for (i, v) in events.iter().enumerate() {
+                    let line = if edits.touches(i) {
+                        let mut line = Vec::with_capacity(640);
+                        wraith_event::flat::write_event(&next.event(i), &mut line);
+                        line
+                    } else {
+                        serde_json::to_vec(v).unwrap()
+                    };
+                    std::hint::black_box(line);
+                }
+                std::hint::black_box(next);
+            },
+        ],
+    );
+    let (json_route, flat_route) = (routes[1] - routes[0], routes[2]);
     format!(
-        "at batch {batch}, ns/ev: clone {clone_ns:.0} (all three columns pay it), encode {encode_ns:.0}, wasm call {call_ns:.0}, apply edits {apply_ns:.0}"
+        "at batch {batch}, ns/ev: clone {clone_ns:.0} (all three columns pay it), encode {encode_ns:.0}, wasm call {call_ns:.0}, apply edits {apply_ns:.0}; edits applied and lines written: to JSON values {json_route:.0}, to leaves {flat_route:.0} ({:.2}x)",
+        flat_route / json_route
     )
 }
 

@@ -390,17 +390,14 @@ fn event_line(event: Kept, client: Option<&str>) -> (Option<Arc<str>>, Vec<u8>) 
         }
         Kept::Flat { batch, index } => (batch, index),
     };
-    let view = batch.view().event(index);
+    let view = batch.event(index);
     let id = view.get("event_id").and_then(|v| v.as_str()).map(Arc::from);
     let mut line = Vec::with_capacity(640);
     // Written straight from the leaves when the field is already right:
     // what ingest set and no plugin touched.
-    let present = view
-        .leaves()
-        .any(|l| wraith_event::flat::at_or_under(l.path.as_bytes(), CLIENT_FIELD));
     let right = match client {
         Some(c) => view.get(CLIENT_FIELD) == Some(ValueRef::String(c)),
-        None => !present,
+        None => !view.has(CLIENT_FIELD),
     };
     if right {
         wraith_event::flat::write_event(&view, &mut line);
@@ -421,4 +418,43 @@ fn dead_letter(event: Value, plugin: &str, kind: DeadLetterKind, reason: &str, a
         "dlq": { "plugin": plugin, "kind": kind, "reason": reason, "at": at },
         "event": event,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wraith_event::flat::FlatBatch;
+
+    /// An edited event's line, written from its leaves, carries the
+    /// client's name exactly as the same event as a JSON value does,
+    /// whatever a plugin left in the field.
+    #[test]
+    fn the_client_field_on_leaves_is_the_client_field_on_values() {
+        let events = [
+            json!({"event_id": "a", "_client": "suite", "x": 1}),
+            json!({"event_id": "b", "_client": "admin", "x": 2}),
+            json!({"event_id": "c", "x": 3}),
+            json!({"event_id": "d", "_client": {"forged": [1, 2]}, "x": 4}),
+            json!({"_client": "admin", "event_id": "e", "x": 5, "y": 6}),
+        ];
+        let batch = Arc::new(FlatBatch::encode(&events));
+        for client in [Some("suite"), None] {
+            for (i, event) in events.iter().enumerate() {
+                let flat = event_line(
+                    Kept::Flat {
+                        batch: batch.clone(),
+                        index: i,
+                    },
+                    client,
+                );
+                let value = event_line(Kept::Value(event.clone()), client);
+                assert_eq!(
+                    String::from_utf8(flat.1).unwrap(),
+                    String::from_utf8(value.1).unwrap(),
+                    "{event} as {client:?}"
+                );
+                assert_eq!(flat.0, value.0);
+            }
+        }
+    }
 }

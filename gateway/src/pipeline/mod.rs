@@ -55,7 +55,7 @@ impl Kept {
     pub fn into_value(self) -> Value {
         match self {
             Kept::Value(v) => v,
-            Kept::Flat { batch, index } => flat::to_value(&batch.view().event(index)),
+            Kept::Flat { batch, index } => flat::to_value(&batch.event(index)),
         }
     }
 }
@@ -154,13 +154,15 @@ impl Chain {
             flat: vec![false; n],
             events,
             destination: vec![None; n],
+            last_link: false,
             passed_faults: Vec::new(),
         };
         let mut current = Current::Unencoded;
-        for link in &self.links {
+        for (k, link) in self.links.iter().enumerate() {
             if live.events.is_empty() {
                 break;
             }
+            let last_link = k + 1 == self.links.len();
             let plugin = &link.runtime;
             let name = plugin.name.as_str();
             let count = live.events.len();
@@ -234,6 +236,7 @@ impl Chain {
                 poison = found.into_iter().map(|(i, _)| i).collect();
                 answer = Ok(merged);
             }
+            live.last_link = last_link;
             let applied = answer.and_then(|answer| {
                 self.apply(plugin, answer, &batch, &mut live, &mut result, &poison)
             });
@@ -243,6 +246,7 @@ impl Chain {
                     current = match change {
                         Change::None => Current::Encoded(batch),
                         Change::Edited(next) => Current::Encoded(next),
+                        Change::Final(next, slots) => Current::Final(next, slots),
                         // The next plugin's batch is built when there is
                         // one.
                         Change::Removed(keep) => Current::Carried(batch, keep),
@@ -258,11 +262,14 @@ impl Chain {
             }
         }
         // Edited events leave as leaves of the last batch.
-        let last = live
-            .flat
-            .iter()
-            .any(|&f| f)
-            .then(|| Arc::new(FlatBatch::from(current.take(&live))));
+        let (last, slots) = match current {
+            Current::Final(batch, slots) => (Some(Arc::new(FlatBatch::from(batch))), slots),
+            mut current if live.flat.iter().any(|&f| f) => (
+                Some(Arc::new(FlatBatch::from(current.take(&live)))),
+                (0..live.flat.len()).collect(),
+            ),
+            _ => (None, Vec::new()),
+        };
         for (k, ((i, event), dest)) in live
             .index
             .into_iter()
@@ -273,7 +280,7 @@ impl Chain {
             let event = match &last {
                 Some(batch) if live.flat[k] => Kept::Flat {
                     batch: batch.clone(),
-                    index: k,
+                    index: slots[k],
                 },
                 _ => Kept::Value(event),
             };
@@ -301,6 +308,7 @@ impl Chain {
         result: &mut [Option<Disposition>],
         poison: &[usize],
     ) -> Result<Change, Fault> {
+        let last_link = live.last_link;
         let name = plugin.name.as_str();
         let edits = if answer.edits.is_empty() {
             None
@@ -315,7 +323,7 @@ impl Chain {
             )
         };
         let (data, leaves, words) = batch.parts();
-        let view = BatchView::new(data, leaves, words);
+        let view = BatchView::lazy(data, leaves, words);
         let (mut dropped, mut rejected, mut faulted) = (0, 0, 0);
         let mut remove = vec![false; live.events.len()];
         for (i, verdict) in answer.outcomes {
@@ -396,16 +404,29 @@ impl Chain {
         };
         let mut next = FlatBatch::with_capacity(kept);
         let mut rewriter = Rewriter::default();
-        for i in (0..total).filter(|&i| !remove[i]) {
+        // After the last plugin, the batch holds only the events that leave
+        // as leaves: `slots` gives each event's place in it.
+        let mut slots = Vec::with_capacity(if last_link { total } else { 0 });
+        for (i, &removed) in remove.iter().enumerate() {
+            if last_link {
+                slots.push(next.len());
+            }
+            if removed {
+                continue;
+            }
             if !edits.touches(i) {
-                next.push_copied(data, leaves, words, i);
+                if !last_link || live.flat[i] {
+                    next.push_copied(data, leaves, words, i);
+                }
                 continue;
             }
             // An event the layout cannot spell (an empty key) is edited as
             // its JSON value.
             if !live.flat[i] && !flat::lossless(&live.events[i]) {
                 edits.apply_event(i, &mut live.events[i]);
-                next.push_event(&live.events[i]);
+                if !last_link {
+                    next.push_event(&live.events[i]);
+                }
                 continue;
             }
             match rewriter.push_edited(&mut next, &view.event(i), &edits, i) {
@@ -417,13 +438,25 @@ impl Chain {
                 Err(flat::Unsupported) => {
                     let mut event = live.take_value(i, &view);
                     edits.apply_event(i, &mut event);
-                    next.push_event(&event);
+                    if !last_link {
+                        next.push_event(&event);
+                    }
                     live.events[i] = event;
                     live.flat[i] = false;
                 }
             }
         }
         live.retain(&remove);
+        if last_link {
+            let mut k = 0;
+            slots.retain(|_| {
+                k += 1;
+                !remove[k - 1]
+            });
+            #[cfg(debug_assertions)]
+            live.check_flat(&next);
+            return Ok(Change::Final(EncodedBatch::from(next), slots));
+        }
         #[cfg(debug_assertions)]
         live.check(&next);
         Ok(Change::Edited(EncodedBatch::from(next)))
@@ -471,6 +504,9 @@ enum Change {
     None,
     /// Events were edited: the next batch, already built.
     Edited(EncodedBatch),
+    /// Events were edited by the last plugin: a batch of only the events
+    /// that leave as leaves, and each event's place in it.
+    Final(EncodedBatch, Vec<usize>),
     /// Events were removed only: the positions of those still travelling.
     Removed(Vec<usize>),
 }
@@ -480,6 +516,9 @@ enum Current {
     /// Nothing encoded yet: the events are their values.
     Unencoded,
     Encoded(EncodedBatch),
+    /// After the last plugin: the events that leave as leaves, and each
+    /// event's place among them.
+    Final(EncodedBatch, Vec<usize>),
     /// The batch a plugin saw, and the positions in it of the events that
     /// are still travelling.
     Carried(EncodedBatch, Vec<usize>),
@@ -489,6 +528,7 @@ impl Current {
     fn take(&mut self, live: &Live) -> EncodedBatch {
         let batch = match std::mem::replace(self, Current::Unencoded) {
             Current::Encoded(b) => return b,
+            Current::Final(..) => unreachable!("no plugin runs after the last"),
             Current::Unencoded => FlatBatch::encode(&live.events),
             Current::Carried(previous, keep) => {
                 let (data, leaves, words) = previous.parts();
@@ -631,6 +671,8 @@ struct Live {
     #[cfg(debug_assertions)]
     mirror: Vec<Value>,
     destination: Vec<Option<String>>,
+    /// Whether the plugin whose answer is applied is the chain's last.
+    last_link: bool,
     /// Faults passed over by `on_error = "pass"` (for [`Chain::trace`]).
     passed_faults: Vec<(String, String)>,
 }
@@ -661,6 +703,20 @@ impl Live {
         }
     }
 
+    /// [`Live::check`] for a batch of the flat events only.
+    #[cfg(debug_assertions)]
+    fn check_flat(&self, batch: &FlatBatch) {
+        let flat: Vec<&Value> = (0..self.flat.len())
+            .filter(|&k| self.flat[k])
+            .map(|k| &self.mirror[k])
+            .collect();
+        assert_eq!(
+            *batch,
+            FlatBatch::encode(flat),
+            "the flat rewrite differs from editing the events as JSON"
+        );
+    }
+
     #[cfg(debug_assertions)]
     fn check(&self, batch: &FlatBatch) {
         assert_eq!(
@@ -679,7 +735,7 @@ impl Live {
         reason: &str,
     ) {
         let (data, leaves, words) = batch.parts();
-        let view = BatchView::new(data, leaves, words);
+        let view = BatchView::lazy(data, leaves, words);
         for k in 0..self.index.len() {
             let event = self.take_value(k, &view);
             result[self.index[k]] = Some(Disposition::DeadLetter {

@@ -102,14 +102,20 @@ impl Edits {
                         .map_err(bad_value)?;
                     match value {
                         ValueRef::Json(_) => Change::Json(value.to_value().map_err(bad_value)?),
-                        ValueRef::Number(_) => {
-                            // As the value is read and encoded again, so
-                            // `1.50` is stored as `1.5`.
-                            let Value::Number(number) = value.to_value().map_err(bad_value)? else {
-                                unreachable!("a number reads as a number")
-                            };
+                        ValueRef::Number(n) => {
                             let start = out.text.len();
-                            let _ = write!(out.text, "{number}");
+                            if plain_integer(n) {
+                                // Read and written again, it is the same text.
+                                out.text.push_str(n);
+                            } else {
+                                // As the value is read and encoded again, so
+                                // `1.50` is stored as `1.5`.
+                                let Value::Number(number) = value.to_value().map_err(bad_value)?
+                                else {
+                                    unreachable!("a number reads as a number")
+                                };
+                                let _ = write!(out.text, "{number}");
+                            }
                             Change::Leaf {
                                 kind: kind::NUMBER,
                                 value: start..out.text.len(),
@@ -151,7 +157,9 @@ impl Edits {
         }
         // Group by event, keeping each event's edits in order.
         out.order = (0..out.edits.len() as u32).collect();
-        out.order.sort_by_key(|&k| out.edits[k as usize].event);
+        if !out.edits.is_sorted_by_key(|e| e.event) {
+            out.order.sort_by_key(|&k| out.edits[k as usize].event);
+        }
         out.spans = vec![(0, 0); events];
         let mut k = 0;
         while k < out.order.len() {
@@ -228,6 +236,14 @@ impl Edits {
     }
 }
 
+/// A non-negative integer as `serde_json` writes it: digits, no leading
+/// zero, at most 19 of them (so it fits a `u64`).
+fn plain_integer(n: &str) -> bool {
+    (1..=19).contains(&n.len())
+        && n.bytes().all(|b| b.is_ascii_digit())
+        && (n.len() == 1 || !n.starts_with('0'))
+}
+
 /// Whether the layout writes this value without loss: it cannot tell an
 /// empty key from its parent, so a value holding one must be edited as JSON.
 pub fn lossless(value: &Value) -> bool {
@@ -261,6 +277,8 @@ pub struct Rewriter {
     /// New leaves (set values, padding) are encoded here first.
     fresh: FlatBatch,
     path: String,
+    /// Leaves on their way into `work`.
+    tmp: Vec<Work>,
 }
 
 /// The flat rewrite does not cover this event's edits.
@@ -297,10 +315,50 @@ impl Rewriter {
             }
         }
         let first = (to.leaves.len() / LEAF_WORDS) as u32;
-        for w in &self.work {
+        let mut k = 0;
+        while k < self.work.len() {
+            // A run of old leaves whose bytes follow one another is copied
+            // in one piece (most of an event: edits touch a few fields).
+            let w = self.work[k];
+            if let Src::Old(start, _) = w.path {
+                let mut end = k;
+                let mut next = start;
+                while let Some(Work {
+                    path: Src::Old(p, pl),
+                    value: Src::Old(v, vl),
+                    ..
+                }) = self.work.get(end)
+                    && *p == next
+                    && *v == p + pl
+                {
+                    next = v + vl;
+                    end += 1;
+                }
+                if end > k
+                    && let Some(piece) = from.data.get(start as usize..next as usize)
+                {
+                    let base = to.data.len() as u32;
+                    to.data.extend_from_slice(piece);
+                    for w in &self.work[k..end] {
+                        let (Src::Old(p, pl), Src::Old(v, vl)) = (w.path, w.value) else {
+                            unreachable!("old leaves")
+                        };
+                        to.leaves.extend_from_slice(&[
+                            p - start + base,
+                            pl,
+                            w.kind,
+                            v - start + base,
+                            vl,
+                        ]);
+                    }
+                    k = end;
+                    continue;
+                }
+            }
             let path = bytes(from.data, &self.fresh.data, w.path);
             let value = bytes(from.data, &self.fresh.data, w.value);
             to.push_leaf_bytes(path, w.kind, value);
+            k += 1;
         }
         to.events
             .extend_from_slice(&[first, self.work.len() as u32]);
@@ -323,6 +381,32 @@ impl Rewriter {
             .take_while(|w| at_or_under(self.path_of(old, w), p))
             .count();
         Some(start..start + len)
+    }
+
+    /// The deepest of the path's prefixes (`j` steps of it, `0` for the
+    /// event itself) that has leaves at or under it, and their run: one
+    /// pass over the leaves, each compared with the path's prefixes from the
+    /// shortest until one does not hold it. `None` for an event without
+    /// leaves, which the encoder never writes.
+    fn deepest(&self, old: &[u8], p: &str, ends: &[usize]) -> Option<(usize, Range<usize>)> {
+        if self.work.is_empty() {
+            return None;
+        }
+        let (mut best, mut run) = (0, 0..0);
+        for (k, w) in self.work.iter().enumerate() {
+            let path = self.path_of(old, w);
+            let mut d = 0;
+            while d < ends.len() && at_or_under(path, &p[..ends[d]]) {
+                d += 1;
+            }
+            if d > best {
+                best = d;
+                run = k..k + 1;
+            } else if d == best && run.end == k {
+                run.end = k + 1;
+            }
+        }
+        Some((best, run))
     }
 
     /// Encode `change` at path `p` into `fresh`; returns its working leaves.
@@ -386,19 +470,20 @@ impl Rewriter {
         edits: &Edits,
         change: &Change,
     ) -> Result<(), Unsupported> {
+        let (j, run) = self.deepest(old, p, ends).ok_or(Unsupported)?;
         // The path is there: its leaves give way to the new value's.
-        if let Some(run) = self.run(old, p) {
+        if j == ends.len() {
             let new = self.fresh_leaves(p, edits, change)?;
-            let new: Vec<Work> = self.fresh_work(new).collect();
-            self.work.splice(run, new);
+            let mut tmp = std::mem::take(&mut self.tmp);
+            tmp.clear();
+            tmp.extend(self.fresh_work(new));
+            self.work.splice(run, tmp.drain(..));
+            self.tmp = tmp;
             return Ok(());
         }
-        // Else the deepest part of the path that is there.
-        for j in (0..ends.len()).rev() {
+        // Else from the deepest part of the path that is there.
+        {
             let a = &p[..if j == 0 { 0 } else { ends[j - 1] }];
-            let Some(run) = self.run(old, a) else {
-                continue;
-            };
             // Whether the step the path takes from there is an index.
             let index = p[a.len()..].starts_with('[').then_some(());
             let first_path = self.path_of(old, &self.work[run.start]);
@@ -425,7 +510,8 @@ impl Rewriter {
             };
             // Every array the path creates is padded with nulls up to its
             // index: `a[2].b[1]` on nothing is `a: [null, null, {b: [null, …]}]`.
-            let mut leaves: Vec<Work> = Vec::new();
+            let mut leaves = std::mem::take(&mut self.tmp);
+            leaves.clear();
             for t in j..ends.len() {
                 let step = &p[if t == 0 { 0 } else { ends[t - 1] }..ends[t]];
                 let Some(i) = step.trim_start_matches('.').strip_prefix('[').map(|s| {
@@ -443,18 +529,18 @@ impl Rewriter {
             let new = self.fresh_leaves(p, edits, change)?;
             leaves.extend(self.fresh_work(new));
             let replaced = if remove_old { run } else { at..at };
-            self.work.splice(replaced, leaves);
-            return Ok(());
+            self.work.splice(replaced, leaves.drain(..));
+            self.tmp = leaves;
+            Ok(())
         }
-        // An event without leaves: not something the encoder writes.
-        Err(Unsupported)
     }
 
     /// `path::remove`, on leaves: a key only (an element's removal renumbers
     /// the ones after it).
     fn remove(&mut self, old: &[u8], p: &str, ends: &[usize]) -> Result<(), Unsupported> {
-        let Some(run) = self.run(old, p) else {
-            return Ok(());
+        let run = match self.deepest(old, p, ends) {
+            Some((j, run)) if j == ends.len() => run,
+            _ => return Ok(()),
         };
         let parent = &p[..if ends.len() >= 2 {
             ends[ends.len() - 2]

@@ -60,11 +60,13 @@ fn steps(path: &[u8], out: &mut Vec<Step>) {
 /// writes for the value the leaves encode (keys in order, numbers as the
 /// layout holds them, strings escaped as `serde_json` escapes them).
 pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
+    let event = event.checked();
     let data = event.data;
     let text = |off: u32, len: u32| {
         data.get(off as usize..off as usize + len as usize)
             .unwrap_or(&[])
     };
+    let str_at = |off: u32, len: u32| event.text(off, len).unwrap_or("");
     // Closing bytes of the containers open, and whether each has a member yet.
     let mut open: Vec<(u8, bool)> = Vec::with_capacity(8);
     let mut prev: Vec<Step> = Vec::with_capacity(8);
@@ -104,8 +106,7 @@ pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
             }
             *any = true;
             if *close == b'}' {
-                let raw = &path[step.start as usize..step.end as usize];
-                let raw = std::str::from_utf8(raw).unwrap_or("");
+                let raw = str_at(w[0] + step.start, step.end - step.start);
                 if raw.contains('\\') {
                     key.clear();
                     let mut chars = raw.chars();
@@ -127,6 +128,7 @@ pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
                     open.push((if next.index { b']' } else { b'}' }, false));
                     out.push(if next.index { b'[' } else { b'{' });
                 }
+                None if w[2] == kind::STRING => write_str(out, str_at(w[3], w[4])),
                 None => write_value(out, w[2], text(w[3], w[4])),
             }
         }

@@ -211,6 +211,14 @@ impl FlatBatch {
     pub fn view(&self) -> BatchView<'_> {
         BatchView::new(&self.data, &self.leaves, &self.events)
     }
+
+    /// Event `index`, its bytes checked as UTF-8 (and not the whole
+    /// batch's, as [`FlatBatch::view`] does).
+    pub fn event(&self, index: usize) -> EventView<'_> {
+        BatchView::lazy(&self.data, &self.leaves, &self.events)
+            .event(index)
+            .checked()
+    }
 }
 
 pub(crate) struct NumBuf {
@@ -364,6 +372,19 @@ pub struct BatchView<'a> {
 }
 
 impl<'a> BatchView<'a> {
+    /// View raw buffers without checking up front that all of `data` is
+    /// UTF-8: each leaf's text is checked when it is read. For one event
+    /// of a large batch, or for reading a few leaves, where checking the
+    /// whole batch would cost more than the reads.
+    pub fn lazy(data: &'a [u8], leaves: &'a [u32], events: &'a [u32]) -> Self {
+        BatchView {
+            data,
+            text: None,
+            leaves,
+            events,
+        }
+    }
+
     /// View raw buffers. Out-of-range references are treated as empty rather
     /// than trusted.
     pub fn new(data: &'a [u8], leaves: &'a [u32], events: &'a [u32]) -> Self {
@@ -396,6 +417,7 @@ impl<'a> BatchView<'a> {
         EventView {
             data: self.data,
             text: self.text,
+            base: 0,
             leaves,
         }
     }
@@ -405,7 +427,9 @@ impl<'a> BatchView<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct EventView<'a> {
     data: &'a [u8],
+    /// `data[base..]`'s first bytes as text, when known to be UTF-8.
     text: Option<&'a str>,
+    base: usize,
     leaves: &'a [u32],
 }
 
@@ -425,6 +449,14 @@ impl<'a> EventView<'a> {
         self.leaves.len() / LEAF_WORDS
     }
 
+    /// Whether any leaf is at or under the (escaped) path `p`, comparing
+    /// bytes only.
+    pub fn has(&self, p: &str) -> bool {
+        self.leaves
+            .chunks_exact(LEAF_WORDS)
+            .any(|w| at_or_under(self.bytes(w[0], w[1]), p))
+    }
+
     fn bytes(&self, off: u32, len: u32) -> &'a [u8] {
         self.data
             .get(off as usize..off as usize + len as usize)
@@ -436,9 +468,34 @@ impl<'a> EventView<'a> {
     fn text(&self, off: u32, len: u32) -> Option<&'a str> {
         let range = off as usize..off as usize + len as usize;
         match self.text {
-            Some(t) => t.get(range),
-            None => std::str::from_utf8(self.data.get(range)?).ok(),
+            Some(t) if range.start >= self.base => {
+                t.get(range.start - self.base..range.end - self.base)
+            }
+            _ => std::str::from_utf8(self.data.get(range)?).ok(),
         }
+    }
+
+    /// The same view, with the event's own bytes checked as UTF-8 once (an
+    /// event's leaves own one contiguous run of bytes), so that reading
+    /// its leaves checks nothing more.
+    pub fn checked(mut self) -> Self {
+        if self.text.is_some() {
+            return self;
+        }
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        for w in self.leaves.chunks_exact(LEAF_WORDS) {
+            lo = lo.min(w[0] as usize).min(w[3] as usize);
+            hi = hi.max((w[0] + w[1]) as usize).max((w[3] + w[4]) as usize);
+        }
+        if let Some(t) = self
+            .data
+            .get(lo..hi)
+            .and_then(|b| std::str::from_utf8(b).ok())
+        {
+            self.text = Some(t);
+            self.base = lo;
+        }
+        self
     }
 
     fn leaf(&self, w: &[u32]) -> Leaf<'a> {
