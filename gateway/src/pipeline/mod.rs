@@ -392,7 +392,9 @@ impl Chain {
         plugin.metrics.outcome(PluginOutcome::kept, kept_ok);
         #[cfg(debug_assertions)]
         if let Some(e) = &edits {
-            e.apply_to_values(&mut live.mirror);
+            for (i, event) in live.mirror.iter_mut().enumerate() {
+                e.apply_event(i, event);
+            }
         }
         let Some(edits) = edits else {
             if kept == total {
@@ -530,19 +532,22 @@ impl Current {
             Current::Encoded(b) => return b,
             Current::Final(..) => unreachable!("no plugin runs after the last"),
             Current::Unencoded => FlatBatch::encode(&live.events),
-            Current::Carried(previous, keep) => {
-                let (data, leaves, words) = previous.parts();
-                let mut next = FlatBatch::with_capacity(keep.len());
-                for old in keep {
-                    next.push_copied(data, leaves, words, old);
-                }
-                next
-            }
+            Current::Carried(previous, keep) => copied(&previous, keep.into_iter()),
         };
         #[cfg(debug_assertions)]
         live.check(&batch);
         EncodedBatch::from(batch)
     }
+}
+
+/// The events at `positions` of a batch, their bytes copied as they are.
+fn copied(batch: &EncodedBatch, positions: impl ExactSizeIterator<Item = usize>) -> FlatBatch {
+    let (data, leaves, words) = batch.parts();
+    let mut out = FlatBatch::with_capacity(positions.len());
+    for i in positions {
+        out.push_copied(data, leaves, words, i);
+    }
+    out
 }
 
 /// After a fault on a batch of several events, run the plugin on parts of
@@ -560,7 +565,6 @@ fn isolate(
     batch: &EncodedBatch,
 ) -> Option<(PluginAnswer, Vec<(usize, String)>)> {
     let n = batch.len();
-    let (data, leaves, words) = batch.parts();
     let budget = 4 * (usize::BITS - (n - 1).leading_zeros()) as usize + 4;
     let halves = |r: std::ops::Range<usize>| {
         let mid = r.start + r.len() / 2;
@@ -581,11 +585,7 @@ fn isolate(
                 return None;
             }
             calls += 1;
-            let mut part = FlatBatch::with_capacity(r.len());
-            for i in r.clone() {
-                part.push_copied(data, leaves, words, i);
-            }
-            let part = EncodedBatch::from(part);
+            let part = EncodedBatch::from(copied(batch, r.clone()));
             match plugin.process(&part).and_then(|a| check_answer(a, r.len())) {
                 Ok(a) => {
                     any_ok = true;

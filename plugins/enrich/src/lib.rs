@@ -187,11 +187,7 @@ fn canonical_path(text: &str, field: &str) -> Result<String, ConfigError> {
 
 /// Whether the leaf at `leaf` is `field` or lies under it.
 pub fn is_at_or_under(leaf: &str, field: &str) -> bool {
-    match leaf.strip_prefix(field) {
-        Some("") => true,
-        Some(rest) => rest.starts_with('.') || rest.starts_with('['),
-        None => false,
-    }
+    wraith_plugin::at_or_under(leaf.as_bytes(), field)
 }
 
 /// The text of a number or string value, which is what gets hashed.

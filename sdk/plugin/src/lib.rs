@@ -79,7 +79,7 @@ use std::collections::BTreeMap;
 pub use serde_json;
 pub use wraith_event::destination;
 use wraith_event::flat::{BatchView, EDIT_WORDS, EditBuffer, EventView};
-pub use wraith_event::flat::{Leaf, ValueRef, same_bytes};
+pub use wraith_event::flat::{Leaf, ValueRef, at_or_under, same_bytes};
 pub use wraith_event::path;
 
 #[doc(hidden)]

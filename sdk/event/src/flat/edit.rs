@@ -194,9 +194,9 @@ impl Edits {
         &self.text[e.path.clone()]
     }
 
-    /// The value an edit sets, as JSON.
-    fn value(&self, e: &Edit) -> Option<Value> {
-        match &e.change {
+    /// The value an edit sets, as JSON (a JSON text's value cloned).
+    fn value(&self, change: &Change) -> Option<Value> {
+        match change {
             Change::Remove => None,
             Change::Leaf { kind, value } => Some(
                 ValueRef::decode_text(*kind, &self.text[value.clone()])
@@ -211,28 +211,42 @@ impl Edits {
     pub fn apply_event(&self, event: usize, value: &mut Value) {
         let mut segments = Vec::new();
         for e in self.of(event) {
-            segments.clear();
-            path::parse_into(self.path(e), &mut segments).expect("checked");
-            match self.value(e) {
-                Some(v) => path::set(value, &segments, v),
-                None => {
-                    path::remove(value, &segments);
-                }
-            }
+            apply(self.path(e), self.value(&e.change), value, &mut segments);
         }
     }
 
-    /// Apply every edit to the events it names. Returns, per event, whether
-    /// it has edits.
-    pub fn apply_to_values(&self, events: &mut [Value]) -> Vec<bool> {
+    /// Apply every edit to the events it names, moving the values out.
+    /// Returns, per event, whether it has edits.
+    pub fn apply_to_values(mut self, events: &mut [Value]) -> Vec<bool> {
+        let mut segments = Vec::new();
         let mut changed = vec![false; events.len()];
-        for (i, event) in events.iter_mut().enumerate() {
-            if self.touches(i) {
-                changed[i] = true;
-                self.apply_event(i, event);
-            }
+        for e in std::mem::take(&mut self.edits) {
+            let target = &mut events[e.event as usize];
+            changed[e.event as usize] = true;
+            let value = match e.change {
+                Change::Json(v) => Some(v),
+                other => self.value(&other),
+            };
+            apply(&self.text[e.path], value, target, &mut segments);
         }
         changed
+    }
+}
+
+/// `path::set` (a value) or `path::remove` (none) at a checked path.
+fn apply<'a>(
+    path: &'a str,
+    value: Option<Value>,
+    target: &mut Value,
+    segments: &mut Vec<SegmentRef<'a>>,
+) {
+    segments.clear();
+    path::parse_into(path, segments).expect("checked");
+    match value {
+        Some(v) => path::set(target, segments, v),
+        None => {
+            path::remove(target, segments);
+        }
     }
 }
 
