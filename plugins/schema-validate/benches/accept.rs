@@ -8,11 +8,16 @@
 //! leaf and keeps nothing: the part of the cost any plugin that looks at
 //! every leaf pays.
 //!
+//! The validation is timed two ways: the schema walk alone
+//! (`Validator::accepts`), and as the plugin runs it, with what each
+//! structure decides remembered (`Validator::accepts_remembered`).
+//!
 //! `cargo bench -p wraith-plugin-schema-validate --bench accept`
-//! (`WRAITH_BENCH_SECS`, default 2, spread over 15 rounds in which the two
-//! take turns; the median round is reported). `WRAITH_BENCH_PROFILE=<n>`
-//! runs only the validation, `n` passes over the events (`0`: for
-//! `WRAITH_BENCH_SECS`), for `perf record` or `valgrind --tool=callgrind`.
+//! (`WRAITH_BENCH_SECS`, default 2, spread over 15 rounds in which the three
+//! take turns; medians are reported). `WRAITH_BENCH_PROFILE=<n>` runs only
+//! the plugin's validation (`<n>:walk`: the schema walk alone), `n` passes
+//! over the events (`0`: for `WRAITH_BENCH_SECS`), for `perf record` or
+//! `valgrind --tool=callgrind`.
 
 #[path = "../../../gateway/benches/support/events.rs"]
 #[allow(dead_code)]
@@ -64,11 +69,29 @@ fn main() {
         }
         accepted
     };
+    let remembered = |plugin: &mut SchemaValidate| {
+        let mut accepted = 0;
+        let (validator, plans) = plugin.validator_and_plans();
+        for b in &batches {
+            let view = b.view();
+            for i in 0..view.len() {
+                let leaves: Vec<_> = view.event(i).leaves().collect();
+                accepted += validator.accepts_remembered(&leaves, plans) as usize;
+            }
+        }
+        accepted
+    };
     assert_eq!(
         validate(&mut plugin),
         EVENTS,
         "every event takes the fast path"
     );
+    assert_eq!(
+        remembered(&mut plugin),
+        EVENTS,
+        "every event takes the remembered path"
+    );
+    let (hits, misses) = plugin.validator_and_plans().1.hits_and_misses();
     let walk = || {
         let mut n = 0usize;
         for b in &batches {
@@ -88,11 +111,19 @@ fn main() {
     if let Ok(n) = std::env::var("WRAITH_BENCH_PROFILE") {
         // Only the validation, `n` passes over the events (0: for `secs`),
         // for a profiler or an instruction count.
+        let (n, walk_only) = match n.strip_suffix(":walk") {
+            Some(n) => (n, true),
+            None => (n.as_str(), false),
+        };
         let passes: usize = n.parse().unwrap_or(0);
         let start = Instant::now();
         let mut done = 0;
         while done < passes || (passes == 0 && start.elapsed().as_secs_f64() < secs) {
-            black_box(validate(&mut plugin));
+            if walk_only {
+                black_box(validate(&mut plugin));
+            } else {
+                black_box(remembered(&mut plugin));
+            }
             done += 1;
         }
         return;
@@ -108,23 +139,42 @@ fn main() {
         }
         start.elapsed().as_nanos() as f64 / (passes as f64 * EVENTS as f64)
     };
-    let mut rounds: Vec<(f64, f64)> = (0..ROUNDS)
+    let rounds: Vec<(f64, f64, f64)> = (0..ROUNDS)
         .map(|_| {
             let v = time(&mut || {
                 black_box(validate(&mut plugin));
             });
+            let r = time(&mut || {
+                black_box(remembered(&mut plugin));
+            });
             let w = time(&mut || {
                 black_box(walk());
             });
-            (v, w)
+            (v, r, w)
         })
         .collect();
-    rounds.sort_by(|a, b| (a.0 - a.1).total_cmp(&(b.0 - b.1)));
-    let (v, w) = rounds[ROUNDS / 2];
+    let median = |f: &dyn Fn(&(f64, f64, f64)) -> f64| {
+        let mut x: Vec<f64> = rounds.iter().map(f).collect();
+        x.sort_by(f64::total_cmp);
+        x[ROUNDS / 2]
+    };
+    let v = median(&|r| r.0);
+    let r = median(&|r| r.1);
+    let w = median(&|r| r.2);
+    let ratio = median(&|x| (x.1 - x.2) / (x.0 - x.2));
     println!(
         "schema-validate, shipped config, {EVENTS} realistic events in batches of {BATCH}: median of {ROUNDS} rounds"
     );
-    println!("  validate from the leaves  {v:>8.0} ns/event");
-    println!("  walk every leaf           {w:>8.0} ns/event");
-    println!("  validation's own work     {:>8.0} ns/event", v - w);
+    println!("  walk every leaf                        {w:>8.0} ns/event");
+    println!(
+        "  the schema walk (Validator::accepts)   {v:>8.0} ns/event, own work {:>6.0}",
+        v - w
+    );
+    println!(
+        "  the plugin's (structures remembered)   {r:>8.0} ns/event, own work {:>6.0}   {ratio:.2}x the walk's own work",
+        r - w
+    );
+    println!(
+        "  structures: {misses} planned, {hits} found planned (the first pass over the events)"
+    );
 }

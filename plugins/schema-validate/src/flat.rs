@@ -21,8 +21,8 @@ use wraith_plugin::{Leaf, ValueRef, same_bytes};
 /// The leaves of one JSON value, all sharing the path prefix `path[..at]`.
 #[derive(Clone, Copy)]
 pub struct Node<'l, 'a> {
-    leaves: &'l [Leaf<'a>],
-    at: usize,
+    pub(crate) leaves: &'l [Leaf<'a>],
+    pub(crate) at: usize,
 }
 
 /// What a node holds.
@@ -44,6 +44,21 @@ pub enum Shape<'a> {
     Other,
 }
 
+impl<'a> Shape<'a> {
+    /// The shape of a leaf's value.
+    pub fn of_leaf(value: ValueRef<'a>) -> Self {
+        match value {
+            ValueRef::Null => Shape::Null,
+            ValueRef::Bool(b) => Shape::Bool(b),
+            ValueRef::Number(n) => Shape::Number(n),
+            ValueRef::String(s) => Shape::String(s),
+            ValueRef::Json("{}") => Shape::EmptyObject,
+            ValueRef::Json("[]") => Shape::EmptyArray,
+            ValueRef::Json(_) => Shape::Other,
+        }
+    }
+}
+
 impl<'l, 'a> Node<'l, 'a> {
     /// The whole event.
     pub fn root(leaves: &'l [Leaf<'a>]) -> Self {
@@ -57,15 +72,7 @@ impl<'l, 'a> Node<'l, 'a> {
             if self.leaves.len() != 1 {
                 return None;
             }
-            return Some(match first.value {
-                ValueRef::Null => Shape::Null,
-                ValueRef::Bool(b) => Shape::Bool(b),
-                ValueRef::Number(n) => Shape::Number(n),
-                ValueRef::String(s) => Shape::String(s),
-                ValueRef::Json("{}") => Shape::EmptyObject,
-                ValueRef::Json("[]") => Shape::EmptyArray,
-                ValueRef::Json(_) => Shape::Other,
-            });
+            return Some(Shape::of_leaf(first.value));
         }
         match first.path.as_bytes().get(self.at)? {
             b'[' if self.at == 0 => None,
@@ -260,6 +267,11 @@ impl Schema {
 
     /// The schema of the property `key`, if this schema declares it.
     pub(crate) fn property(&self, key: &str) -> Option<&Schema> {
+        self.property_shared(key).map(|s| &**s)
+    }
+
+    /// [`Schema::property`], shared.
+    pub(crate) fn property_shared(&self, key: &str) -> Option<&std::sync::Arc<Schema>> {
         self.properties
             .iter()
             .find(|(n, _)| same_bytes(n.as_bytes(), key.as_bytes()))

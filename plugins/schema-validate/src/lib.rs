@@ -4,6 +4,7 @@
 //! See the crate's README for the config and behaviour.
 
 pub mod flat;
+pub mod plan;
 pub mod schema;
 
 use std::collections::HashMap;
@@ -278,11 +279,17 @@ pub fn tag_value(errors: &Errors) -> Value {
 /// The plugin.
 pub struct SchemaValidate {
     validator: Validator,
+    plans: plan::Plans,
 }
 
 impl SchemaValidate {
     pub fn validator(&self) -> &Validator {
         &self.validator
+    }
+
+    /// The validator with the plugin's remembered structures.
+    pub fn validator_and_plans(&mut self) -> (&Validator, &mut plan::Plans) {
+        (&self.validator, &mut self.plans)
     }
 }
 
@@ -291,12 +298,13 @@ impl Plugin for SchemaValidate {
         let settings: Settings = config.parse()?;
         Ok(SchemaValidate {
             validator: Validator::new(&settings)?,
+            plans: plan::Plans::default(),
         })
     }
 
     fn process(&mut self, event: &mut Event<'_>) -> Verdict {
         let leaves: Vec<Leaf<'_>> = event.leaves().collect();
-        if self.validator.accepts(&leaves) {
+        if self.validator.accepts_remembered(&leaves, &mut self.plans) {
             return Verdict::Keep;
         }
         let value = event_from_leaves(leaves);

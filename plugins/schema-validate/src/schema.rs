@@ -1,6 +1,8 @@
 //! The JSON Schema subset: compiling a schema (checked once, at init) and
 //! validating a JSON value against it.
 
+use std::sync::Arc;
+
 use regex::Regex;
 use serde_json::{Number, Value};
 use wraith_plugin::{ConfigError, path};
@@ -93,9 +95,9 @@ pub struct Schema {
     pub(crate) types: Vec<JsonType>,
     pub(crate) required: Vec<String>,
     /// In the order the schema lists them.
-    pub(crate) properties: Vec<(String, Schema)>,
+    pub(crate) properties: Vec<(String, Arc<Schema>)>,
     pub(crate) additional_properties: bool,
-    pub(crate) items: Option<Box<Schema>>,
+    pub(crate) items: Option<Arc<Schema>>,
     pub(crate) enum_values: Option<Vec<Value>>,
     pub(crate) pattern: Option<Regex>,
     pub(crate) minimum: Option<Number>,
@@ -158,7 +160,7 @@ impl Schema {
                     })?;
                     for (name, sub) in props {
                         let sub = Schema::compile(sub, &format!("{f}.{name}"))?;
-                        s.properties.push((name.clone(), sub));
+                        s.properties.push((name.clone(), Arc::new(sub)));
                     }
                 }
                 "additionalProperties" => {
@@ -169,7 +171,7 @@ impl Schema {
                         )
                     })?;
                 }
-                "items" => s.items = Some(Box::new(Schema::compile(v, &f)?)),
+                "items" => s.items = Some(Arc::new(Schema::compile(v, &f)?)),
                 "enum" => match v.as_array() {
                     Some(values) if !values.is_empty() => s.enum_values = Some(values.clone()),
                     _ => return Err(ConfigError::new(&f, "must be a non-empty array of values")),

@@ -658,6 +658,10 @@ fn fast_path_agrees_with_the_full_check() {
         events.push(e);
     }
     let mut fast = 0;
+    let mut plans: Vec<_> = validators
+        .iter()
+        .map(|_| crate::plan::Plans::default())
+        .collect();
     for (k, v) in validators.iter().enumerate() {
         for e in &events {
             let batch = wraith_event::flat::FlatBatch::encode([e]);
@@ -670,6 +674,14 @@ fn fast_path_agrees_with_the_full_check() {
                 "validator {k} calls {e} valid: {:?}",
                 v.check(e)
             );
+            // Twice: the plan made, then the plan used.
+            for _ in 0..2 {
+                assert_eq!(
+                    v.accepts_remembered(&leaves, &mut plans[k]),
+                    accepted,
+                    "validator {k}, remembered, on {e}"
+                );
+            }
             // Escaped keys and empty keys are left to the full check.
             if valid && plain_keys(e) {
                 assert!(
@@ -756,6 +768,24 @@ fn fast_path_agrees_with_the_full_check_on_random_events() {
             _ => Value::Array((0..next(3)).map(|_| value(next, keys, depth + 1)).collect()),
         }
     }
+    /// The same structure with other leaf values: every leaf (a scalar,
+    /// `{}` or `[]`) replaced by a random one, `event_type` included.
+    fn revalue(next: &mut dyn FnMut(u64) -> u64, keys: &[&str], v: &Value) -> Value {
+        match v {
+            Value::Object(m) if !m.is_empty() => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), revalue(next, keys, v)))
+                    .collect(),
+            ),
+            Value::Array(a) if !a.is_empty() => {
+                Value::Array(a.iter().map(|v| revalue(next, keys, v)).collect())
+            }
+            // At depth 3 the generator makes leaves only.
+            _ => value(next, keys, 3),
+        }
+    }
+    let mut plans = crate::plan::Plans::default();
+    let mut remembered_valid = 0;
     let (mut decided, mut valid_count) = (0, 0);
     for _ in 0..20_000 {
         let mut event = serde_json::Map::new();
@@ -786,9 +816,30 @@ fn fast_path_agrees_with_the_full_check_on_random_events() {
             assert!(accepted, "the fast path misses the valid {e}");
         }
         decided += accepted as usize;
+        // The remembered structures give the same answers, for this event
+        // and for others of its structure.
+        let mut same_structure = vec![e.clone()];
+        same_structure.extend((0..3).map(|_| revalue(&mut next, &keys, &e)));
+        for e in &same_structure {
+            let batch = wraith_event::flat::FlatBatch::encode([e]);
+            let view = batch.view();
+            let leaves: Vec<_> = view.event(0).leaves().collect();
+            let accepted = v.accepts(&leaves);
+            assert_eq!(
+                v.accepts_remembered(&leaves, &mut plans),
+                accepted,
+                "a remembered structure decides {e} otherwise"
+            );
+            remembered_valid += accepted as usize;
+        }
     }
     assert!(valid_count > 1_000, "only {valid_count} valid events");
     assert_eq!(decided, valid_count);
+    let (hits, misses) = plans.hits_and_misses();
+    assert!(
+        hits > 20_000 && remembered_valid > valid_count + 500,
+        "{hits} hits, {misses} misses, {remembered_valid} valid"
+    );
 }
 
 /// Whether no key of `v` is empty or needs escaping in a path.

@@ -1,0 +1,292 @@
+//! What an event's structure decides, remembered.
+//!
+//! Whether an event passes its schemas splits in two. Its *structure* — its
+//! event type and the paths of its leaves — decides which objects and arrays
+//! sit where, which keys are present (`required`), which are unknown
+//! (`additionalProperties`), and which schema applies to each leaf. Its
+//! *values* decide the rest: each leaf against its schema (`type`, `enum`,
+//! `pattern`, lengths, bounds). Telemetry repeats a handful of structures,
+//! so walking the schema over the same keys again for every event is work
+//! done twice.
+//!
+//! A [`Plan`] is the walk of [`Validator::accepts`] done once for one
+//! structure: whether the structure passed, and the leaf checks it left for
+//! the values. [`Plans`] keeps the plans of the last structures seen (a
+//! fixed table, direct-mapped by a hash of the structure); an event whose
+//! structure is in the table runs only its plan's leaf checks.
+//!
+//! The answer is always the one [`Validator::accepts`] gives: a plan is used
+//! only for the byte-for-byte same event type and leaf paths, its leaf
+//! checks are the checks `accepts` makes at those leaves, and an event with
+//! a leaf the layout calls other JSON text (which `accepts` treats apart) is
+//! handed to `accepts` itself. The tests compare the two on random events.
+
+use std::sync::Arc;
+
+use wraith_plugin::{Leaf, ValueRef};
+
+use crate::flat::{Node, Shape};
+use crate::{UnknownEventTypes, Validator, schema::Schema};
+
+/// How many structures are remembered (a power of two).
+const SLOTS: usize = 64;
+
+/// The root key whose value picks the type's schema.
+const EVENT_TYPE: &str = "event_type";
+
+/// Plans for the structures seen last. Empty until the first event; at most
+/// [`SLOTS`] plans.
+#[derive(Default)]
+pub struct Plans {
+    slots: Vec<Option<Plan>>,
+    /// The structure of the event at hand, written here to be compared.
+    key: Vec<u8>,
+    hits: u64,
+    misses: u64,
+}
+
+/// What the walk found for one structure.
+struct Plan {
+    key: Vec<u8>,
+    /// Whether the structure passed; when it did not, no event of this
+    /// structure passes.
+    structure_ok: bool,
+    /// (leaf index, the schema that leaf must pass).
+    checks: Vec<(u32, Arc<Schema>)>,
+}
+
+impl Plans {
+    /// How many events found their structure's plan, and how many did not.
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+}
+
+impl Validator {
+    /// [`Validator::accepts`], with the structural part of the answer
+    /// remembered in `plans` (see the module doc).
+    pub fn accepts_remembered(&self, leaves: &[Leaf<'_>], plans: &mut Plans) -> bool {
+        let mut other_json = false;
+        plans.key.clear();
+        for leaf in leaves {
+            plans.key.extend_from_slice(leaf.path.as_bytes());
+            // Neither byte occurs in UTF-8 text.
+            plans.key.push(0xFF);
+            if leaf.path == EVENT_TYPE {
+                // The type's schema depends on this value.
+                match leaf.value {
+                    ValueRef::String(s) => {
+                        plans.key.push(b's');
+                        plans.key.extend_from_slice(s.as_bytes());
+                    }
+                    _ => plans.key.push(b'-'),
+                }
+                plans.key.push(0xFE);
+            }
+            if let ValueRef::Json(text) = leaf.value {
+                other_json |= text != "{}" && text != "[]";
+            }
+        }
+        // The root must be an object with a key (`{}` and scalars are left
+        // to `accepts`, as is any layout it would not read).
+        let object_root = leaves
+            .first()
+            .is_some_and(|l| !l.path.is_empty() && !l.path.starts_with('['));
+        if other_json || !object_root {
+            return self.accepts(leaves);
+        }
+        if plans.slots.is_empty() {
+            plans.slots.resize_with(SLOTS, || None);
+        }
+        let slot = (hash(&plans.key) as usize) & (SLOTS - 1);
+        let plan = match &plans.slots[slot] {
+            Some(plan) if plan.key == plans.key => {
+                plans.hits += 1;
+                plan
+            }
+            _ => {
+                plans.misses += 1;
+                let mut checks = Vec::new();
+                let structure_ok = self.walk_structure(leaves, &mut checks);
+                plans.slots[slot].insert(Plan {
+                    key: plans.key.clone(),
+                    structure_ok,
+                    checks,
+                })
+            }
+        };
+        plan.structure_ok
+            && plan.checks.iter().all(|(i, schema)| {
+                let i = *i as usize;
+                let leaf = &leaves[i];
+                let node = Node {
+                    leaves: &leaves[i..=i],
+                    at: leaf.path.len(),
+                };
+                schema.accepts_shape(node, Shape::of_leaf(leaf.value), None, &|_| false)
+            })
+    }
+
+    /// The structural half of [`Validator::accepts`]: `true` when the
+    /// structure passes, with the leaf checks left for the values in
+    /// `checks`.
+    fn walk_structure(&self, leaves: &[Leaf<'_>], checks: &mut Vec<(u32, Arc<Schema>)>) -> bool {
+        let root = Node::root(leaves);
+        if !matches!(root.shape(), Some(Shape::Object)) {
+            return false;
+        }
+        let mut children = Vec::with_capacity(32);
+        if root.children(false, &mut children).is_none() {
+            return false;
+        }
+        let event_type = children
+            .iter()
+            .find(|(k, _)| *k == EVENT_TYPE)
+            .and_then(|(_, node)| match node.shape() {
+                Some(Shape::String(s)) => Some(s),
+                _ => None,
+            });
+        let type_schema = event_type.and_then(|t| self.by_type.get(t));
+        if type_schema.is_none() && self.unknown_event_types == UnknownEventTypes::Reject {
+            return false;
+        }
+        let walk = Walk { base: leaves };
+        if let Some(env) = &self.envelope {
+            let allowed = |key: &str| {
+                crate::ALWAYS_ALLOWED
+                    .iter()
+                    .any(|n| wraith_plugin::same_bytes(n.as_bytes(), key.as_bytes()))
+                    || type_schema.is_some_and(|s| s.property(key).is_some())
+            };
+            if !walk.object(env, &children, &allowed, checks) {
+                return false;
+            }
+        }
+        match type_schema {
+            Some(schema) => walk.object(
+                schema,
+                &children,
+                &|key| {
+                    self.envelope_keys
+                        .iter()
+                        .any(|n| wraith_plugin::same_bytes(n.as_bytes(), key.as_bytes()))
+                },
+                checks,
+            ),
+            None => true,
+        }
+    }
+}
+
+/// The structural walk over one event's leaves.
+struct Walk<'l, 'a> {
+    base: &'l [Leaf<'a>],
+}
+
+impl<'l, 'a> Walk<'l, 'a> {
+    /// An object node, its children known: what
+    /// [`Schema::accepts_shape`] checks of an object that does not depend on
+    /// its leaves' values.
+    fn object(
+        &self,
+        schema: &Schema,
+        children: &[(&'a str, Node<'l, 'a>)],
+        also_allowed: &dyn Fn(&str) -> bool,
+        checks: &mut Vec<(u32, Arc<Schema>)>,
+    ) -> bool {
+        if !schema.types.is_empty() && !schema.types.contains(&crate::JsonType::Object) {
+            return false;
+        }
+        // `enum` never matches an object (`accepts_shape` compares scalars
+        // only).
+        if schema.enum_values.is_some() {
+            return false;
+        }
+        schema.required.iter().all(|name| {
+            children
+                .iter()
+                .any(|(k, _)| wraith_plugin::same_bytes(k.as_bytes(), name.as_bytes()))
+        }) && children
+            .iter()
+            .all(|(key, child)| match schema.property_shared(key) {
+                Some(sub) => self.child(sub, *child, checks),
+                None => schema.additional_properties || also_allowed(key),
+            })
+    }
+
+    /// A node under `schema`: a leaf leaves a check; an object or an array
+    /// is walked.
+    fn child(
+        &self,
+        schema: &Arc<Schema>,
+        node: Node<'l, 'a>,
+        checks: &mut Vec<(u32, Arc<Schema>)>,
+    ) -> bool {
+        let Some(first) = node.leaves.first() else {
+            return false;
+        };
+        if first.path.len() == node.at {
+            if node.leaves.len() != 1 {
+                return false;
+            }
+            if !passes_every_leaf(schema) {
+                let index = (node.leaves.as_ptr() as usize - self.base.as_ptr() as usize)
+                    / std::mem::size_of::<Leaf<'_>>();
+                checks.push((index as u32, schema.clone()));
+            }
+            return true;
+        }
+        match node.shape() {
+            Some(Shape::Object) => {
+                let mut children = Vec::with_capacity(16);
+                node.children(false, &mut children).is_some()
+                    && self.object(schema, &children, &|_| false, checks)
+            }
+            Some(Shape::Array) => {
+                if !schema.types.is_empty() && !schema.types.contains(&crate::JsonType::Array) {
+                    return false;
+                }
+                if schema.enum_values.is_some() {
+                    return false;
+                }
+                let Some(item) = &schema.items else {
+                    return true;
+                };
+                let mut children = Vec::with_capacity(8);
+                node.children(true, &mut children).is_some()
+                    && children
+                        .iter()
+                        .all(|(_, child)| self.child(item, *child, checks))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether every leaf that is not other JSON text passes `schema`: no
+/// keyword of it reads a scalar, and an empty object needs no key.
+fn passes_every_leaf(schema: &Schema) -> bool {
+    schema.types.is_empty()
+        && schema.enum_values.is_none()
+        && schema.pattern.is_none()
+        && schema.min_length.is_none()
+        && schema.max_length.is_none()
+        && schema.minimum.is_none()
+        && schema.maximum.is_none()
+        && schema.required.is_empty()
+}
+
+/// FxHash over the structure, eight bytes at a time.
+fn hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("eight bytes"));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    for &b in chunks.remainder() {
+        h = (h.rotate_left(5) ^ b as u64).wrapping_mul(K);
+    }
+    h ^ (h >> 29)
+}
