@@ -12,6 +12,8 @@ struct Step {
     start: u32,
     end: u32,
     index: bool,
+    /// Whether the key holds a backslash (an escaped `.`, `[`, `]` or `\`).
+    escaped: bool,
 }
 
 /// Split a path into its steps.
@@ -33,18 +35,27 @@ fn steps(path: &[u8], out: &mut Vec<Step>) {
                 start: start as u32,
                 end: end as u32,
                 index: true,
+                escaped: false,
             });
             i = end + 1;
         } else {
             let start = i;
-            while i < path.len() && !matches!(path[i], b'.' | b'[') {
-                i += if path[i] == b'\\' { 2 } else { 1 };
+            let mut escaped = false;
+            loop {
+                i = next_special(path, i);
+                if path.get(i) == Some(&b'\\') {
+                    escaped = true;
+                    i += 2;
+                } else {
+                    break;
+                }
             }
             let end = i.min(path.len());
             out.push(Step {
                 start: start as u32,
                 end: end as u32,
                 index: false,
+                escaped,
             });
             i = end;
         }
@@ -54,6 +65,30 @@ fn steps(path: &[u8], out: &mut Vec<Step>) {
             Some(_) => {}
         }
     }
+}
+
+/// The first `.`, `[` or `\\` of `path` at or after `from`, or its length:
+/// eight bytes at a time, as keys run to a dozen bytes and more.
+#[inline]
+fn next_special(path: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut i = from;
+    while i + 8 <= path.len() {
+        let w = u64::from_le_bytes(path[i..i + 8].try_into().expect("eight bytes"));
+        let hit = zero_byte(w ^ (ONES * b'.' as u64))
+            | zero_byte(w ^ (ONES * b'[' as u64))
+            | zero_byte(w ^ (ONES * b'\\' as u64));
+        if hit != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while i < path.len() && !matches!(path[i], b'.' | b'[' | b'\\') {
+        i += 1;
+    }
+    i.min(path.len())
 }
 
 /// Append the event's JSON text to `out`: what `serde_json::to_writer`
@@ -107,7 +142,7 @@ pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
             *any = true;
             if *close == b'}' {
                 let raw = str_at(w[0] + step.start, step.end - step.start);
-                if raw.contains('\\') {
+                if step.escaped {
                     key.clear();
                     let mut chars = raw.chars();
                     while let Some(c) = chars.next() {
@@ -140,8 +175,78 @@ pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
     }
 }
 
+/// Write `s` as a JSON string, escaped exactly as `serde_json` escapes it:
+/// `"` and `\` with a backslash, the control bytes `\b \t \n \f \r` by
+/// name and the others as `\u00xx`, everything else as it is. Text is
+/// checked eight bytes at a time and copied in runs (serde_json looks up
+/// every byte in a table; string values are most of an event's bytes).
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+    let s = s.as_bytes();
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    let mut copied = 0;
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let word = u64::from_le_bytes(s[i..i + 8].try_into().expect("eight bytes"));
+        if may_need_escape(word) {
+            for j in i..i + 8 {
+                if needs_escape(s[j]) {
+                    out.extend_from_slice(&s[copied..j]);
+                    write_escape(out, s[j]);
+                    copied = j + 1;
+                }
+            }
+        }
+        i += 8;
+    }
+    for j in i..s.len() {
+        if needs_escape(s[j]) {
+            out.extend_from_slice(&s[copied..j]);
+            write_escape(out, s[j]);
+            copied = j + 1;
+        }
+    }
+    out.extend_from_slice(&s[copied..]);
+    out.push(b'"');
+}
+
+/// Whether any of the word's bytes may be `"`, `\` or below 0x20 (no
+/// false negatives; the byte loop decides).
+#[inline]
+fn may_need_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = zero_byte(word ^ (ONES * b'"' as u64));
+    let backslash = zero_byte(word ^ (ONES * b'\\' as u64));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    quote | backslash | control != 0
+}
+
+#[inline]
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+fn write_escape(out: &mut Vec<u8>, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        0x08 => out.extend_from_slice(b"\\b"),
+        0x0C => out.extend_from_slice(b"\\f"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        _ => out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[(b >> 4) as usize],
+            HEX[(b & 0xF) as usize],
+        ]),
+    }
 }
 
 fn write_value(out: &mut Vec<u8>, k: u32, bytes: &[u8]) {
@@ -160,4 +265,135 @@ pub fn to_value(event: &EventView<'_>) -> Value {
     let mut out = Vec::with_capacity(512);
     write_event(event, &mut out);
     serde_json::from_slice(&out).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Step, steps, write_str};
+
+    /// The steps as the byte-at-a-time reading finds them.
+    fn steps_slowly(path: &[u8]) -> Vec<Step> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        if path.is_empty() {
+            return out;
+        }
+        loop {
+            if path.get(i) == Some(&b'[') {
+                let start = i + 1;
+                let end = start
+                    + path[start..]
+                        .iter()
+                        .position(|&b| b == b']')
+                        .unwrap_or(path.len() - start);
+                out.push(Step {
+                    start: start as u32,
+                    end: end as u32,
+                    index: true,
+                    escaped: false,
+                });
+                i = end + 1;
+            } else {
+                let start = i;
+                let mut escaped = false;
+                while i < path.len() && !matches!(path[i], b'.' | b'[') {
+                    escaped |= path[i] == b'\\';
+                    i += if path[i] == b'\\' { 2 } else { 1 };
+                }
+                let end = i.min(path.len());
+                out.push(Step {
+                    start: start as u32,
+                    end: end as u32,
+                    index: false,
+                    escaped,
+                });
+                i = end;
+            }
+            match path.get(i) {
+                None => break,
+                Some(b'.') => i += 1,
+                Some(_) => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn paths_split_into_the_same_steps_word_by_word() {
+        let pieces: [&[u8]; 9] = [
+            b"a",
+            b"context",
+            b"installation_identifier",
+            b".",
+            b"[3]",
+            b"\\.",
+            b"\\\\",
+            b"\\[",
+            b"\xc3\xa9",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut out = Vec::new();
+        for _ in 0..20_000 {
+            let mut path = Vec::new();
+            for _ in 0..(seed % 7) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                path.extend_from_slice(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            seed = seed.wrapping_add(1);
+            steps(&path, &mut out);
+            assert_eq!(
+                out,
+                steps_slowly(&path),
+                "{:?}",
+                String::from_utf8_lossy(&path)
+            );
+        }
+    }
+
+    fn check(s: &str) {
+        let mut ours = Vec::new();
+        write_str(&mut ours, s);
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            serde_json::to_string(s).unwrap(),
+            "{s:?}"
+        );
+    }
+
+    /// Every ASCII character and a few others, alone and at every place
+    /// of strings long enough for the word-at-a-time path, next to each
+    /// other and at word edges.
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut chars: Vec<char> = (0u8..0x80).map(char::from).collect();
+        chars.extend(['é', '€', '😀', '\u{7f}', '\u{80}', '\u{2028}']);
+        check("");
+        for &c in &chars {
+            check(&c.to_string());
+            for len in [7usize, 8, 9, 15, 16, 17, 23] {
+                for at in 0..len {
+                    let mut s: String = "abcdefghijklmnopqrstuvwxyz".chars().take(len).collect();
+                    s.insert(at, c);
+                    check(&s);
+                    s.insert(at, '"');
+                    check(&s);
+                }
+            }
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..5_000 {
+            let len = (seed % 40) as usize;
+            let s: String = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    chars[(seed % chars.len() as u64) as usize]
+                })
+                .collect();
+            check(&s);
+        }
+    }
 }
