@@ -65,6 +65,11 @@ impl Edits {
         };
         let mut segments = Vec::new();
         let mut canon = String::new();
+        // The SDK writes only UTF-8 into an answer's data: checked once,
+        // each path and value is then a slice of it whose ends fall on
+        // character boundaries. Otherwise each is checked alone. Either way
+        // a text is refused exactly when it is not UTF-8 by itself.
+        let whole = std::str::from_utf8(data).ok();
         for (n, w) in edits.chunks_exact(EDIT_WORDS).enumerate() {
             let (event, operation, path_off, path_len, value_kind, val_off, val_len) =
                 (w[0], w[1], w[2], w[3], w[4], w[5], w[6]);
@@ -75,31 +80,41 @@ impl Edits {
                     len: events,
                 });
             }
-            let slice = |off: u32, len: u32| {
-                data.get(off as usize..off as usize + len as usize)
-                    .ok_or(FlatError::OutOfBounds {
-                        edit: n,
-                        off,
-                        len,
-                        size: data.len(),
-                    })
-            };
-            let path_text =
-                std::str::from_utf8(slice(path_off, path_len)?).map_err(|_| FlatError::Value {
+            // `Ok(None)`: in bounds, but not UTF-8.
+            let text = |off: u32, len: u32| {
+                let range = off as usize..off as usize + len as usize;
+                let bytes = data.get(range.clone()).ok_or(FlatError::OutOfBounds {
                     edit: n,
-                    source: Box::new(FlatError::NotUtf8),
+                    off,
+                    len,
+                    size: data.len(),
                 })?;
-            segments.clear();
-            path::parse_into(path_text, &mut segments)
-                .map_err(|source| FlatError::Path { edit: n, source })?;
+                Ok::<_, FlatError>(match whole {
+                    Some(t) => t.get(range),
+                    None => std::str::from_utf8(bytes).ok(),
+                })
+            };
+            let path_text = text(path_off, path_len)?.ok_or_else(|| FlatError::Value {
+                edit: n,
+                source: Box::new(FlatError::NotUtf8),
+            })?;
+            let plain = plain_path(path_text.as_bytes());
+            if !plain {
+                segments.clear();
+                path::parse_into(path_text, &mut segments)
+                    .map_err(|source| FlatError::Path { edit: n, source })?;
+            }
             let bad_value = |e: FlatError| FlatError::Value {
                 edit: n,
                 source: Box::new(e),
             };
             let change = match operation {
                 op::SET => {
-                    let value = ValueRef::decode(value_kind, slice(val_off, val_len)?)
-                        .map_err(bad_value)?;
+                    let value = match text(val_off, val_len)? {
+                        Some(t) => ValueRef::decode_text(value_kind, t),
+                        None => Err(FlatError::NotUtf8),
+                    }
+                    .map_err(bad_value)?;
                     match value {
                         ValueRef::Json(_) => Change::Json(value.to_value().map_err(bad_value)?),
                         ValueRef::Number(n) => {
@@ -137,17 +152,31 @@ impl Edits {
                 op::REMOVE => Change::Remove,
                 other => return Err(FlatError::BadOp { edit: n, op: other }),
             };
-            canon.clear();
             let first_end = out.ends.len();
-            for s in &segments {
-                match s {
-                    SegmentRef::Key(k) => path::push_key(&mut canon, k),
-                    SegmentRef::Index(i) => path::push_index(&mut canon, *i),
-                }
-                out.ends.push(canon.len());
-            }
             let start = out.text.len();
-            out.text.push_str(&canon);
+            if plain {
+                // Written as the layout writes it already: its steps end at
+                // each dot and at its end.
+                out.ends.extend(
+                    path_text
+                        .bytes()
+                        .enumerate()
+                        .filter(|&(_, b)| b == b'.')
+                        .map(|(i, _)| i),
+                );
+                out.ends.push(path_text.len());
+                out.text.push_str(path_text);
+            } else {
+                canon.clear();
+                for s in &segments {
+                    match s {
+                        SegmentRef::Key(k) => path::push_key(&mut canon, k),
+                        SegmentRef::Index(i) => path::push_index(&mut canon, *i),
+                    }
+                    out.ends.push(canon.len());
+                }
+                out.text.push_str(&canon);
+            }
             out.edits.push(Edit {
                 event,
                 path: start..out.text.len(),
@@ -252,6 +281,20 @@ fn apply<'a>(
 
 /// A non-negative integer as `serde_json` writes it: digits, no leading
 /// zero, at most 19 of them (so it fits a `u64`).
+/// Whether a path is keys only, none empty and none with a byte that the
+/// layout escapes in a key (`.` aside, which separates them), so that it
+/// reads as its keys and is written back the same.
+fn plain_path(p: &[u8]) -> bool {
+    let mut prev = b'.';
+    for &b in p {
+        if matches!(b, b'[' | b']' | b'\\') || (b == b'.' && prev == b'.') {
+            return false;
+        }
+        prev = b;
+    }
+    !p.is_empty() && prev != b'.'
+}
+
 fn plain_integer(n: &str) -> bool {
     (1..=19).contains(&n.len())
         && n.bytes().all(|b| b.is_ascii_digit())
@@ -407,11 +450,16 @@ impl Rewriter {
             return None;
         }
         let (mut best, mut run) = (0, 0..0);
+        // A leaf whose path starts with another byte than `p` is under none
+        // of its steps (each is a key or an index, so none is empty).
+        let first = p.as_bytes().first();
         for (k, w) in self.work.iter().enumerate() {
             let path = self.path_of(old, w);
             let mut d = 0;
-            while d < ends.len() && at_or_under(path, &p[..ends[d]]) {
-                d += 1;
+            if path.first() == first || ends.first() == Some(&0) {
+                while d < ends.len() && at_or_under(path, &p[..ends[d]]) {
+                    d += 1;
+                }
             }
             if d > best {
                 best = d;
@@ -610,4 +658,76 @@ fn element_index(rest: &[u8]) -> Option<usize> {
     let rest = rest.strip_prefix(b"[")?;
     let end = rest.iter().position(|&b| b == b']')?;
     std::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flat::EditBuffer;
+
+    /// A plain path is taken as it is written; every path, plain or not,
+    /// ends up as the path parser and writer make it, with the same steps,
+    /// or is refused as the parser refuses it.
+    #[test]
+    fn paths_are_written_as_the_parser_reads_them() {
+        let pieces = ["a", "ctx", "é", ".", "..", "[1]", "]", "\\.", "\\\\", "["];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut plain_seen = 0;
+        for _ in 0..20_000 {
+            let mut p = String::new();
+            for _ in 0..seed % 6 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                p.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            seed = seed.wrapping_add(1);
+            let mut buffer = EditBuffer::default();
+            buffer.set(0, &p, ValueRef::String("x"));
+            let checked = Edits::check(&buffer.edits, &buffer.data, 1);
+            let mut segments = Vec::new();
+            match path::parse_into(&p, &mut segments) {
+                Err(e) => {
+                    let refused = checked.expect_err(&p).to_string();
+                    assert!(refused.contains(&e.to_string()), "{p:?}: {refused}");
+                }
+                Ok(()) => {
+                    let mut canon = String::new();
+                    let mut ends = Vec::new();
+                    for s in &segments {
+                        match s {
+                            SegmentRef::Key(k) => path::push_key(&mut canon, k),
+                            SegmentRef::Index(i) => path::push_index(&mut canon, *i),
+                        }
+                        ends.push(canon.len());
+                    }
+                    let edits = checked.expect(&p);
+                    let e = &edits.edits[0];
+                    assert_eq!(edits.path(e), canon, "{p:?}");
+                    assert_eq!(&edits.ends[e.steps.clone()], &ends[..], "{p:?}");
+                    plain_seen += plain_path(p.as_bytes()) as usize;
+                }
+            }
+        }
+        assert!(plain_seen > 1_000, "{plain_seen} plain paths");
+    }
+
+    /// An answer whose data is not all UTF-8 is read text by text: a text
+    /// that is UTF-8 is taken, one that is not is refused.
+    #[test]
+    fn texts_are_checked_alone_when_the_data_is_not_utf8() {
+        let mut buffer = EditBuffer::default();
+        buffer.set(0, "a.b", ValueRef::String("é"));
+        // Bytes that no edit points at, and that are not UTF-8.
+        buffer.data.extend_from_slice(&[0xff, 0xfe]);
+        let edits = Edits::check(&buffer.edits, &buffer.data, 1).expect("the texts are UTF-8");
+        assert_eq!(edits.path(&edits.edits[0]), "a.b");
+        // A value that ends inside a character.
+        let mut buffer = EditBuffer::default();
+        buffer.set(0, "a", ValueRef::String("é"));
+        let value_len = buffer.edits.len() - 1;
+        buffer.edits[value_len] = 1;
+        let refused = Edits::check(&buffer.edits, &buffer.data, 1).expect_err("half a character");
+        assert!(refused.to_string().contains("UTF-8"), "{refused}");
+    }
 }
