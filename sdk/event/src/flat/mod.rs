@@ -465,6 +465,7 @@ impl<'a> EventView<'a> {
 
     /// The text at `off..off+len`; `None` when out of range, not on character
     /// boundaries, or not UTF-8.
+    #[inline]
     fn text(&self, off: u32, len: u32) -> Option<&'a str> {
         let range = off as usize..off as usize + len as usize;
         match self.text {
@@ -498,7 +499,8 @@ impl<'a> EventView<'a> {
         self
     }
 
-    fn leaf(&self, w: &[u32]) -> Leaf<'a> {
+    #[inline]
+    fn leaf(&self, w: &[u32; LEAF_WORDS]) -> Leaf<'a> {
         // The host writes valid UTF-8; a damaged leaf reads as an empty string.
         let path = self.text(w[0], w[1]).unwrap_or("");
         let value = self
@@ -512,14 +514,20 @@ impl<'a> EventView<'a> {
     pub fn get(&self, path: &str) -> Option<ValueRef<'a>> {
         let wanted = path.as_bytes();
         self.leaves
-            .chunks_exact(LEAF_WORDS)
+            .as_chunks::<LEAF_WORDS>()
+            .0
+            .iter()
             .find(|w| same_bytes(self.bytes(w[0], w[1]), wanted))
             .map(|w| self.leaf(w).value)
     }
 
     /// Every leaf, in document order.
     pub fn leaves(&self) -> impl Iterator<Item = Leaf<'a>> + '_ {
-        self.leaves.chunks_exact(LEAF_WORDS).map(|w| self.leaf(w))
+        self.leaves
+            .as_chunks::<LEAF_WORDS>()
+            .0
+            .iter()
+            .map(|w| self.leaf(w))
     }
 }
 
