@@ -279,8 +279,6 @@ fn apply<'a>(
     }
 }
 
-/// A non-negative integer as `serde_json` writes it: digits, no leading
-/// zero, at most 19 of them (so it fits a `u64`).
 /// Whether a path is keys only, none empty and none with a byte that the
 /// layout escapes in a key (`.` aside, which separates them), so that it
 /// reads as its keys and is written back the same.
@@ -295,6 +293,8 @@ fn plain_path(p: &[u8]) -> bool {
     !p.is_empty() && prev != b'.'
 }
 
+/// A non-negative integer as `serde_json` writes it: digits, no leading
+/// zero, at most 19 of them (so it fits a `u64`).
 fn plain_integer(n: &str) -> bool {
     (1..=19).contains(&n.len())
         && n.bytes().all(|b| b.is_ascii_digit())
