@@ -59,8 +59,13 @@ impl Edits {
         if !edits.len().is_multiple_of(EDIT_WORDS) {
             return Err(FlatError::EditLength(edits.len()));
         }
+        // Sized for the answer: its paths and values are about its data, a
+        // path has a few steps.
+        let count = edits.len() / EDIT_WORDS;
         let mut out = Edits {
-            edits: Vec::with_capacity(edits.len() / EDIT_WORDS),
+            edits: Vec::with_capacity(count),
+            text: String::with_capacity(data.len() + data.len() / 8),
+            ends: Vec::with_capacity(count * 3),
             ..Edits::default()
         };
         let mut segments = Vec::new();
