@@ -11,7 +11,9 @@
 //! - the shipped four (`plugins/` as built by `cargo xtask plugins`).
 //!
 //! Each line reports events/s, the ratio to the empty chain, the gateway's
-//! peak RSS under load and its idle RSS (both on a start that finds the
+//! CPU time (user + system, from `/proc`) per event and the empty chain's
+//! over it (the same ratio without the load generator's share of the
+//! cores), the gateway's peak RSS under load and its idle RSS (both on a start that finds the
 //! plugins in the compile cache, as every restart does) and the peak of the
 //! first start, which compiles them.
 //!
@@ -33,7 +35,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::wrk::{env_or, rss_mib, start};
+use support::wrk::{cpu_seconds, env_or, rss_mib, start};
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -62,6 +64,8 @@ struct Settings {
 
 struct Outcome {
     rate: f64,
+    /// The gateway's CPU time per event (user and system), in µs.
+    cpu_us: f64,
     peak_mib: f64,
     idle_mib: f64,
     compile_peak_mib: f64,
@@ -102,6 +106,7 @@ fn run(spec: &ChainSpec, gateway: &Path, s: &Settings, plugins_from: Option<&Pat
     // Let start-up settle.
     std::thread::sleep(Duration::from_millis(300));
     let idle_mib = rss_mib(child.id(), "VmRSS:");
+    let cpu_before = cpu_seconds(child.id());
     let (requests, seconds) = support::wrk::run(
         &s.wrk,
         &s.script,
@@ -110,11 +115,14 @@ fn run(spec: &ChainSpec, gateway: &Path, s: &Settings, plugins_from: Option<&Pat
         s.secs,
         spec.label,
     );
+    let cpu = cpu_seconds(child.id()) - cpu_before;
     let peak_mib = rss_mib(child.id(), "VmHWM:");
     let _ = child.kill();
     let _ = child.wait();
+    let events = requests * s.batch as f64;
     Outcome {
-        rate: requests * s.batch as f64 / seconds,
+        rate: events / seconds,
+        cpu_us: cpu * 1e6 / events,
         peak_mib,
         idle_mib,
         compile_peak_mib,
@@ -243,19 +251,21 @@ fn main() {
         }
     }
     println!(
-        "\n{rounds} rounds; events/s and idle RSS are the median round, the ratio the median of the rounds' ratios (their range beside it), peaks the highest"
+        "\n{rounds} rounds; events/s, CPU per event and idle RSS are the median round, the ratios the median of the rounds' ratios (events/s: their range beside it), peaks the highest; CPU is the gateway's (user + system) per event, and its ratio the empty chain's CPU per event over the chain's, so that it reads like the events/s ratio without the load generator's share of the cores"
     );
     println!(
-        "\n{:<24} {:>12} {:>9} {:>13} {:>10} {:>10} {:>13}{}",
+        "\n{:<24} {:>12} {:>9} {:>13} {:>11} {:>8} {:>10} {:>10} {:>13}{}",
         "chain",
         "events/s",
         "vs empty",
         "range",
+        "CPU µs/ev",
+        "vs empty",
         "peak RSS",
         "idle RSS",
         "compile peak",
         if other.is_some() {
-            "   vs other build"
+            "   vs other build (CPU per event)"
         } else {
             ""
         }
@@ -273,11 +283,18 @@ fn main() {
         let (lo, hi) = ratios
             .iter()
             .fold((f64::MAX, f64::MIN), |(l, h), &r| (l.min(r), h.max(r)));
+        let cpu_ratios: Vec<f64> = runs
+            .iter()
+            .zip(base)
+            .map(|(o, b)| b.cpu_us / o.cpu_us)
+            .collect();
         println!(
-            "{label:<24} {:>12.0} {:>8.2}x {:>13} {:>6.0} MiB {:>6.0} MiB {:>9.0} MiB{extra}",
+            "{label:<24} {:>12.0} {:>8.2}x {:>13} {:>11.2} {:>7.2}x {:>6.0} MiB {:>6.0} MiB {:>9.0} MiB{extra}",
             median(runs.iter().map(|o| o.rate).collect()),
             median(ratios),
             format!("{lo:.2}-{hi:.2}x"),
+            median(runs.iter().map(|o| o.cpu_us).collect()),
+            median(cpu_ratios),
             runs.iter().map(|o| o.peak_mib).fold(0.0, f64::max),
             median(runs.iter().map(|o| o.idle_mib).collect()),
             runs.iter().map(|o| o.compile_peak_mib).fold(0.0, f64::max),
@@ -289,7 +306,14 @@ fn main() {
             Some(_) => {
                 let r = median(mine[i].iter().map(|o| o.rate).collect())
                     / median(theirs[i].iter().map(|o| o.rate).collect());
-                line(spec.label, &mine[i], &mine[0], format!("   {r:.2}x"));
+                let c = median(theirs[i].iter().map(|o| o.cpu_us).collect())
+                    / median(mine[i].iter().map(|o| o.cpu_us).collect());
+                line(
+                    spec.label,
+                    &mine[i],
+                    &mine[0],
+                    format!("   {r:.2}x (CPU {c:.2}x)"),
+                );
                 line("  other build", &theirs[i], &theirs[0], String::new());
             }
         }

@@ -59,6 +59,26 @@ pub fn rss_mib(pid: u32, key: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU seconds a process has used so far (user and system, from
+/// `/proc/PID/stat`, in the kernel's clock ticks of 10 ms); NaN when it
+/// cannot be read.
+#[allow(dead_code)]
+pub fn cpu_seconds(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // The command name, in parentheses, may hold spaces: count the
+            // fields after its closing parenthesis (utime and stime are the
+            // 14th and 15th of the line, the 12th and 13th after it).
+            let rest = &s[s.rfind(')')? + 1..];
+            let mut fields = rest.split_whitespace().skip(11);
+            let utime: f64 = fields.next()?.parse().ok()?;
+            let stime: f64 = fields.next()?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
 /// Write `bodies` into `dir` and a Lua script that POSTs them in turn with
 /// `content_type`, printing `WRAITH requests micros failures` at the end.
 pub fn script(dir: &Path, name: &str, bodies: &[Vec<u8>], content_type: &str) -> PathBuf {
