@@ -14,6 +14,8 @@
 //! mistake here can cost time, never a wrong verdict, as long as `true` is
 //! right; the tests compare the two on every event they have.
 
+use std::sync::Arc;
+
 use crate::schema::{JsonType, Schema, compare, is_integer};
 use serde_json::{Number, Value};
 use wraith_plugin::{Leaf, ValueRef, same_bytes};
@@ -229,6 +231,36 @@ impl Schema {
             Shape::Null | Shape::Bool(_) | Shape::EmptyArray => true,
             Shape::EmptyObject => self.required.is_empty(),
             Shape::Other => false,
+            Shape::Object | Shape::Array => {
+                self.members_ok(node, shape, children, also_allowed, &mut |sub, child| {
+                    sub.accepts(child, &|_| false)
+                })
+            }
+        }
+    }
+
+    /// Whether an object or an array passes this schema's keywords for
+    /// containers (`type` and `enum`, which compares scalars only): the
+    /// part of [`Schema::accepts_shape`] that its members do not decide.
+    pub(crate) fn container_ok(&self, shape: &Shape<'_>) -> bool {
+        (self.types.is_empty() || self.types.iter().any(|t| t.matches_shape(shape)))
+            && self.enum_values.is_none()
+    }
+
+    /// The members of an object (`required`, `properties`,
+    /// `additionalProperties`, children known or read here) or an array
+    /// (`items`): whether the keys pass, and `member` for each member a
+    /// sub-schema governs. [`Schema::accepts_shape`] checks the member;
+    /// the structure walk of [`crate::plan`] leaves its leaves for later.
+    pub(crate) fn members_ok<'l, 'a>(
+        &self,
+        node: Node<'l, 'a>,
+        shape: Shape<'a>,
+        children: Option<&[(&'a str, Node<'l, 'a>)]>,
+        also_allowed: &dyn Fn(&str) -> bool,
+        member: &mut dyn FnMut(&Arc<Schema>, Node<'l, 'a>) -> bool,
+    ) -> bool {
+        match shape {
             Shape::Object => {
                 let mut own = Vec::new();
                 let children = match children {
@@ -247,8 +279,8 @@ impl Schema {
                         .any(|(k, _)| same_bytes(k.as_bytes(), name.as_bytes()))
                 }) && children
                     .iter()
-                    .all(|(key, child)| match self.property(key) {
-                        Some(sub) => sub.accepts(*child, &|_| false),
+                    .all(|(key, child)| match self.property_shared(key) {
+                        Some(sub) => member(sub, *child),
                         None => self.additional_properties || also_allowed(key),
                     })
             }
@@ -258,10 +290,9 @@ impl Schema {
                 };
                 let mut children = Vec::with_capacity(8);
                 node.children(true, &mut children).is_some()
-                    && children
-                        .iter()
-                        .all(|(_, child)| item.accepts(*child, &|_| false))
+                    && children.iter().all(|(_, child)| member(item, *child))
             }
+            _ => false,
         }
     }
 
@@ -271,7 +302,7 @@ impl Schema {
     }
 
     /// [`Schema::property`], shared.
-    pub(crate) fn property_shared(&self, key: &str) -> Option<&std::sync::Arc<Schema>> {
+    pub(crate) fn property_shared(&self, key: &str) -> Option<&Arc<Schema>> {
         self.properties
             .iter()
             .find(|(n, _)| same_bytes(n.as_bytes(), key.as_bytes()))

@@ -151,6 +151,7 @@ impl Validator {
             return false;
         }
         let walk = Walk { base: leaves };
+        let mut member = |sub: &Arc<Schema>, node| walk.member(sub, node, checks);
         if let Some(env) = &self.envelope {
             let allowed = |key: &str| {
                 crate::ALWAYS_ALLOWED
@@ -158,21 +159,27 @@ impl Validator {
                     .any(|n| wraith_plugin::same_bytes(n.as_bytes(), key.as_bytes()))
                     || type_schema.is_some_and(|s| s.property(key).is_some())
             };
-            if !walk.object(env, &children, &allowed, checks) {
+            if !(env.container_ok(&Shape::Object)
+                && env.members_ok(root, Shape::Object, Some(&children), &allowed, &mut member))
+            {
                 return false;
             }
         }
         match type_schema {
-            Some(schema) => walk.object(
-                schema,
-                &children,
-                &|key| {
-                    self.envelope_keys
-                        .iter()
-                        .any(|n| wraith_plugin::same_bytes(n.as_bytes(), key.as_bytes()))
-                },
-                checks,
-            ),
+            Some(schema) => {
+                schema.container_ok(&Shape::Object)
+                    && schema.members_ok(
+                        root,
+                        Shape::Object,
+                        Some(&children),
+                        &|key| {
+                            self.envelope_keys
+                                .iter()
+                                .any(|n| wraith_plugin::same_bytes(n.as_bytes(), key.as_bytes()))
+                        },
+                        &mut member,
+                    )
+            }
             None => true,
         }
     }
@@ -184,39 +191,10 @@ struct Walk<'l, 'a> {
 }
 
 impl<'l, 'a> Walk<'l, 'a> {
-    /// An object node, its children known: what
-    /// [`Schema::accepts_shape`] checks of an object that does not depend on
-    /// its leaves' values.
-    fn object(
-        &self,
-        schema: &Schema,
-        children: &[(&'a str, Node<'l, 'a>)],
-        also_allowed: &dyn Fn(&str) -> bool,
-        checks: &mut Vec<(u32, Arc<Schema>)>,
-    ) -> bool {
-        if !schema.types.is_empty() && !schema.types.contains(&crate::JsonType::Object) {
-            return false;
-        }
-        // `enum` never matches an object (`accepts_shape` compares scalars
-        // only).
-        if schema.enum_values.is_some() {
-            return false;
-        }
-        schema.required.iter().all(|name| {
-            children
-                .iter()
-                .any(|(k, _)| wraith_plugin::same_bytes(k.as_bytes(), name.as_bytes()))
-        }) && children
-            .iter()
-            .all(|(key, child)| match schema.property_shared(key) {
-                Some(sub) => self.child(sub, *child, checks),
-                None => schema.additional_properties || also_allowed(key),
-            })
-    }
-
-    /// A node under `schema`: a leaf leaves a check; an object or an array
-    /// is walked.
-    fn child(
+    /// A member under `schema`: a leaf leaves a check; an object or an
+    /// array is walked, its keys checked as [`Schema::accepts_shape`]
+    /// checks them.
+    fn member(
         &self,
         schema: &Arc<Schema>,
         node: Node<'l, 'a>,
@@ -237,26 +215,11 @@ impl<'l, 'a> Walk<'l, 'a> {
             return true;
         }
         match node.shape() {
-            Some(Shape::Object) => {
-                let mut children = Vec::with_capacity(16);
-                node.children(false, &mut children).is_some()
-                    && self.object(schema, &children, &|_| false, checks)
-            }
-            Some(Shape::Array) => {
-                if !schema.types.is_empty() && !schema.types.contains(&crate::JsonType::Array) {
-                    return false;
-                }
-                if schema.enum_values.is_some() {
-                    return false;
-                }
-                let Some(item) = &schema.items else {
-                    return true;
-                };
-                let mut children = Vec::with_capacity(8);
-                node.children(true, &mut children).is_some()
-                    && children
-                        .iter()
-                        .all(|(_, child)| self.child(item, *child, checks))
+            Some(shape @ (Shape::Object | Shape::Array)) => {
+                schema.container_ok(&shape)
+                    && schema.members_ok(node, shape, None, &|_| false, &mut |sub, n| {
+                        self.member(sub, n, checks)
+                    })
             }
             _ => false,
         }
