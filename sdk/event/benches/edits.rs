@@ -12,9 +12,9 @@
 //! `valgrind --tool=callgrind`: the difference of two counts (say 2 and 12
 //! passes) over 10 × 1,024 is the cost per event.
 
-#[path = "../../../gateway/benches/support/events.rs"]
-#[allow(dead_code)]
-mod events;
+mod common;
+
+use common::events;
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -24,13 +24,10 @@ const EVENTS: usize = 1024;
 const BATCH: usize = 128;
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if common::listing() {
         return;
     }
-    let secs: f64 = std::env::var("WRAITH_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2.0);
+    let secs = common::secs(2.0);
     let events = events::events(0, EVENTS);
     let batches: Vec<FlatBatch> = events.chunks(BATCH).map(FlatBatch::encode).collect();
     let answers: Vec<EditBuffer> = batches

@@ -19,9 +19,9 @@
 //! default 3, over 15 rounds); `WRAITH_BENCH_PROFILE=<n>:dom|encode|direct`
 //! runs one of them `n` passes, for `valgrind --tool=callgrind`.
 
-#[path = "../../../gateway/benches/support/events.rs"]
-#[allow(dead_code)]
-mod events;
+mod common;
+
+use common::events;
 
 use std::fmt;
 use std::hint::black_box;
@@ -200,13 +200,10 @@ fn direct(body: &[u8]) -> FlatBatch {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if common::listing() {
         return;
     }
-    let secs: f64 = std::env::var("WRAITH_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
+    let secs = common::secs(3.0);
     let bodies: Vec<Vec<u8>> = (0..BODIES)
         .map(|b| serde_json::to_vec(&events::events(b * BATCH, BATCH)).expect("serialises"))
         .collect();
