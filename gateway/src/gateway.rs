@@ -12,7 +12,7 @@ use crate::activity::Activity;
 use crate::ingest::CLIENT_FIELD;
 use crate::pipeline::registry::Registry;
 use crate::pipeline::trace::{Step, Trace};
-use crate::pipeline::{DeadLetterKind, Disposition, Kept};
+use crate::pipeline::{DeadLetterKind, Disposition, Events, Kept};
 use crate::sinks::{BatchMeta, DEFAULT_DESTINATION, DLQ, Record, RecordKind, SinkError, Sinks};
 use crate::telemetry::{Metrics, RefusedLabels, SinkLabels};
 use bytes::Bytes;
@@ -37,7 +37,7 @@ pub struct Submitted {
 /// A batch of validated events and what the gateway knows about it.
 #[derive(Debug)]
 pub struct Batch {
-    pub events: Vec<Value>,
+    pub events: Events,
     pub meta: BatchMeta,
 }
 

@@ -170,6 +170,33 @@ pub fn parse_batch(
     }
 }
 
+/// A batch body read straight into the flat layout with the ingest's
+/// checks and defaults (`wraith_event::body`): a JSON array or NDJSON whose
+/// events are all valid. `None` for anything else, which the general route
+/// ([`parse_batch`] and the checks on values) answers.
+pub fn parse_flat(
+    headers: &HeaderMap,
+    body: &[u8],
+    limits: &IngestLimits,
+    client: Option<&str>,
+    now: time::OffsetDateTime,
+) -> Option<wraith_event::body::Parsed> {
+    let rules = wraith_event::body::Rules {
+        max_depth: limits.event.max_depth,
+        max_string: limits.event.max_string,
+        max_values: limits.event.max_values,
+        max_events: limits.max_events,
+        client_field: super::CLIENT_FIELD,
+        client,
+        now,
+    };
+    let body = strip_bom(body);
+    match format(headers).ok()? {
+        Format::Json => wraith_event::body::json_array(body, &rules),
+        Format::Ndjson => wraith_event::body::ndjson(body, &rules),
+    }
+}
+
 /// Parse a single-event body (`POST /event`).
 pub fn parse_single(
     headers: &HeaderMap,

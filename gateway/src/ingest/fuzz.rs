@@ -174,3 +174,286 @@ proptest! {
         everything(&body);
     }
 }
+
+/// A value of one of the top-level fields ingest checks or completes, as
+/// JSON text: valid forms, forms it rewrites, and forms it refuses.
+fn special_field() -> impl Strategy<Value = (String, String)> {
+    let pick = |key: &'static str, values: &'static [&'static str]| {
+        prop::sample::select(values).prop_map(move |v| (key.to_string(), v.to_string()))
+    };
+    prop_oneof![
+        pick(
+            "event_type",
+            &["\"t\"", "\"tool_invoked\"", "\"\"", "3", "null", "{}"]
+        ),
+        pick(
+            "event_id",
+            &[
+                "\"6F9619FF-8B86-D011-B42D-00CF4FC964FF\"",
+                "\"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b\"",
+                "\"{0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b}\"",
+                "\"nope\"",
+                "null",
+                "7",
+                "{}"
+            ]
+        ),
+        pick(
+            "timestamp",
+            &[
+                "\"2024-01-02T03:04:05+02:00\"",
+                "\"2024-01-02T03:04:05.120Z\"",
+                "\"2024-01-02T03:04:05Z\"",
+                "1700000000123",
+                "-5",
+                "1.5",
+                "18446744073709551615",
+                "null",
+                "\"yesterday\"",
+                "[]"
+            ]
+        ),
+        pick(
+            "level",
+            &[
+                "\"WARN\"",
+                "\"warn\"",
+                "\"Error\"",
+                "\"info\"",
+                "\"loud\"",
+                "null",
+                "1"
+            ]
+        ),
+        pick("tool", &["\"x\"", "null", "5", "{}"]),
+        pick("command", &["\"build\"", "null", "[\"a\"]"]),
+        pick("error_type", &["\"E\"", "false"]),
+        pick(
+            "duration_ms",
+            &[
+                "12", "12.5", "-1", "-0.0", "0", "1e3", "null", "\"5\"", "{}"
+            ]
+        ),
+        pick(
+            "context",
+            &[
+                "{}",
+                "{\"a\":1}",
+                "{\"a\":{\"b\":[1,{}]}}",
+                "null",
+                "[]",
+                "[1]",
+                "\"x\"",
+                "{\"\":1}",
+                "{\"a\":1,\"a\":2}"
+            ]
+        ),
+        pick("_client", &["\"forged\"", "null"]),
+    ]
+}
+
+/// Any other member: a key (escapes, dots, an empty one, repeats) and a value.
+fn other_field() -> impl Strategy<Value = (String, String)> {
+    (
+        prop_oneof![
+            prop::sample::select(&["a", "b", "a.b", "x[0]", "", "é", "q\"k", "tab\tk"][..])
+                .prop_map(str::to_string),
+            "[a-z]{1,12}",
+        ],
+        json_value(),
+    )
+        .prop_map(|(k, v)| (serde_json::to_string(&k).unwrap(), v.to_string()))
+}
+
+/// One event as JSON text, members in the order given (repeats kept).
+fn event_text() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec(
+            prop_oneof![
+                special_field().prop_map(|(k, v)| (serde_json::to_string(&k).unwrap(), v)),
+                other_field()
+            ],
+            0..7,
+        ),
+        prop::bool::weighted(0.9),
+        any::<prop::sample::Index>(),
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(|(mut members, typed, at, odd)| {
+            if typed {
+                let i = at.index(members.len() + 1);
+                members.insert(i, ("\"event_type\"".into(), "\"t\"".into()));
+            }
+            if odd {
+                // Not an object at all.
+                return "[1]".to_string();
+            }
+            let inner: Vec<String> = members.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            format!("{{{}}}", inner.join(","))
+        })
+}
+
+/// A body of such events: a JSON array, or NDJSON (blank lines, CRLF).
+fn body_text() -> impl Strategy<Value = (bool, String, Vec<String>)> {
+    (any::<bool>(), prop::collection::vec(event_text(), 0..6)).prop_map(|(nd, events)| {
+        let body = if nd {
+            events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    if i % 3 == 2 {
+                        format!("\r\n{e}\r\n")
+                    } else {
+                        format!("{e}\n")
+                    }
+                })
+                .collect()
+        } else {
+            format!("[ {} ]", events.join(",\n"))
+        };
+        (nd, body, events)
+    })
+}
+
+/// The limits: the defaults, or small ones that events run into.
+fn some_limits() -> impl Strategy<Value = super::IngestLimits> {
+    prop_oneof![
+        Just(super::IngestLimits::default()),
+        (1usize..5, 1usize..30, 1usize..20, 1usize..6).prop_map(
+            |(depth, string, values, events)| {
+                super::IngestLimits {
+                    max_events: events,
+                    event: limits::EventLimits {
+                        max_depth: depth,
+                        max_string: string,
+                        max_values: values,
+                    },
+                    ..super::IngestLimits::default()
+                }
+            }
+        ),
+    ]
+}
+
+/// Whether an event's text repeats a key in one object, or sends the
+/// client field (what the fast route leaves to the general one).
+fn unusual(event: &Value, text: &str) -> bool {
+    fn repeats(text: &str) -> bool {
+        // Count members per object by reading the text's own structure.
+        struct Check(bool);
+        impl<'de> serde::de::Visitor<'de> for &mut Check {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("JSON")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                while let Some(k) = m.next_key::<String>()? {
+                    if !seen.insert(k) {
+                        self.0 = true;
+                    }
+                    m.next_value_seed(&mut *self)?;
+                }
+                Ok(())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<(), A::Error> {
+                while s.next_element_seed(&mut *self)?.is_some() {}
+                Ok(())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_unit<E>(self) -> Result<(), E> {
+                Ok(())
+            }
+        }
+        impl<'de> serde::de::DeserializeSeed<'de> for &mut Check {
+            type Value = ();
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+        let mut c = Check(false);
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde::de::DeserializeSeed::deserialize(&mut c, &mut de).is_ok() && c.0
+    }
+    event.get(super::CLIENT_FIELD).is_some() || repeats(text)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases().max(2000), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The fast route (a body straight into the flat layout) gives leaf for
+    /// leaf what the general route (values, checks, defaults, the encoder)
+    /// gives, or leaves the body to it; and it leaves to it only bodies
+    /// that need it: a refused event, a repeated key, the client field,
+    /// too many events, nothing at all.
+    #[test]
+    fn the_fast_route_is_the_general_route(
+        (nd, body, texts) in body_text(),
+        limits in some_limits(),
+        client in prop::option::of(Just("suite")),
+    ) {
+        use wraith_event::flat::FlatBatch;
+        let now = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        let h = headers(if nd { "application/x-ndjson" } else { "application/json" });
+        let fast = decode::parse_flat(&h, body.as_bytes(), &limits, client, now);
+        // The general route, as ingest takes it.
+        let items = decode::parse_batch(&h, body.as_bytes());
+        let general: Option<Vec<Value>> = match &items {
+            Ok(items) if !items.is_empty() && items.len() <= limits.max_events => items
+                .iter()
+                .cloned()
+                .map(|i| i.and_then(|v| super::check_value(&limits.event, v, client, now)).ok())
+                .collect(),
+            _ => None,
+        };
+        match (&fast, general) {
+            (Some(p), None) => prop_assert!(false, "the fast route took a body the general route refuses: {body}\n{p:?}"),
+            (Some(p), Some(mut valid)) => {
+                prop_assert_eq!(p.ids.len(), valid.len());
+                for (i, v) in valid.iter_mut().enumerate() {
+                    // A generated id is the one thing the routes do not share.
+                    let id = uuid::Uuid::parse_str(&p.ids[i]).unwrap();
+                    if v["event_id"] != Value::String(p.ids[i].clone()) {
+                        prop_assert_eq!(id.get_version_num(), 7);
+                        v["event_id"] = Value::String(p.ids[i].clone());
+                    }
+                }
+                let expected = FlatBatch::encode(&valid);
+                let (a, b) = (expected.view(), p.batch.view());
+                prop_assert_eq!(a.len(), b.len());
+                for i in 0..a.len() {
+                    let (x, y): (Vec<_>, Vec<_>) = (a.event(i).leaves().collect(), b.event(i).leaves().collect());
+                    prop_assert_eq!(x, y, "event {} of {}", i, body);
+                }
+            }
+            (None, Some(valid)) => {
+                // Left to the general route although every event is valid:
+                // only for what the fast route does not read.
+                let events: Vec<(Value, &String)> = texts
+                    .iter()
+                    .map(|t| (serde_json::from_str(t).unwrap(), t))
+                    .collect();
+                prop_assert_eq!(events.len(), valid.len());
+                prop_assert!(
+                    events.iter().any(|(v, t)| unusual(v, t)),
+                    "the fast route left a plain body to the general route: {}", body
+                );
+            }
+            (None, None) => {}
+        }
+    }
+}

@@ -12,6 +12,7 @@ pub mod otlp;
 pub mod seeds;
 
 use crate::gateway::{Batch, Gateway, SubmitError};
+use crate::pipeline::Events;
 use crate::sinks::{BatchMeta, Readiness};
 use crate::telemetry::{HttpLabels, RefusedLabels};
 pub use auth::{Auth, Client};
@@ -315,9 +316,60 @@ async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = decode::read_body(body, &state.limits()).await?;
+    let limits = state.limits();
+    let bytes = decode::read_body(body, &limits).await?;
+    let meta = meta("http", client);
+    // Nearly every body: an array or NDJSON of valid events, read straight
+    // into the layout the chain runs on.
+    if let Some(parsed) = decode::parse_flat(
+        &headers,
+        &bytes,
+        &limits,
+        meta.client.as_deref(),
+        meta.received_at,
+    ) {
+        return flat_response(&state, parsed, meta).await;
+    }
     let parsed = decode::parse_batch(&headers, &bytes)?;
-    batch_response(&state, parsed, meta("http", client)).await
+    batch_response(&state, parsed, meta).await
+}
+
+/// The answer to a body whose events were all read and checked on the fast
+/// route ([`decode::parse_flat`]).
+async fn flat_response(
+    state: &AppState,
+    parsed: wraith_event::body::Parsed,
+    meta: BatchMeta,
+) -> Result<Response, ApiError> {
+    let metrics = &state.gateway.metrics;
+    metrics.events_received.inc_by(parsed.ids.len() as u64);
+    let submitted = submit(state, Events::Flat(parsed.batch), meta).await?;
+    let answer = BatchAnswer {
+        accepted: submitted.accepted,
+        dropped: submitted.dropped,
+        dead_lettered: submitted.dead_lettered,
+        invalid: 0,
+        event_ids: parsed.ids.into_iter().map(Some).collect(),
+        errors: Vec::new(),
+    };
+    Ok(Json(answer).into_response())
+}
+
+/// Run checked events through the gateway; its refusals as HTTP errors.
+async fn submit(
+    state: &AppState,
+    events: Events,
+    meta: BatchMeta,
+) -> Result<crate::gateway::Submitted, ApiError> {
+    state
+        .gateway
+        .submit(Batch { events, meta })
+        .await
+        .map_err(|e| match e {
+            SubmitError::Sink(e) => ApiError::unavailable(e.to_string()),
+            e @ SubmitError::Busy { .. } => ApiError::busy(e.to_string()),
+            SubmitError::Internal(m) => ApiError::internal(m),
+        })
 }
 
 /// `/events`: Wraith events as at `/v1/events`, and network-probe
@@ -483,18 +535,7 @@ pub(crate) async fn ingest_events(
     let submitted = if valid.is_empty() {
         Default::default()
     } else {
-        state
-            .gateway
-            .submit(Batch {
-                events: valid,
-                meta,
-            })
-            .await
-            .map_err(|e| match e {
-                SubmitError::Sink(e) => ApiError::unavailable(e.to_string()),
-                e @ SubmitError::Busy { .. } => ApiError::busy(e.to_string()),
-                SubmitError::Internal(m) => ApiError::internal(m),
-            })?
+        submit(state, Events::Values(valid), meta).await?
     };
     Ok(BatchAnswer {
         accepted: submitted.accepted,
@@ -514,7 +555,17 @@ fn check_one(
     client: Option<&str>,
     now: time::OffsetDateTime,
 ) -> Result<Value, decode::Refused> {
-    limits::check_event(&v, &state.limits.load().event)?;
+    check_value(&state.limits.load().event, v, client, now)
+}
+
+/// [`check_one`] under given limits.
+fn check_value(
+    limits: &EventLimits,
+    v: Value,
+    client: Option<&str>,
+    now: time::OffsetDateTime,
+) -> Result<Value, decode::Refused> {
+    limits::check_event(&v, limits)?;
     let mut v = v;
     if let Value::Object(m) = &mut v {
         m.remove(CLIENT_FIELD);

@@ -7,7 +7,8 @@
 //! applied to the leaves of the events it edited (`flat::Rewriter`), the
 //! untouched events' bytes are copied, and an edited event leaves the chain
 //! as leaves ([`Kept::Flat`]) that the sinks' JSON line is written from. An
-//! event no plugin edited leaves as the value it came in as.
+//! event no plugin edited leaves as it came in: the value, or the leaves of
+//! a body ingest read straight into the layout ([`Events::Flat`]).
 
 pub mod manifest;
 pub mod registry;
@@ -25,6 +26,37 @@ use wraith_event::flat::{self, BatchView, Edits, Rewriter};
 /// The destination of events no plugin routed.
 pub const DEFAULT_DESTINATION: &str = "events";
 
+/// The events of a batch as they reach the chain.
+#[derive(Debug, Clone)]
+pub enum Events {
+    /// As JSON values (the general route of ingest, OTLP, the envelope).
+    Values(Vec<Value>),
+    /// Already in the flat layout: a body read straight into it
+    /// (`wraith_event::body`), which the chain runs on as it is.
+    Flat(FlatBatch),
+}
+
+impl From<Vec<Value>> for Events {
+    fn from(events: Vec<Value>) -> Self {
+        Events::Values(events)
+    }
+}
+
+impl Events {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        match self {
+            Events::Values(v) => v.len(),
+            Events::Flat(b) => b.len(),
+        }
+    }
+
+    /// Whether there is no event.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Disposition {
@@ -41,9 +73,9 @@ pub enum Disposition {
     },
 }
 
-/// A kept event: the value it came in as, or, once a plugin edited it, its
-/// leaves in the chain's last batch (never rebuilt as a JSON value on the
-/// way to the sinks).
+/// A kept event: the value it came in as, or its leaves in the chain's last
+/// batch, once a plugin edited it or when it came in as leaves (never
+/// rebuilt as a JSON value on the way to the sinks).
 #[derive(Debug, Clone)]
 pub enum Kept {
     Value(Value),
@@ -121,43 +153,77 @@ impl Chain {
 
     /// Run events through every plugin. CPU-bound and blocking: call it from a
     /// blocking thread. The result has one disposition per event, in order.
-    pub fn run(&self, events: Vec<Value>) -> Vec<Disposition> {
-        let mut out = Vec::with_capacity(events.len());
-        let mut events = events.into_iter();
-        loop {
-            let chunk: Vec<Value> = events.by_ref().take(self.max_batch).collect();
-            if chunk.is_empty() {
-                break;
+    pub fn run(&self, events: impl Into<Events>) -> Vec<Disposition> {
+        match events.into() {
+            Events::Values(events) => {
+                let mut out = Vec::with_capacity(events.len());
+                let mut events = events.into_iter();
+                loop {
+                    let chunk: Vec<Value> = events.by_ref().take(self.max_batch).collect();
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    out.extend(self.run_batch(Events::Values(chunk)));
+                }
+                out
             }
-            out.extend(self.run_batch(chunk));
+            Events::Flat(batch) if batch.len() <= self.max_batch => {
+                self.run_batch(Events::Flat(batch))
+            }
+            Events::Flat(batch) => {
+                let n = batch.len();
+                let mut out = Vec::with_capacity(n);
+                for start in (0..n).step_by(self.max_batch) {
+                    let end = (start + self.max_batch).min(n);
+                    let mut part = FlatBatch::with_capacity(end - start);
+                    for i in start..end {
+                        part.push_copied(&batch.data, &batch.leaves, &batch.events, i);
+                    }
+                    out.extend(self.run_batch(Events::Flat(part)));
+                }
+                out
+            }
         }
-        out
     }
 
-    fn run_batch(&self, events: Vec<Value>) -> Vec<Disposition> {
+    fn run_batch(&self, events: Events) -> Vec<Disposition> {
         self.run_batch_noting_faults(events).0
     }
 
     /// [`Chain::run`] on one batch, also returning the faults that the
     /// chain passed over (`on_error = "pass"`): plugin and message.
-    fn run_batch_noting_faults(
-        &self,
-        events: Vec<Value>,
-    ) -> (Vec<Disposition>, Vec<(String, String)>) {
+    fn run_batch_noting_faults(&self, events: Events) -> (Vec<Disposition>, Vec<(String, String)>) {
         let n = events.len();
         let mut result: Vec<Option<Disposition>> = vec![None; n];
+        // Values are encoded when the first plugin needs them; a flat batch
+        // is the first plugin's batch as it is, and its events are their
+        // leaves (as if edited) from the start.
+        let (values, flat, mut current) = match events {
+            Events::Values(v) => (v, vec![false; n], Current::Unencoded),
+            Events::Flat(b) => (
+                vec![Value::Null; n],
+                vec![true; n],
+                Current::Encoded(EncodedBatch::from(b)),
+            ),
+        };
         // The events still travelling, with their original positions.
         let mut live = Live {
             index: (0..n).collect(),
             #[cfg(debug_assertions)]
-            mirror: events.clone(),
-            flat: vec![false; n],
-            events,
+            mirror: match &current {
+                Current::Encoded(b) => {
+                    let (data, leaves, words) = b.parts();
+                    let view = BatchView::new(data, leaves, words);
+                    (0..n).map(|i| flat::to_value(&view.event(i))).collect()
+                }
+                _ => values.clone(),
+            },
+            flat,
+            events: values,
             destination: vec![None; n],
             last_link: false,
             passed_faults: Vec::new(),
         };
-        let mut current = Current::Unencoded;
         for (k, link) in self.links.iter().enumerate() {
             if live.events.is_empty() {
                 break;

@@ -89,7 +89,8 @@ impl Chain {
             self.generation,
             1,
         );
-        let (mut d, passed) = one.run_batch_noting_faults(vec![input.clone()]);
+        let (mut d, passed) =
+            one.run_batch_noting_faults(super::Events::Values(vec![input.clone()]));
         let plugin = runtime.name.clone();
         let step = |verdict, reason, destination, edits| Step {
             plugin: plugin.clone(),

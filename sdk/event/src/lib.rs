@@ -16,6 +16,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "validate")]
+pub mod body;
 pub mod destination;
 pub mod flat;
 pub mod path;

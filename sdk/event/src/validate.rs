@@ -115,12 +115,12 @@ fn check_event_id(map: &mut Map<String, Value>) -> Result<(), EventError> {
         None | Some(Value::Null) => {
             map.insert(
                 "event_id".into(),
-                Value::String(uuid::Uuid::now_v7().to_string()),
+                Value::String(new_event_id().as_str().to_string()),
             );
         }
-        Some(Value::String(s)) => match uuid::Uuid::parse_str(s) {
-            Ok(id) => *s = id.hyphenated().to_string(),
-            Err(_) => {
+        Some(Value::String(s)) => match event_id(s) {
+            Some(id) => *s = id.as_str().to_string(),
+            None => {
                 return Err(err(
                     "event_id",
                     format!("field `event_id` is not a UUID: {:?}", truncate(s)),
@@ -143,12 +143,7 @@ fn check_event_id(map: &mut Map<String, Value>) -> Result<(), EventError> {
 fn check_timestamp(map: &mut Map<String, Value>, now: OffsetDateTime) -> Result<(), EventError> {
     let ts = match map.get("timestamp") {
         None | Some(Value::Null) => now,
-        Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
-            err(
-                "timestamp",
-                format!("field `timestamp` is not RFC 3339 ({e}): {:?}", truncate(s)),
-            )
-        })?,
+        Some(Value::String(s)) => timestamp_from_text(s)?,
         Some(Value::Number(n)) => {
             let ms = n.as_i64().ok_or_else(|| {
                 err(
@@ -156,8 +151,7 @@ fn check_timestamp(map: &mut Map<String, Value>, now: OffsetDateTime) -> Result<
                     "field `timestamp` as a number must be whole epoch milliseconds",
                 )
             })?;
-            OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-                .map_err(|_| err("timestamp", "field `timestamp` is out of range"))?
+            timestamp_from_ms(ms)?
         }
         Some(other) => {
             return Err(err(
@@ -169,12 +163,64 @@ fn check_timestamp(map: &mut Map<String, Value>, now: OffsetDateTime) -> Result<
             ));
         }
     };
-    let text = ts
-        .to_offset(time::UtcOffset::UTC)
-        .format(&Rfc3339)
-        .map_err(|_| err("timestamp", "field `timestamp` is out of range"))?;
-    map.insert("timestamp".into(), Value::String(text));
+    map.insert("timestamp".into(), Value::String(timestamp_text(ts)?));
     Ok(())
+}
+
+/// A `timestamp` given as text, parsed.
+pub(crate) fn timestamp_from_text(s: &str) -> Result<OffsetDateTime, EventError> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
+        err(
+            "timestamp",
+            format!("field `timestamp` is not RFC 3339 ({e}): {:?}", truncate(s)),
+        )
+    })
+}
+
+/// A `timestamp` given as epoch milliseconds.
+pub(crate) fn timestamp_from_ms(ms: i64) -> Result<OffsetDateTime, EventError> {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .map_err(|_| err("timestamp", "field `timestamp` is out of range"))
+}
+
+/// A timestamp as it is stored: RFC 3339 in UTC.
+pub(crate) fn timestamp_text(ts: OffsetDateTime) -> Result<String, EventError> {
+    ts.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .map_err(|_| err("timestamp", "field `timestamp` is out of range"))
+}
+
+/// An `event_id` as it is stored (hyphenated, lower case), or `None` when
+/// the text is not a UUID.
+pub(crate) fn event_id(s: &str) -> Option<IdText> {
+    let id = uuid::Uuid::parse_str(s).ok()?;
+    let mut text = IdText([0; uuid::fmt::Hyphenated::LENGTH]);
+    id.hyphenated().encode_lower(&mut text.0);
+    Some(text)
+}
+
+/// A fresh `event_id` (UUID v7), as it is stored.
+pub(crate) fn new_event_id() -> IdText {
+    let mut text = IdText([0; uuid::fmt::Hyphenated::LENGTH]);
+    uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text.0);
+    text
+}
+
+/// A hyphenated UUID's text, without an allocation.
+pub(crate) struct IdText([u8; uuid::fmt::Hyphenated::LENGTH]);
+
+impl IdText {
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("a UUID's text is ASCII")
+    }
+}
+
+/// A `level` as it is stored (lower case, `warn` as `warning`), or `None`
+/// when it is not one of [`LEVELS`].
+pub(crate) fn level(s: &str) -> Option<&'static str> {
+    let lower = s.to_ascii_lowercase();
+    let lower = if lower == "warn" { "warning" } else { &lower };
+    LEVELS.iter().find(|l| **l == lower).copied()
 }
 
 fn check_level(map: &mut Map<String, Value>) -> Result<(), EventError> {
@@ -182,14 +228,9 @@ fn check_level(map: &mut Map<String, Value>) -> Result<(), EventError> {
         None | Some(Value::Null) => {
             map.insert("level".into(), Value::String("info".into()));
         }
-        Some(Value::String(s)) => {
-            let lower = s.to_ascii_lowercase();
-            let lower = if lower == "warn" {
-                "warning".to_string()
-            } else {
-                lower
-            };
-            if !LEVELS.contains(&lower.as_str()) {
+        Some(Value::String(s)) => match level(s) {
+            Some(l) => *s = l.to_string(),
+            None => {
                 return Err(err(
                     "level",
                     format!(
@@ -199,8 +240,7 @@ fn check_level(map: &mut Map<String, Value>) -> Result<(), EventError> {
                     ),
                 ));
             }
-            *s = lower;
-        }
+        },
         Some(other) => {
             return Err(err(
                 "level",
