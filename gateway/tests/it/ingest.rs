@@ -314,3 +314,63 @@ fn the_default_body_limit_is_five_mib() {
     let (s, a, _) = gw.post_raw("/v1/events", Some("application/json"), None, at);
     assert_eq!((s, a["accepted"].as_u64()), (200, Some(1)), "{a}");
 }
+
+/// A body larger than the chain's batch (`plugins.max_batch`) runs as
+/// several batches; on the fast route (an array or NDJSON of valid events
+/// read straight into the flat layout) as on the general one, every event
+/// is stored once, in order, edited, with the id the answer gave it.
+#[test]
+fn bodies_larger_than_a_batch_are_stored_whole_and_in_order() {
+    let gw = Gateway::start_with(Options {
+        plugins: vec![("upper", "upper")],
+        extra_config: "max_batch = 7".into(),
+        ..Default::default()
+    });
+    let events: Vec<Value> = (0..30).map(event).collect();
+    let (status, answer) = gw.post_json("/v1/events", &Value::Array(events.clone()));
+    assert_eq!(
+        (status, answer["accepted"].clone()),
+        (200, json!(30)),
+        "{answer}"
+    );
+    let ndjson: String = (30..60).map(|n| format!("{}\n", event(n))).collect();
+    let (status, second, _) = gw.post_raw(
+        "/v1/events",
+        Some("application/x-ndjson"),
+        None,
+        ndjson.into_bytes(),
+    );
+    assert_eq!(
+        (status, second["accepted"].clone()),
+        (200, json!(30)),
+        "{second}"
+    );
+    // The general route (one refused event) on the same chain.
+    let mut mixed: Vec<Value> = (60..75).map(event).collect();
+    mixed.insert(3, json!({"event_type": ""}));
+    let (status, third) = gw.post_json("/v1/events", &Value::Array(mixed));
+    assert_eq!(
+        (status, third["accepted"].clone()),
+        (200, json!(15)),
+        "{third}"
+    );
+    let lines = gw.lines("events");
+    assert_eq!(lines.len(), 75);
+    let mut ids: Vec<Value> = Vec::new();
+    for answer in [&answer, &second, &third] {
+        ids.extend(
+            answer["event_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| !i.is_null())
+                .cloned(),
+        );
+    }
+    for (n, line) in lines.iter().enumerate() {
+        assert_eq!(line["n"], json!(n), "{line}");
+        assert_eq!(line["command"], json!(format!("CMD-{n}")), "{line}");
+        assert_eq!(line["event_id"], ids[n], "{line}");
+        assert_eq!(line["level"], "info");
+    }
+}
