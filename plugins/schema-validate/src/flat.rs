@@ -183,7 +183,9 @@ impl JsonType {
 /// (numbers by value, as the full check compares them).
 fn enum_eq(allowed: &Value, shape: &Shape<'_>) -> bool {
     match (allowed, shape) {
-        (Value::String(a), Shape::String(s)) => a == s,
+        (Value::String(a), Shape::String(s)) => {
+            wraith_plugin::same_bytes(a.as_bytes(), s.as_bytes())
+        }
         (Value::Number(a), Shape::Number(n)) => {
             number(n).is_some_and(|n| compare(a, &n) == Some(std::cmp::Ordering::Equal))
         }

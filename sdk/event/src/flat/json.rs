@@ -199,11 +199,18 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
         }
         i += 8;
     }
-    for j in i..s.len() {
-        if needs_escape(s[j]) {
-            out.extend_from_slice(&s[copied..j]);
-            write_escape(out, s[j]);
-            copied = j + 1;
+    // The last bytes (a key's, most often all of it) are tested as one
+    // word too, padded with bytes that need no escape.
+    let rest = &s[i..];
+    let mut tail = [b'a'; 8];
+    tail[..rest.len()].copy_from_slice(rest);
+    if may_need_escape(u64::from_le_bytes(tail)) {
+        for j in i..s.len() {
+            if needs_escape(s[j]) {
+                out.extend_from_slice(&s[copied..j]);
+                write_escape(out, s[j]);
+                copied = j + 1;
+            }
         }
     }
     out.extend_from_slice(&s[copied..]);
