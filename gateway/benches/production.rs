@@ -5,7 +5,10 @@
 //! 1. HTTP → empty chain → JetStream (acknowledged) against raw JetStream
 //!    publishing of the same event lines from this process, ~1,000 publishes
 //!    in flight with `Nats-Msg-Id` (goal ≥ 0.8×: the sink is not the
-//!    bottleneck); the shipped first-party chain's figure beside it.
+//!    bottleneck); the shipped first-party chain's figure beside it, and
+//!    the same load on the file sink with fsync off (no NATS at all): what
+//!    HTTP, the gateway and the load generator take of the two cores when
+//!    the sink costs next to nothing.
 //! 2. `gateway load` JetStream → ClickHouse against a raw `clickhouse` crate
 //!    insert of the same rows in 10,000-row inserts into the same schema
 //!    (table and per-minute materialized view) in a database of its own
@@ -149,11 +152,24 @@ fn http_load(url: &str, secs: u64, clients: u64, batch: u64) -> (f64, u64) {
     )
 }
 
-fn gateway(plugins: &Path, nats: &str, data: &Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+/// A gateway on `plugins` publishing to NATS at `nats`, or, with `None`,
+/// storing to its file sink with fsync off.
+fn gateway(plugins: &Path, nats: Option<&str>, data: &Path) -> (std::process::Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    match nats {
+        Some(url) => {
+            cmd.args(["--nats", url]);
+        }
+        None => {
+            let config = data.with_extension("toml");
+            std::fs::write(&config, "[sinks.file]\nfsync = false\n").unwrap();
+            cmd.args(["--config", config.to_str().unwrap()]);
+        }
+    }
+    let mut child = cmd
         .args(["--plugins", plugins.to_str().unwrap()])
         .args(["--data-dir", data.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0", "--nats", nats])
+        .args(["--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
@@ -295,13 +311,19 @@ fn http_part(
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     // The gateway creates the stream the raw publisher uses too.
-    let (mut g, url) = gateway(&empty, &nats.url(), &tmp.path().join("d1"));
+    let (mut g, url) = gateway(&empty, Some(&nats.url()), &tmp.path().join("d1"));
     let raw = rt.block_on(raw_publish(&nats.url(), "telemetry.bench", secs, 1000));
     let (empty_rate, empty_refused) = http_load(&url, secs, clients, 100);
     let _ = g.kill();
     let _ = g.wait();
-    let (mut g, url) = gateway(first_party, &nats.url(), &tmp.path().join("d2"));
+    let (mut g, url) = gateway(first_party, Some(&nats.url()), &tmp.path().join("d2"));
     let (shipped_rate, shipped_refused) = http_load(&url, secs, clients, 100);
+    let _ = g.kill();
+    let _ = g.wait();
+    // The same load with no NATS at all: what the gateway and the load
+    // generator do on these two cores when the sink costs next to nothing.
+    let (mut g, url) = gateway(&empty, None, &tmp.path().join("d3"));
+    let (file_rate, _) = http_load(&url, secs, clients, 100);
     let _ = g.kill();
     let _ = g.wait();
     println!(
@@ -312,6 +334,11 @@ fn http_part(
         "{:<48} {empty_rate:>10.0} events/s   {:.2}x raw   ({empty_refused} requests refused with 503)",
         "HTTP → empty chain → JetStream",
         empty_rate / raw
+    );
+    println!(
+        "{:<48} {file_rate:>10.0} events/s   JetStream's figure is {:.2}x of it",
+        "HTTP → empty chain → file sink (fsync off)",
+        empty_rate / file_rate
     );
     println!(
         "{:<48} {shipped_rate:>10.0} events/s   {:.2}x raw, {:.2}x the empty chain   ({shipped_refused} refused)",
