@@ -729,8 +729,8 @@ struct Live {
     /// Each event as it came in; stale (null) where `flat` says the batch
     /// holds it.
     events: Vec<Value>,
-    /// Whether a plugin edited the event: its leaves in the current batch
-    /// are then all there is of it.
+    /// Whether the event's leaves in the current batch are all there is of
+    /// it: a plugin edited it, or it came in as leaves ([`Events::Flat`]).
     flat: Vec<bool>,
     /// Debug builds (the test suite's) also edit every event as a JSON
     /// value and hold each batch to a fresh encoding of those values.
