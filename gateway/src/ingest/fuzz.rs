@@ -416,7 +416,7 @@ proptest! {
             Ok(items) if !items.is_empty() && items.len() <= limits.max_events => items
                 .iter()
                 .cloned()
-                .map(|i| i.and_then(|v| super::check_value(&limits.event, v, client, now)).ok())
+                .map(|i| i.and_then(|v| super::check_one(&limits.event, v, client, now)).ok())
                 .collect(),
             _ => None,
         };

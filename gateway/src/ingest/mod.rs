@@ -509,8 +509,9 @@ pub(crate) async fn ingest_events(
     let mut valid = Vec::with_capacity(parsed.len());
     let mut event_ids = Vec::with_capacity(parsed.len());
     let mut errors = Vec::new();
+    let limits = state.limits.load();
     for (index, item) in parsed.into_iter().enumerate() {
-        let checked = item.and_then(|v| check_one(state, v, meta.client.as_deref(), now));
+        let checked = item.and_then(|v| check_one(&limits.event, v, meta.client.as_deref(), now));
         match checked {
             Ok(event) => {
                 event_ids.push(
@@ -550,16 +551,6 @@ pub(crate) async fn ingest_events(
 /// The checks every event passes before the chain: the shape limits, the
 /// client field, then the event checks and defaults.
 fn check_one(
-    state: &AppState,
-    v: Value,
-    client: Option<&str>,
-    now: time::OffsetDateTime,
-) -> Result<Value, decode::Refused> {
-    check_value(&state.limits.load().event, v, client, now)
-}
-
-/// [`check_one`] under given limits.
-fn check_value(
     limits: &EventLimits,
     v: Value,
     client: Option<&str>,
@@ -596,7 +587,7 @@ async fn playground(
     let event = item
         .and_then(|v| {
             check_one(
-                &state,
+                &state.limits.load().event,
                 v,
                 client.as_deref(),
                 time::OffsetDateTime::now_utc(),

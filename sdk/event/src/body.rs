@@ -21,7 +21,7 @@
 //!
 //! [`validate::normalize`]: crate::validate::normalize
 
-use crate::flat::{FlatBatch, LEAF_WORDS, NumBuf, kind};
+use crate::flat::{FlatBatch, LEAF_WORDS, kind};
 use crate::path;
 use crate::validate;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -486,10 +486,8 @@ impl<'de> DeserializeSeed<'de> for Leaves<'_, '_> {
 
 impl Leaves<'_, '_> {
     fn number<E>(self, n: serde_json::Number) -> Result<(), E> {
-        let mut buf = NumBuf::default();
-        use std::fmt::Write as _;
-        let _ = write!(buf, "{n}");
-        self.out.leaf(kind::NUMBER, buf.as_bytes());
+        let out = self.out;
+        out.batch.push_number(&out.path, &n);
         Ok(())
     }
 }

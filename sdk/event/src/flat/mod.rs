@@ -122,16 +122,19 @@ impl FlatBatch {
             Value::Null => self.push_leaf(path, kind::NULL, b""),
             Value::Bool(false) => self.push_leaf(path, kind::FALSE, b""),
             Value::Bool(true) => self.push_leaf(path, kind::TRUE, b""),
-            Value::Number(n) => {
-                // Numbers are rare next to strings; formatting through a small
-                // stack buffer keeps this allocation-free.
-                let mut buf = NumBuf::default();
-                use std::fmt::Write as _;
-                let _ = write!(buf, "{n}");
-                self.push_leaf(path, kind::NUMBER, buf.as_bytes());
-            }
+            Value::Number(n) => self.push_number(path, n),
             Value::String(s) => self.push_leaf(path, kind::STRING, s.as_bytes()),
         }
+    }
+
+    /// A number leaf, written as `serde_json` writes the number.
+    pub(crate) fn push_number(&mut self, path: &str, n: &serde_json::Number) {
+        // Numbers are rare next to strings; formatting through a small
+        // stack buffer keeps this allocation-free.
+        let mut buf = NumBuf::default();
+        use std::fmt::Write as _;
+        let _ = write!(buf, "{n}");
+        self.push_leaf(path, kind::NUMBER, buf.as_bytes());
     }
 
     pub(crate) fn push_leaf(&mut self, path: &str, kind: u32, value: &[u8]) {
