@@ -303,6 +303,10 @@ pub fn to_records(
 ) -> (Vec<Record>, Submitted) {
     let mut s = Submitted::default();
     let mut records = Vec::with_capacity(dispositions.len());
+    // Every line of the batch goes into one buffer, which the records then
+    // share (one allocation, sized for the batch, instead of one per line).
+    let mut lines: Vec<u8> = Vec::with_capacity(dispositions.len() * 1024);
+    let mut ends: Vec<usize> = Vec::with_capacity(dispositions.len());
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -334,12 +338,13 @@ pub fn to_records(
                         a
                     }
                 };
-                let (event_id, line) = event_line(event, client);
+                let event_id = event_line(event, client, &mut lines);
+                ends.push(lines.len());
                 records.push(Record {
                     kind: RecordKind::Event,
                     destination,
                     event_id,
-                    line: Bytes::from(line),
+                    line: Bytes::new(),
                 });
             }
             Disposition::Drop { .. } => s.dropped += 1,
@@ -355,17 +360,26 @@ pub fn to_records(
                     a.dead_letter(&now, &plugin, kind.as_str(), &reason);
                 }
                 let id = event_id(&event);
+                serde_json::to_writer(
+                    &mut lines,
+                    &dead_letter(event, &plugin, kind, &reason, &now),
+                )
+                .expect("JSON values serialize");
+                ends.push(lines.len());
                 records.push(Record {
                     kind: RecordKind::DeadLetter,
                     destination: dlq.clone(),
                     event_id: id,
-                    line: Bytes::from(
-                        serde_json::to_vec(&dead_letter(event, &plugin, kind, &reason, &now))
-                            .expect("JSON values serialize"),
-                    ),
+                    line: Bytes::new(),
                 });
             }
         }
+    }
+    let lines = Bytes::from(lines);
+    let mut start = 0;
+    for (record, end) in records.iter_mut().zip(ends) {
+        record.line = lines.slice(start..end);
+        start = end;
     }
     (records, s)
 }
@@ -378,21 +392,19 @@ fn undeclared(destination: &str, known: Option<&HashSet<String>>) -> Option<Stri
     )
 }
 
-/// A kept event's `event_id` and JSON line, with the client field set.
-fn event_line(event: Kept, client: Option<&str>) -> (Option<Arc<str>>, Vec<u8>) {
+/// A kept event's JSON line, with the client field set, appended to
+/// `line`; returns its `event_id`.
+fn event_line(event: Kept, client: Option<&str>, line: &mut Vec<u8>) -> Option<Arc<str>> {
     let (batch, index) = match event {
         Kept::Value(mut v) => {
             set_client(&mut v, client);
-            return (
-                event_id(&v),
-                serde_json::to_vec(&v).expect("JSON values serialize"),
-            );
+            serde_json::to_writer(&mut *line, &v).expect("JSON values serialize");
+            return event_id(&v);
         }
         Kept::Flat { batch, index } => (batch, index),
     };
     let view = batch.event(index);
     let id = view.get("event_id").and_then(|v| v.as_str()).map(Arc::from);
-    let mut line = Vec::with_capacity(640);
     // Written straight from the leaves when the field is already right:
     // what ingest set and no plugin touched.
     let right = match client {
@@ -400,13 +412,13 @@ fn event_line(event: Kept, client: Option<&str>) -> (Option<Arc<str>>, Vec<u8>) 
         None => !view.has(CLIENT_FIELD),
     };
     if right {
-        wraith_event::flat::write_event(&view, &mut line);
+        wraith_event::flat::write_event(&view, line);
     } else {
         let mut v = wraith_event::flat::to_value(&view);
         set_client(&mut v, client);
-        serde_json::to_writer(&mut line, &v).expect("JSON values serialize");
+        serde_json::to_writer(&mut *line, &v).expect("JSON values serialize");
     }
-    (id, line)
+    id
 }
 
 fn event_id(event: &Value) -> Option<Arc<str>> {
@@ -440,21 +452,96 @@ mod tests {
         let batch = Arc::new(FlatBatch::encode(&events));
         for client in [Some("suite"), None] {
             for (i, event) in events.iter().enumerate() {
-                let flat = event_line(
+                // Appended after what the buffer holds already.
+                let (mut flat, mut value) = (b"before".to_vec(), b"before".to_vec());
+                let flat_id = event_line(
                     Kept::Flat {
                         batch: batch.clone(),
                         index: i,
                     },
                     client,
+                    &mut flat,
                 );
-                let value = event_line(Kept::Value(event.clone()), client);
+                let value_id = event_line(Kept::Value(event.clone()), client, &mut value);
                 assert_eq!(
-                    String::from_utf8(flat.1).unwrap(),
-                    String::from_utf8(value.1).unwrap(),
+                    String::from_utf8(flat).unwrap(),
+                    String::from_utf8(value).unwrap(),
                     "{event} as {client:?}"
                 );
-                assert_eq!(flat.0, value.0);
+                assert_eq!(flat_id, value_id);
             }
         }
+    }
+
+    /// The records of a batch share one buffer: each holds exactly its own
+    /// line, whatever mix of leaves, values, dead letters and drops came
+    /// before it.
+    #[test]
+    fn each_record_holds_its_own_line() {
+        let events = [
+            json!({"event_id": "a", "x": 1, "s": "short"}),
+            json!({"event_id": "b", "nested": {"y": [1, 2, "three"]}}),
+        ];
+        let batch = Arc::new(FlatBatch::encode(&events));
+        let dispositions = vec![
+            Disposition::Keep {
+                event: Kept::Flat {
+                    batch: batch.clone(),
+                    index: 1,
+                },
+                destination: "default".into(),
+            },
+            Disposition::Drop {
+                plugin: "p".into(),
+                reason: "r".into(),
+            },
+            Disposition::DeadLetter {
+                event: json!({"event_id": "c"}),
+                plugin: "p".into(),
+                kind: DeadLetterKind::Rejected,
+                reason: "no".into(),
+            },
+            Disposition::Keep {
+                event: Kept::Value(json!({"event_id": "d", "z": null})),
+                destination: "errors".into(),
+            },
+            Disposition::Keep {
+                event: Kept::Flat { batch, index: 0 },
+                destination: "default".into(),
+            },
+        ];
+        let (records, submitted) = to_records(dispositions, Some("suite"), None, None);
+        assert_eq!(
+            (
+                submitted.accepted,
+                submitted.dropped,
+                submitted.dead_lettered
+            ),
+            (3, 1, 1)
+        );
+        let lines: Vec<Value> = records
+            .iter()
+            .map(|r| serde_json::from_slice(&r.line).expect("one JSON value per line"))
+            .collect();
+        assert_eq!(
+            lines[0],
+            json!({"event_id": "b", "nested": {"y": [1, 2, "three"]}, "_client": "suite"})
+        );
+        assert_eq!(
+            lines[1]["event"],
+            json!({"event_id": "c", "_client": "suite"})
+        );
+        assert_eq!(lines[1]["dlq"]["reason"], "no");
+        assert_eq!(
+            lines[2],
+            json!({"event_id": "d", "z": null, "_client": "suite"})
+        );
+        assert_eq!(
+            lines[3],
+            json!({"event_id": "a", "x": 1, "s": "short", "_client": "suite"})
+        );
+        let ids: Vec<_> = records.iter().map(|r| r.event_id.as_deref()).collect();
+        assert_eq!(ids, [Some("b"), Some("c"), Some("d"), Some("a")]);
+        assert_eq!(&*records[2].destination, "errors");
     }
 }

@@ -471,6 +471,10 @@ impl Rewriter {
                 run = k..k + 1;
             } else if d == best && run.end == k {
                 run.end = k + 1;
+            } else if d < best {
+                // The leaves under a prefix are one run: past the run of
+                // the deepest found, no leaf is under it or deeper.
+                break;
             }
         }
         Some((best, run))

@@ -68,27 +68,53 @@ fn steps(path: &[u8], out: &mut Vec<Step>) {
 }
 
 /// The first `.`, `[` or `\\` of `path` at or after `from`, or its length:
-/// eight bytes at a time, as keys run to a dozen bytes and more.
+/// eight bytes at a time, as keys run to a dozen bytes and more (the
+/// last eight bytes of a path are read as one word even when they overlap
+/// what was read before).
 #[inline]
 fn next_special(path: &[u8], from: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    // Exact: the high bit of each byte that is `.`, `[` or `\`, and of no
+    // other (no borrow crosses a byte), so the lowest one is the first.
+    let specials = |w: u64| {
+        zero_bytes(w ^ (ONES * b'.' as u64))
+            | zero_bytes(w ^ (ONES * b'[' as u64))
+            | zero_bytes(w ^ (ONES * b'\\' as u64))
+    };
     let mut i = from;
     while i + 8 <= path.len() {
-        let w = u64::from_le_bytes(path[i..i + 8].try_into().expect("eight bytes"));
-        let hit = zero_byte(w ^ (ONES * b'.' as u64))
-            | zero_byte(w ^ (ONES * b'[' as u64))
-            | zero_byte(w ^ (ONES * b'\\' as u64));
+        let hit = specials(word(path, i));
         if hit != 0 {
-            break;
+            return i + (hit.trailing_zeros() / 8) as usize;
         }
         i += 8;
+    }
+    if i < path.len() && path.len() >= 8 {
+        let base = path.len() - 8;
+        let hit = specials(word(path, base)) & (!0u64 << ((i - base) * 8));
+        return if hit == 0 {
+            path.len()
+        } else {
+            base + (hit.trailing_zeros() / 8) as usize
+        };
     }
     while i < path.len() && !matches!(path[i], b'.' | b'[' | b'\\') {
         i += 1;
     }
-    i.min(path.len())
+    i
+}
+
+/// The eight bytes of `s` from `at`, as a little-endian word.
+#[inline]
+fn word(s: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(s[at..at + 8].try_into().expect("eight bytes"))
+}
+
+/// The high bit of every zero byte of `x`, exactly.
+#[inline]
+fn zero_bytes(x: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
 /// Append the event's JSON text to `out`: what `serde_json::to_writer`
@@ -102,6 +128,12 @@ pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
             .unwrap_or(&[])
     };
     let str_at = |off: u32, len: u32| event.text(off, len).unwrap_or("");
+    // A string of the event's text, written with the bytes around it at
+    // hand (see `write_str_in`); text that is not there is written empty.
+    let string_at = |out: &mut Vec<u8>, off: u32, len: u32| match event.text(off, len) {
+        Some(text) => write_str_in(out, data, off as usize, text),
+        None => write_str(out, ""),
+    };
     // Closing bytes of the containers open, and whether each has a member yet.
     let mut open: Vec<(u8, bool)> = Vec::with_capacity(8);
     let mut prev: Vec<Step> = Vec::with_capacity(8);
@@ -154,7 +186,7 @@ pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
                     }
                     write_str(out, &key);
                 } else {
-                    write_str(out, raw);
+                    string_at(out, w[0] + step.start, step.end - step.start);
                 }
                 out.push(b':');
             }
@@ -163,7 +195,7 @@ pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
                     open.push((if next.index { b']' } else { b'}' }, false));
                     out.push(if next.index { b'[' } else { b'{' });
                 }
-                None if w[2] == kind::STRING => write_str(out, str_at(w[3], w[4])),
+                None if w[2] == kind::STRING => string_at(out, w[3], w[4]),
                 None => write_value(out, w[2], text(w[3], w[4])),
             }
         }
@@ -175,10 +207,42 @@ pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
     }
 }
 
+/// Write `text`, which is `data[start..start + text.len()]`, as
+/// [`write_str`] does. A
+/// string shorter than a word (most keys, many values) is checked as one
+/// word of `data` around it, the other bytes masked off, instead of byte by
+/// byte.
+#[inline]
+fn write_str_in(out: &mut Vec<u8>, data: &[u8], start: usize, text: &str) {
+    let len = text.len();
+    if len == 0 || len >= 8 || data.len() < 8 {
+        return write_str(out, text);
+    }
+    // A word of `data` that holds the string.
+    let base = start.min(data.len() - 8);
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let w = word(data, base);
+    // Exact, so that bytes outside the string cannot mark bytes in it.
+    let escapes = zero_bytes(w ^ (ONES * b'"' as u64))
+        | zero_bytes(w ^ (ONES * b'\\' as u64))
+        | zero_bytes(w & (ONES * 0xE0));
+    let ours = (!0u64 >> (64 - 8 * len)) << (8 * (start - base));
+    if escapes & ours == 0 {
+        out.reserve(len + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        write_str(out, text);
+    }
+}
+
 /// Write `s` as a JSON string, escaped exactly as `serde_json` escapes it:
 /// `"` and `\` with a backslash, the control bytes `\b \t \n \f \r` by
 /// name and the others as `\u00xx`, everything else as it is. Text is
-/// checked eight bytes at a time and copied in runs (serde_json looks up
+/// checked sixteen bytes at a time (the last eight of a string as one word,
+/// overlapping what was checked) and copied in runs; only a piece that may
+/// hold a byte to escape is looked at byte by byte (serde_json looks up
 /// every byte in a table; string values are most of an event's bytes).
 fn write_str(out: &mut Vec<u8>, s: &str) {
     let s = s.as_bytes();
@@ -186,36 +250,52 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let mut copied = 0;
     let mut i = 0;
-    while i + 8 <= s.len() {
-        let word = u64::from_le_bytes(s[i..i + 8].try_into().expect("eight bytes"));
-        if may_need_escape(word) {
-            for j in i..i + 8 {
-                if needs_escape(s[j]) {
-                    out.extend_from_slice(&s[copied..j]);
-                    write_escape(out, s[j]);
-                    copied = j + 1;
-                }
-            }
+    while i + 16 <= s.len() {
+        if may_need_escape(word(s, i)) | may_need_escape(word(s, i + 8)) {
+            escape_run(out, s, i..i + 16, &mut copied);
+        }
+        i += 16;
+    }
+    if i + 8 <= s.len() {
+        if may_need_escape(word(s, i)) {
+            escape_run(out, s, i..i + 8, &mut copied);
         }
         i += 8;
     }
-    // The last bytes (a key's, most often all of it) are tested as one
-    // word too, padded with bytes that need no escape.
-    let rest = &s[i..];
-    let mut tail = [b'a'; 8];
-    tail[..rest.len()].copy_from_slice(rest);
-    if may_need_escape(u64::from_le_bytes(tail)) {
-        for j in i..s.len() {
-            if needs_escape(s[j]) {
-                out.extend_from_slice(&s[copied..j]);
-                write_escape(out, s[j]);
-                copied = j + 1;
-            }
+    if i < s.len() {
+        // Fewer than eight bytes are left: the string's last eight as one
+        // word when it has them, else byte by byte (short keys and values).
+        if s.len() < 8 || may_need_escape(word(s, s.len() - 8)) {
+            escape_run(out, s, i..s.len(), &mut copied);
         }
     }
     out.extend_from_slice(&s[copied..]);
     out.push(b'"');
 }
+
+/// Escape the bytes of `s[run]` that need it, first copying what is
+/// pending since `copied`.
+#[inline(never)]
+fn escape_run(out: &mut Vec<u8>, s: &[u8], run: std::ops::Range<usize>, copied: &mut usize) {
+    for j in run {
+        if ESCAPE[s[j] as usize] {
+            out.extend_from_slice(&s[*copied..j]);
+            write_escape(out, s[j]);
+            *copied = j + 1;
+        }
+    }
+}
+
+/// Whether a byte is escaped in a JSON string.
+static ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b < 0x20 || b == b'"' as usize || b == b'\\' as usize;
+        b += 1;
+    }
+    t
+};
 
 /// Whether any of the word's bytes may be `"`, `\` or below 0x20 (no
 /// false negatives; the byte loop decides).
@@ -228,11 +308,6 @@ fn may_need_escape(word: u64) -> bool {
     let backslash = zero_byte(word ^ (ONES * b'\\' as u64));
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
     quote | backslash | control != 0
-}
-
-#[inline]
-fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\'
 }
 
 fn write_escape(out: &mut Vec<u8>, b: u8) {
@@ -276,7 +351,7 @@ pub fn to_value(event: &EventView<'_>) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::{Step, steps, write_str};
+    use super::{Step, steps, write_str, write_str_in};
 
     /// The steps as the byte-at-a-time reading finds them.
     fn steps_slowly(path: &[u8]) -> Vec<Step> {
@@ -379,9 +454,12 @@ mod tests {
         check("");
         for &c in &chars {
             check(&c.to_string());
-            for len in [7usize, 8, 9, 15, 16, 17, 23] {
+            for len in [7usize, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33, 40] {
                 for at in 0..len {
-                    let mut s: String = "abcdefghijklmnopqrstuvwxyz".chars().take(len).collect();
+                    let mut s: String = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEF"
+                        .chars()
+                        .take(len)
+                        .collect();
                     s.insert(at, c);
                     check(&s);
                     s.insert(at, '"');
@@ -391,7 +469,7 @@ mod tests {
         }
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..5_000 {
-            let len = (seed % 40) as usize;
+            let len = (seed % 56) as usize;
             let s: String = (0..len)
                 .map(|_| {
                     seed ^= seed << 13;
@@ -401,6 +479,41 @@ mod tests {
                 })
                 .collect();
             check(&s);
+        }
+    }
+
+    /// A short string is checked as a word of the buffer around it: what
+    /// lies next to it (quotes, backslashes, control bytes) never changes
+    /// how it is written, at any place in buffers of any length.
+    #[test]
+    fn short_strings_are_written_alike_whatever_surrounds_them() {
+        let fill: [&[u8]; 4] = [
+            b"\"\"\"\"\"\"\"\"\"",
+            b"\\\\\\\\\\\\\\\\\\",
+            b"\n\n\n\n\n\n\n\n\n",
+            b"xxxxxxxxx",
+        ];
+        let texts = [
+            "", "a", "ab\"", "\\", "tool", "os\n", "level", "1234567", "\u{1}x", "é€",
+        ];
+        for text in texts {
+            for f in fill {
+                for before in 0..9 {
+                    for after in 0..9 {
+                        let mut data = f[..before].to_vec();
+                        data.extend_from_slice(text.as_bytes());
+                        data.extend_from_slice(&f[..after]);
+                        let mut ours = Vec::new();
+                        write_str_in(&mut ours, &data, before, text);
+                        assert_eq!(
+                            String::from_utf8(ours).unwrap(),
+                            serde_json::to_string(text).unwrap(),
+                            "{text:?} after {before} and before {after} bytes of {:?}",
+                            String::from_utf8_lossy(f)
+                        );
+                    }
+                }
+            }
         }
     }
 }
