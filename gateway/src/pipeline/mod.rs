@@ -470,7 +470,14 @@ impl Chain {
             live.retain(&remove);
             return Ok(Change::Removed(keep));
         };
-        let mut next = FlatBatch::with_capacity(kept);
+        // Room for the batch as it is and what the edits add: it does not
+        // grow while it is built.
+        let (more_data, more_leaves) = edits.growth();
+        let mut next = FlatBatch::with_room(
+            data.len() + more_data,
+            leaves.len() + more_leaves,
+            words.len(),
+        );
         let mut rewriter = Rewriter::default();
         // After the last plugin, the batch holds only the events that leave
         // as leaves: `slots` gives each event's place in it.

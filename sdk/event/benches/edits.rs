@@ -58,7 +58,13 @@ fn main() {
                 black_box(edits);
                 continue;
             }
-            let mut next = FlatBatch::with_capacity(view.len());
+            // Sized as the gateway sizes a plugin's next batch.
+            let (more_data, more_leaves) = edits.growth();
+            let mut next = FlatBatch::with_room(
+                batch.data.len() + more_data,
+                batch.leaves.len() + more_leaves,
+                batch.events.len(),
+            );
             for i in 0..view.len() {
                 rewriter
                     .push_edited(&mut next, &view.event(i), &edits, i)

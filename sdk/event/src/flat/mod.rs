@@ -164,6 +164,16 @@ impl FlatBatch {
         }
     }
 
+    /// An empty batch with room for `data` bytes, `leaves` leaf words and
+    /// `events` event words.
+    pub fn with_room(data: usize, leaves: usize, events: usize) -> Self {
+        FlatBatch {
+            data: Vec::with_capacity(data),
+            leaves: Vec::with_capacity(leaves),
+            events: Vec::with_capacity(events),
+        }
+    }
+
     /// Append event `index` of another batch, given as its three buffers,
     /// without decoding it: its bytes are copied in one piece and its leaves
     /// re-based. The host uses it to carry unchanged events over to the next
