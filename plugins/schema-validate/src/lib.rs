@@ -4,6 +4,7 @@
 //! See the crate's README for the config and behaviour.
 
 pub mod flat;
+pub mod pattern;
 pub mod plan;
 pub mod schema;
 

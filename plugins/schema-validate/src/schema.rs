@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use regex::Regex;
+use crate::pattern::Pattern;
 use serde_json::{Number, Value};
 use wraith_plugin::{ConfigError, path};
 
@@ -99,7 +99,7 @@ pub struct Schema {
     pub(crate) additional_properties: bool,
     pub(crate) items: Option<Arc<Schema>>,
     pub(crate) enum_values: Option<Vec<Value>>,
-    pub(crate) pattern: Option<Regex>,
+    pub(crate) pattern: Option<Pattern>,
     pub(crate) minimum: Option<Number>,
     pub(crate) maximum: Option<Number>,
     pub(crate) min_length: Option<u64>,
@@ -180,7 +180,7 @@ impl Schema {
                     let text = v.as_str().ok_or_else(|| {
                         ConfigError::new(&f, "must be a regular expression (a string)")
                     })?;
-                    let re = Regex::new(text).map_err(|e| {
+                    let re = Pattern::new(text).map_err(|e| {
                         ConfigError::new(&f, format!("invalid regular expression: {e}"))
                     })?;
                     s.pattern = Some(re);
