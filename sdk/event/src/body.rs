@@ -64,8 +64,11 @@ pub fn json_array(body: &[u8], rules: &Rules<'_>) -> Option<Parsed> {
     if *first != b'[' {
         return None;
     }
+    // The body is checked as UTF-8 once, in one pass, rather than string
+    // by string as the deserializer reads them from bytes.
+    let text = std::str::from_utf8(body).ok()?;
     let mut out = Out::new(rules, body.len());
-    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut de = serde_json::Deserializer::from_str(text);
     de.deserialize_seq(Events(&mut out)).ok()?;
     de.end().ok()?;
     out.finish()
@@ -74,16 +77,18 @@ pub fn json_array(body: &[u8], rules: &Rules<'_>) -> Option<Parsed> {
 /// A body of NDJSON: one event per line, blank lines skipped.
 /// `None`: take the general route (see the module's documentation).
 pub fn ndjson(body: &[u8], rules: &Rules<'_>) -> Option<Parsed> {
+    // Checked as UTF-8 once, as in `json_array`.
+    let text = std::str::from_utf8(body).ok()?;
     let mut out = Out::new(rules, body.len());
-    for line in body.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.bytes().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
         if out.ids.len() == rules.max_events {
             return None;
         }
-        let mut de = serde_json::Deserializer::from_slice(line);
+        let mut de = serde_json::Deserializer::from_str(line);
         de.deserialize_map(Event(&mut out)).ok()?;
         de.end().ok()?;
     }
@@ -182,11 +187,21 @@ impl<'r> Out<'r> {
 
 /// A small hash of a key; a collision only sends the body the general way.
 fn key_hash(key: &[u8]) -> u64 {
+    let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
     let mut h = key.len() as u64;
-    for chunk in key.chunks(8) {
-        let mut w = [0u8; 8];
-        w[..chunk.len()].copy_from_slice(chunk);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    let mut words = key.chunks_exact(8);
+    for w in &mut words {
+        h = mix(h, u64::from_le_bytes(w.try_into().expect("eight bytes")));
+    }
+    // The last bytes as a word padded with zeros, built in a register
+    // (copying them into a buffer calls `memcpy` for each key).
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let w = rest
+            .iter()
+            .enumerate()
+            .fold(0u64, |w, (i, &b)| w | (b as u64) << (8 * i));
+        h = mix(h, w);
     }
     h
 }
@@ -670,5 +685,22 @@ mod tests {
         assert!(ndjson(b"{\"event_type\":\"t\"}\n\n{\"event_type\":\"t\"}\r\n", &r).is_some());
         assert_eq!(ndjson(b"{\"event_type\":\"t\"}\nnot json\n", &r), None);
         assert_eq!(ndjson(b"\n \n", &r), None);
+        // Bytes that are not UTF-8, in a value, a key or between lines.
+        for body in [
+            &b"[{\"event_type\":\"t\",\"m\":\"\xff\"}]"[..],
+            b"[{\"event_type\":\"t\",\"\xc3\":1}]",
+            b"[{\"event_type\":\"t\"}]\xe2\x82",
+        ] {
+            assert_eq!(json_array(body, &r), None, "{body:?}");
+        }
+        assert_eq!(ndjson(b"{\"event_type\":\"t\"}\n\xff\n", &r), None);
+        assert_eq!(
+            ndjson(b"{\"event_type\":\"t\",\"m\":\"\xc3(\"}\n", &r),
+            None
+        );
+        // And text that is, in every place.
+        let ok = "[{\"event_type\":\"t\",\"é\":\"€ 😀\"}]";
+        assert!(json_array(ok.as_bytes(), &r).is_some());
+        assert!(ndjson(&ok.as_bytes()[1..ok.len() - 1], &r).is_some());
     }
 }
