@@ -383,6 +383,9 @@ struct Work {
     path: Src,
     kind: u32,
     value: Src,
+    /// The path's first byte (0 for the event itself), which most leaves
+    /// are told apart by when an edit looks for its place.
+    first: u8,
 }
 
 /// Applies edits to events in the flat layout; holds its buffers from one
@@ -420,6 +423,7 @@ impl Rewriter {
                 path: Src::Old(w[0], w[1]),
                 kind: w[2],
                 value: Src::Old(w[3], w[4]),
+                first: first_byte(from.data, w[0], w[1]),
             });
         }
         for e in edits.of(index) {
@@ -511,11 +515,12 @@ impl Rewriter {
         let (mut best, mut run) = (0, 0..0);
         // A leaf whose path starts with another byte than `p` is under none
         // of its steps (each is a key or an index, so none is empty).
-        let first = p.as_bytes().first();
+        let first = p.as_bytes().first().copied();
+        let every = ends.first() == Some(&0);
         for (k, w) in self.work.iter().enumerate() {
-            let path = self.path_of(old, w);
             let mut d = 0;
-            if path.first() == first || ends.first() == Some(&0) {
+            if every || Some(w.first) == first {
+                let path = self.path_of(old, w);
                 while d < ends.len() && at_or_under(path, &p[..ends[d]]) {
                     d += 1;
                 }
@@ -583,6 +588,7 @@ impl Rewriter {
                 path: Src::New(w[0], w[1]),
                 kind: w[2],
                 value: Src::New(w[3], w[4]),
+                first: first_byte(&self.fresh.data, w[0], w[1]),
             })
     }
 
@@ -702,6 +708,15 @@ fn bytes<'a>(old: &'a [u8], fresh: &'a [u8], src: Src) -> &'a [u8] {
     };
     buf.get(off as usize..off as usize + len as usize)
         .unwrap_or(&[])
+}
+
+/// The first byte of the path at `off..off + len` of `buf`, 0 when empty.
+fn first_byte(buf: &[u8], off: u32, len: u32) -> u8 {
+    if len == 0 {
+        0
+    } else {
+        buf.get(off as usize).copied().unwrap_or(0)
+    }
 }
 
 /// Whether a leaf at `path` is at or under `p` (both as the layout writes
