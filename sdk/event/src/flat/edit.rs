@@ -144,11 +144,13 @@ impl Edits {
                             }
                         }
                         other => {
-                            let (k, bytes) = other.encode();
+                            let (k, _) = other.encode();
                             let start = out.text.len();
-                            // Null, booleans and strings: UTF-8 checked by `decode`.
-                            out.text
-                                .push_str(std::str::from_utf8(bytes).expect("checked"));
+                            // A string's text as decoded; null and booleans
+                            // have none.
+                            if let ValueRef::String(t) = other {
+                                out.text.push_str(t);
+                            }
                             Change::Leaf {
                                 kind: k,
                                 value: start..out.text.len(),
