@@ -188,7 +188,7 @@ pub fn push_index(path: &mut String, index: usize) {
 }
 
 fn push_escaped(path: &mut String, key: &str) {
-    if key.bytes().any(needs_escape) {
+    if any_escape(key.as_bytes()) {
         for ch in key.chars() {
             if ch.is_ascii() && needs_escape(ch as u8) {
                 path.push('\\');
@@ -202,6 +202,35 @@ fn push_escaped(path: &mut String, key: &str) {
 
 pub(crate) fn needs_escape(b: u8) -> bool {
     matches!(b, b'.' | b'[' | b']' | b'\\')
+}
+
+/// Whether any byte of `key` needs escaping: eight bytes at a time (the
+/// last eight as one word, overlapping), byte by byte below eight.
+fn any_escape(key: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Some byte of `w` may be one of the four (no false negatives).
+    let hit = |w: u64| {
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+        zero(w ^ (ONES * b'.' as u64))
+            | zero(w ^ (ONES * b'[' as u64))
+            | zero(w ^ (ONES * b']' as u64))
+            | zero(w ^ (ONES * b'\\' as u64))
+            != 0
+    };
+    let word = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().expect("eight bytes"));
+    if key.len() < 8 {
+        return key.iter().any(|&b| needs_escape(b));
+    }
+    let mut i = 0;
+    while i + 8 <= key.len() {
+        if hit(word(i)) {
+            return key[i..i + 8].iter().any(|&b| needs_escape(b))
+                || key[i + 8..].iter().any(|&b| needs_escape(b));
+        }
+        i += 8;
+    }
+    i < key.len() && hit(word(key.len() - 8)) && key[i..].iter().any(|&b| needs_escape(b))
 }
 
 /// Render segments back into a path.
@@ -488,5 +517,27 @@ mod tests {
             }
         }
         assert_eq!(cases, 3 * 155 * 2);
+    }
+
+    /// The word-at-a-time test of a key agrees with the byte loop.
+    #[test]
+    fn keys_needing_escapes_are_found_word_by_word() {
+        let pieces: [&str; 8] = ["a", "context", "é", ".", "[", "]", "\\", "installation_id"];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            let mut key = String::new();
+            for _ in 0..seed % 6 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                key.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            seed = seed.wrapping_add(1);
+            assert_eq!(
+                any_escape(key.as_bytes()),
+                key.bytes().any(needs_escape),
+                "{key:?}"
+            );
+        }
     }
 }
