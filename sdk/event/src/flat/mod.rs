@@ -530,7 +530,8 @@ impl<'a> EventView<'a> {
             .as_chunks::<LEAF_WORDS>()
             .0
             .iter()
-            .find(|w| same_bytes(self.bytes(w[0], w[1]), wanted))
+            // The length first: most paths differ in it.
+            .find(|w| w[1] as usize == wanted.len() && same_bytes(self.bytes(w[0], w[1]), wanted))
             .map(|w| self.leaf(w).value)
     }
 
