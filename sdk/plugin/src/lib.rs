@@ -328,10 +328,12 @@ pub fn log(level: LogLevel, message: &str) {
 }
 
 /// Add `delta` to this plugin's counter `name` (`[a-z0-9_]`), shown in the
-/// gateway's `/metrics`.
+/// gateway's `/metrics`. Inside the gateway the counts of a batch are summed
+/// by name and handed over once the batch is processed (one call into the
+/// host per name and batch, not per event).
 pub fn counter(name: &str, delta: u64) {
     #[cfg(target_arch = "wasm32")]
-    __bindings::wraith::plugin::host::counter_add(name, delta);
+    __glue::count(name, delta);
     #[cfg(not(target_arch = "wasm32"))]
     NATIVE.with(|n| *n.borrow_mut().counters.entry(name.to_string()).or_default() += delta);
 }
@@ -487,7 +489,9 @@ pub mod __glue {
                 });
             }
         };
-        match P::init(Config::new(value)) {
+        let initialised = P::init(Config::new(value));
+        flush_counters();
+        match initialised {
             Ok(p) => {
                 *state = Some(p);
                 Ok(())
@@ -499,12 +503,47 @@ pub mod __glue {
         }
     }
 
+    thread_local! {
+        /// Counts added since the last hand-over, summed by name.
+        static PENDING: std::cell::RefCell<Vec<(String, u64)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Names held before the counts are handed over early (a plugin that
+    /// makes up names per event still costs one call per name).
+    const MAX_PENDING: usize = 32;
+
+    /// Add to a counter of the batch being processed.
+    pub fn count(name: &str, delta: u64) {
+        let full = PENDING.with(|p| {
+            let mut p = p.borrow_mut();
+            match p.iter_mut().find(|(n, _)| n == name) {
+                Some((_, d)) => *d = d.saturating_add(delta),
+                None => p.push((name.to_string(), delta)),
+            }
+            p.len() >= MAX_PENDING
+        });
+        if full {
+            flush_counters();
+        }
+    }
+
+    /// Hand the summed counts over to the host.
+    pub fn flush_counters() {
+        let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+        for (_name, _delta) in pending {
+            #[cfg(target_arch = "wasm32")]
+            __bindings::wraith::plugin::host::counter_add(&_name, _delta);
+        }
+    }
+
     pub fn process<P: Plugin>(state: &mut Option<P>, batch: wit::Batch) -> wit::BatchResult {
         let plugin = state
             .as_mut()
             .expect("the gateway calls init before process");
         let view = BatchView::new(&batch.data, &batch.leaves, &batch.events);
         let (outcomes, edits) = run_batch(plugin, view);
+        flush_counters();
         wit::BatchResult {
             outcomes: outcomes
                 .into_iter()
