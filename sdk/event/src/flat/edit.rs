@@ -287,10 +287,12 @@ fn apply<'a>(
     }
 }
 
-/// If `p` is a plain path (see [`plain_path`]), push where each of its
-/// steps ends (each dot, then its length) to `ends` and return `true`;
-/// else leave `ends` as it was and return `false`. Eight bytes at a time:
-/// paths run to a few dozen bytes, with a dot or two.
+/// If `p` is a plain path (keys only, none empty and none with a byte that
+/// the layout escapes in a key, `.` aside, which separates them: it reads
+/// as its keys and is written back the same), push where each of its steps
+/// ends (each dot, then its length) to `ends` and return `true`; else
+/// leave `ends` as it was and return `false`. Eight bytes at a time: paths
+/// run to a few dozen bytes, with a dot or two.
 fn plain_steps(p: &[u8], ends: &mut Vec<usize>) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
@@ -339,9 +341,8 @@ fn plain_steps(p: &[u8], ends: &mut Vec<usize>) -> bool {
     true
 }
 
-/// Whether a path is keys only, none empty and none with a byte that the
-/// layout escapes in a key (`.` aside, which separates them), so that it
-/// reads as its keys and is written back the same.
+/// [`plain_steps`]'s answer, byte by byte: the reference it is tested
+/// against.
 #[cfg(test)]
 fn plain_path(p: &[u8]) -> bool {
     let mut prev = b'.';

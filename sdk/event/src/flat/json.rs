@@ -173,10 +173,10 @@ pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
             }
             *any = true;
             if *close == b'}' {
-                let raw = str_at(w[0] + step.start, step.end - step.start);
+                let (off, len) = (w[0] + step.start, step.end - step.start);
                 if step.escaped {
                     key.clear();
-                    let mut chars = raw.chars();
+                    let mut chars = str_at(off, len).chars();
                     while let Some(c) = chars.next() {
                         key.push(if c == '\\' {
                             chars.next().unwrap_or('\\')
@@ -186,7 +186,7 @@ pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
                     }
                     write_str(out, &key);
                 } else {
-                    string_at(out, w[0] + step.start, step.end - step.start);
+                    string_at(out, off, len);
                 }
                 out.push(b':');
             }
@@ -208,10 +208,9 @@ pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
 }
 
 /// Write `text`, which is `data[start..start + text.len()]`, as
-/// [`write_str`] does. A
-/// string shorter than a word (most keys, many values) is checked as one
-/// word of `data` around it, the other bytes masked off, instead of byte by
-/// byte.
+/// [`write_str`] does. A string shorter than a word (most keys, many
+/// values) is checked as one word of `data` around it, the other bytes
+/// masked off, instead of byte by byte.
 #[inline]
 fn write_str_in(out: &mut Vec<u8>, data: &[u8], start: usize, text: &str) {
     let len = text.len();
