@@ -25,6 +25,7 @@ pub mod path;
 pub mod validate;
 #[cfg(feature = "wire")]
 pub mod wire;
+mod words;
 
 pub use serde_json::{Map, Value};
 

@@ -205,32 +205,26 @@ pub(crate) fn needs_escape(b: u8) -> bool {
 }
 
 /// Whether any byte of `key` needs escaping: eight bytes at a time (the
-/// last eight as one word, overlapping), byte by byte below eight.
+/// last eight as one word, overlapping bytes found clean), byte by byte
+/// below eight.
 fn any_escape(key: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Some byte of `w` may be one of the four (no false negatives).
+    use crate::words::{bytes_equal, word};
+    // Exact: a mark is a byte to escape.
     let hit = |w: u64| {
-        let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-        zero(w ^ (ONES * b'.' as u64))
-            | zero(w ^ (ONES * b'[' as u64))
-            | zero(w ^ (ONES * b']' as u64))
-            | zero(w ^ (ONES * b'\\' as u64))
+        bytes_equal(w, b'.') | bytes_equal(w, b'[') | bytes_equal(w, b']') | bytes_equal(w, b'\\')
             != 0
     };
-    let word = |at: usize| u64::from_le_bytes(key[at..at + 8].try_into().expect("eight bytes"));
     if key.len() < 8 {
         return key.iter().any(|&b| needs_escape(b));
     }
     let mut i = 0;
     while i + 8 <= key.len() {
-        if hit(word(i)) {
-            return key[i..i + 8].iter().any(|&b| needs_escape(b))
-                || key[i + 8..].iter().any(|&b| needs_escape(b));
+        if hit(word(key, i)) {
+            return true;
         }
         i += 8;
     }
-    i < key.len() && hit(word(key.len() - 8)) && key[i..].iter().any(|&b| needs_escape(b))
+    i < key.len() && hit(word(key, key.len() - 8))
 }
 
 /// Render segments back into a path.
@@ -527,10 +521,9 @@ mod tests {
         for _ in 0..20_000 {
             let mut key = String::new();
             for _ in 0..seed % 6 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                key.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+                key.push_str(
+                    pieces[(crate::words::xorshift(&mut seed) % pieces.len() as u64) as usize],
+                );
             }
             seed = seed.wrapping_add(1);
             assert_eq!(

@@ -294,10 +294,7 @@ fn apply<'a>(
 /// leave `ends` as it was and return `false`. Eight bytes at a time: paths
 /// run to a few dozen bytes, with a dot or two.
 fn plain_steps(p: &[u8], ends: &mut Vec<usize>) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    // The high bit of every zero byte, exactly.
-    let zeros = |x: u64| !(((x & LOW7) + LOW7) | x | LOW7);
+    use crate::words::{bytes_equal, padded, word};
     if p.first().is_none_or(|&b| b == b'.') || p.last() == Some(&b'.') {
         return false;
     }
@@ -305,21 +302,14 @@ fn plain_steps(p: &[u8], ends: &mut Vec<usize>) -> bool {
     let mut last_dot = usize::MAX;
     let mut i = 0;
     while i < p.len() {
-        let w = match p.get(i..i + 8) {
-            Some(w) => u64::from_le_bytes(w.try_into().expect("eight bytes")),
-            // The last bytes, padded with a byte of no interest.
-            None => {
-                let mut w = [b'a'; 8];
-                for (k, &b) in p[i..].iter().enumerate() {
-                    w[k] = b;
-                }
-                u64::from_le_bytes(w)
-            }
+        // The last bytes padded with a byte of no interest.
+        let w = if i + 8 <= p.len() {
+            word(p, i)
+        } else {
+            padded(p, i, b'a')
         };
-        let bad = zeros(w ^ (ONES * b'[' as u64))
-            | zeros(w ^ (ONES * b']' as u64))
-            | zeros(w ^ (ONES * b'\\' as u64));
-        let mut dots = zeros(w ^ (ONES * b'.' as u64));
+        let bad = bytes_equal(w, b'[') | bytes_equal(w, b']') | bytes_equal(w, b'\\');
+        let mut dots = bytes_equal(w, b'.');
         if bad != 0 {
             ends.truncate(mark);
             return false;
@@ -770,10 +760,9 @@ mod tests {
         for _ in 0..20_000 {
             let mut p = String::new();
             for _ in 0..seed % 6 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                p.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+                p.push_str(
+                    pieces[(crate::words::xorshift(&mut seed) % pieces.len() as u64) as usize],
+                );
             }
             seed = seed.wrapping_add(1);
             let mut buffer = EditBuffer::default();

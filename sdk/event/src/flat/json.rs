@@ -3,6 +3,7 @@
 //! as a JSON value first.
 
 use super::{EventView, LEAF_WORDS, kind};
+use crate::words::{bytes_equal, control_bytes, word};
 use serde_json::Value;
 
 /// One step of a path as the layout writes it: the bytes of a key (still
@@ -73,14 +74,8 @@ fn steps(path: &[u8], out: &mut Vec<Step>) {
 /// what was read before).
 #[inline]
 fn next_special(path: &[u8], from: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    // Exact: the high bit of each byte that is `.`, `[` or `\`, and of no
-    // other (no borrow crosses a byte), so the lowest one is the first.
-    let specials = |w: u64| {
-        zero_bytes(w ^ (ONES * b'.' as u64))
-            | zero_bytes(w ^ (ONES * b'[' as u64))
-            | zero_bytes(w ^ (ONES * b'\\' as u64))
-    };
+    // Exact, so the lowest one is the first.
+    let specials = |w: u64| bytes_equal(w, b'.') | bytes_equal(w, b'[') | bytes_equal(w, b'\\');
     let mut i = from;
     while i + 8 <= path.len() {
         let hit = specials(word(path, i));
@@ -102,19 +97,6 @@ fn next_special(path: &[u8], from: usize) -> usize {
         i += 1;
     }
     i
-}
-
-/// The eight bytes of `s` from `at`, as a little-endian word.
-#[inline]
-fn word(s: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(s[at..at + 8].try_into().expect("eight bytes"))
-}
-
-/// The high bit of every zero byte of `x`, exactly.
-#[inline]
-fn zero_bytes(x: u64) -> u64 {
-    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    !(((x & LOW7) + LOW7) | x | LOW7)
 }
 
 /// Append the event's JSON text to `out`: what `serde_json::to_writer`
@@ -217,16 +199,11 @@ fn write_str_in(out: &mut Vec<u8>, data: &[u8], start: usize, text: &str) {
     if len == 0 || len >= 8 || data.len() < 8 {
         return write_str(out, text);
     }
-    // A word of `data` that holds the string.
+    // A word of `data` that holds the string; the masks are exact, so
+    // bytes outside the string cannot mark bytes in it.
     let base = start.min(data.len() - 8);
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let w = word(data, base);
-    // Exact, so that bytes outside the string cannot mark bytes in it.
-    let escapes = zero_bytes(w ^ (ONES * b'"' as u64))
-        | zero_bytes(w ^ (ONES * b'\\' as u64))
-        | zero_bytes(w & (ONES * 0xE0));
     let ours = (!0u64 >> (64 - 8 * len)) << (8 * (start - base));
-    if escapes & ours == 0 {
+    if escapes(word(data, base)) & ours == 0 {
         out.reserve(len + 2);
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
@@ -250,13 +227,13 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     let mut copied = 0;
     let mut i = 0;
     while i + 16 <= s.len() {
-        if may_need_escape(word(s, i)) | may_need_escape(word(s, i + 8)) {
+        if escapes(word(s, i)) | escapes(word(s, i + 8)) != 0 {
             escape_run(out, s, i..i + 16, &mut copied);
         }
         i += 16;
     }
     if i + 8 <= s.len() {
-        if may_need_escape(word(s, i)) {
+        if escapes(word(s, i)) != 0 {
             escape_run(out, s, i..i + 8, &mut copied);
         }
         i += 8;
@@ -264,7 +241,7 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     if i < s.len() {
         // Fewer than eight bytes are left: the string's last eight as one
         // word when it has them, else byte by byte (short keys and values).
-        if s.len() < 8 || may_need_escape(word(s, s.len() - 8)) {
+        if s.len() < 8 || escapes(word(s, s.len() - 8)) != 0 {
             escape_run(out, s, i..s.len(), &mut copied);
         }
     }
@@ -296,17 +273,11 @@ static ESCAPE: [bool; 256] = {
     t
 };
 
-/// Whether any of the word's bytes may be `"`, `\` or below 0x20 (no
-/// false negatives; the byte loop decides).
+/// The high bit of every byte of `word` that a JSON string escapes: `"`,
+/// `\\` and the control bytes, exactly.
 #[inline]
-fn may_need_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let quote = zero_byte(word ^ (ONES * b'"' as u64));
-    let backslash = zero_byte(word ^ (ONES * b'\\' as u64));
-    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    quote | backslash | control != 0
+fn escapes(word: u64) -> u64 {
+    bytes_equal(word, b'"') | bytes_equal(word, b'\\') | control_bytes(word)
 }
 
 fn write_escape(out: &mut Vec<u8>, b: u8) {
@@ -417,10 +388,9 @@ mod tests {
         for _ in 0..20_000 {
             let mut path = Vec::new();
             for _ in 0..(seed % 7) {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                path.extend_from_slice(pieces[(seed % pieces.len() as u64) as usize]);
+                path.extend_from_slice(
+                    pieces[(crate::words::xorshift(&mut seed) % pieces.len() as u64) as usize],
+                );
             }
             seed = seed.wrapping_add(1);
             steps(&path, &mut out);
@@ -470,12 +440,7 @@ mod tests {
         for _ in 0..5_000 {
             let len = (seed % 56) as usize;
             let s: String = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    chars[(seed % chars.len() as u64) as usize]
-                })
+                .map(|_| chars[(crate::words::xorshift(&mut seed) % chars.len() as u64) as usize])
                 .collect();
             check(&s);
         }
