@@ -26,7 +26,8 @@ use std::sync::Arc;
 use wraith_plugin::{Leaf, ValueRef};
 
 use crate::flat::{Node, Shape};
-use crate::{UnknownEventTypes, Validator, schema::Schema};
+use crate::schema::{JsonType, Schema};
+use crate::{UnknownEventTypes, Validator};
 
 /// How many structures are remembered (a power of two).
 const SLOTS: usize = 64;
@@ -51,8 +52,171 @@ struct Plan {
     /// Whether the structure passed; when it did not, no event of this
     /// structure passes.
     structure_ok: bool,
-    /// (leaf index, the schema that leaf must pass).
-    checks: Vec<(u32, Arc<Schema>)>,
+    /// (leaf index, what that leaf must pass).
+    checks: Vec<(u32, Check)>,
+}
+
+/// A leaf's check, as a plan keeps it: the schema's keywords that can
+/// read a leaf, sorted once into the few forms telemetry's schemas take,
+/// each answering as [`Schema::accepts_shape`] does.
+enum Check {
+    /// The schema reads nothing of the value but its JSON type, and none of
+    /// its types needs the value read (`number` and `integer` do): one bit
+    /// per [`Shape`] a leaf can have ([`kind_bit`]).
+    Kinds(u8),
+    /// `type: string` and string keywords only (`pattern`, `minLength`,
+    /// `maxLength`).
+    String(Arc<Schema>),
+    /// An `enum` of strings and nothing else (`type: string` aside).
+    Strings(Vec<String>),
+    /// `type: number` or `integer` and bounds that are integers: a leaf
+    /// written as a plain integer is compared without a parse into a JSON
+    /// number; any other is left to the schema.
+    Integer {
+        min: Option<i64>,
+        max: Option<i64>,
+        schema: Arc<Schema>,
+    },
+    /// Anything else: the schema's own check.
+    Schema(Arc<Schema>),
+}
+
+impl Check {
+    fn of(schema: &Arc<Schema>) -> Self {
+        // Keywords that read something other than a scalar leaf's own kind
+        // and text.
+        let container = !schema.required.is_empty();
+        let string_keywords =
+            schema.pattern.is_some() || schema.min_length.is_some() || schema.max_length.is_some();
+        let bounds = schema.minimum.is_some() || schema.maximum.is_some();
+        if container {
+            return Check::Schema(schema.clone());
+        }
+        let types = &schema.types;
+        match &schema.enum_values {
+            None if !types.is_empty() && !string_keywords && !bounds => {
+                let mut bits = 0;
+                for t in types {
+                    bits |= match t {
+                        JsonType::String => STRING,
+                        JsonType::Boolean => BOOL,
+                        JsonType::Null => NULL,
+                        JsonType::Object => EMPTY_OBJECT,
+                        JsonType::Array => EMPTY_ARRAY,
+                        JsonType::Number | JsonType::Integer => {
+                            return Check::Schema(schema.clone());
+                        }
+                    };
+                }
+                Check::Kinds(bits)
+            }
+            None if types.as_slice() == [JsonType::String] && !bounds => {
+                Check::String(schema.clone())
+            }
+            None if !types.is_empty()
+                && types
+                    .iter()
+                    .all(|t| matches!(t, JsonType::Number | JsonType::Integer))
+                && !string_keywords =>
+            {
+                let bound = |b: &Option<serde_json::Number>| match b {
+                    None => Ok(None),
+                    Some(n) => n.as_i64().map(Some).ok_or(()),
+                };
+                match (bound(&schema.minimum), bound(&schema.maximum)) {
+                    (Ok(min), Ok(max)) => Check::Integer {
+                        min,
+                        max,
+                        schema: schema.clone(),
+                    },
+                    _ => Check::Schema(schema.clone()),
+                }
+            }
+            Some(values)
+                if (types.is_empty() || types.as_slice() == [JsonType::String])
+                    && !string_keywords
+                    && !bounds
+                    && values.iter().all(|v| v.is_string()) =>
+            {
+                Check::Strings(
+                    values
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect(),
+                )
+            }
+            _ => Check::Schema(schema.clone()),
+        }
+    }
+
+    /// Whether `leaf` passes: [`Schema::accepts_shape`]'s answer.
+    fn passes(&self, leaf: &Leaf<'_>) -> bool {
+        match (self, leaf.value) {
+            (Check::Kinds(bits), value) => bits & kind_bit(value) != 0,
+            (Check::String(schema), ValueRef::String(s)) => schema.string_ok(s),
+            (Check::String(_), _) => false,
+            (Check::Strings(allowed), ValueRef::String(s)) => allowed
+                .iter()
+                .any(|a| wraith_plugin::same_bytes(a.as_bytes(), s.as_bytes())),
+            (Check::Strings(_), _) => false,
+            (Check::Integer { min, max, schema }, value) => match value {
+                ValueRef::Number(text) => match plain_integer(text) {
+                    Some(n) => min.is_none_or(|m| n >= m) && max.is_none_or(|m| n <= m),
+                    None => by_schema(schema, leaf),
+                },
+                _ => false,
+            },
+            (Check::Schema(schema), _) => by_schema(schema, leaf),
+        }
+    }
+}
+
+/// [`Schema::accepts_shape`] on one leaf.
+fn by_schema(schema: &Schema, leaf: &Leaf<'_>) -> bool {
+    let node = Node {
+        leaves: std::slice::from_ref(leaf),
+        at: leaf.path.len(),
+    };
+    schema.accepts_shape(node, Shape::of_leaf(leaf.value), None, &|_| false)
+}
+
+/// A number written as a plain integer (`-` and up to 18 digits, no
+/// leading zero), as `flat::number` reads it without serde_json: its value.
+fn plain_integer(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(d) => (true, d.as_bytes()),
+        None => (false, text.as_bytes()),
+    };
+    if !(1..=18).contains(&digits.len()) || (digits[0] == b'0' && (digits.len() > 1 || negative)) {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + (d - b'0') as i64;
+    }
+    Some(if negative { -n } else { n })
+}
+
+const STRING: u8 = 1;
+const BOOL: u8 = 2;
+const NULL: u8 = 4;
+const EMPTY_OBJECT: u8 = 8;
+const EMPTY_ARRAY: u8 = 16;
+
+/// The bit of a leaf's value among [`Check::Kinds`]' (none for numbers and
+/// for other JSON text, which no such check accepts).
+fn kind_bit(value: ValueRef<'_>) -> u8 {
+    match value {
+        ValueRef::String(_) => STRING,
+        ValueRef::Bool(_) => BOOL,
+        ValueRef::Null => NULL,
+        ValueRef::Json("{}") => EMPTY_OBJECT,
+        ValueRef::Json("[]") => EMPTY_ARRAY,
+        ValueRef::Number(_) | ValueRef::Json(_) => 0,
+    }
 }
 
 impl Plans {
@@ -113,20 +277,18 @@ impl Validator {
                 plans.slots[slot].insert(Plan {
                     key: plans.key.clone(),
                     structure_ok,
-                    checks,
+                    checks: checks
+                        .iter()
+                        .map(|(i, schema)| (*i, Check::of(schema)))
+                        .collect(),
                 })
             }
         };
         plan.structure_ok
-            && plan.checks.iter().all(|(i, schema)| {
-                let i = *i as usize;
-                let leaf = &leaves[i];
-                let node = Node {
-                    leaves: &leaves[i..=i],
-                    at: leaf.path.len(),
-                };
-                schema.accepts_shape(node, Shape::of_leaf(leaf.value), None, &|_| false)
-            })
+            && plan
+                .checks
+                .iter()
+                .all(|(i, check)| check.passes(&leaves[*i as usize]))
     }
 
     /// The structural half of [`Validator::accepts`]: `true` when the

@@ -512,15 +512,36 @@ impl<'a> EventView<'a> {
         self
     }
 
-    #[inline]
+    // Always inlined: a call costs about as much as the reading itself.
+    #[inline(always)]
     fn leaf(&self, w: &[u32; LEAF_WORDS]) -> Leaf<'a> {
         // The host writes valid UTF-8; a damaged leaf reads as an empty string.
-        let path = self.text(w[0], w[1]).unwrap_or("");
-        let value = self
-            .text(w[3], w[4])
-            .and_then(|t| ValueRef::decode_text(w[2], t).ok())
-            .unwrap_or(ValueRef::String(""));
-        Leaf { path, value }
+        let (path, value) = match self.text {
+            // Sliced out of text known to be UTF-8: a bounds and boundary
+            // check each, the most common case by far.
+            Some(t) => (
+                slice_text(t, self.base, w[0], w[1]),
+                slice_text(t, self.base, w[3], w[4]),
+            ),
+            None => (self.text(w[0], w[1]), self.text(w[3], w[4])),
+        };
+        let value = match value {
+            Some(t) => match w[2] {
+                kind::NULL => ValueRef::Null,
+                kind::FALSE => ValueRef::Bool(false),
+                kind::TRUE => ValueRef::Bool(true),
+                kind::NUMBER => ValueRef::Number(t),
+                kind::STRING => ValueRef::String(t),
+                kind::JSON => ValueRef::Json(t),
+                // An unknown kind, as `ValueRef::decode_text` refuses it.
+                _ => ValueRef::String(""),
+            },
+            None => ValueRef::String(""),
+        };
+        Leaf {
+            path: path.unwrap_or(""),
+            value,
+        }
     }
 
     /// The value of the leaf at exactly this (escaped) path.
@@ -543,6 +564,14 @@ impl<'a> EventView<'a> {
             .iter()
             .map(|w| self.leaf(w))
     }
+}
+
+/// `text[off - base..][..len]`, when it lies inside `text` on character
+/// boundaries (`text` holds the bytes from `base` on).
+#[inline]
+fn slice_text(text: &str, base: usize, off: u32, len: u32) -> Option<&str> {
+    let start = (off as usize).checked_sub(base)?;
+    text.get(start..start + len as usize)
 }
 
 /// Whether `a` and `b` hold the same bytes, for short texts such as paths,
