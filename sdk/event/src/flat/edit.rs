@@ -502,18 +502,31 @@ impl Rewriter {
     /// shortest until one does not hold it. `None` for an event without
     /// leaves, which the encoder never writes.
     fn deepest(&self, old: &[u8], p: &str, ends: &[usize]) -> Option<(usize, Range<usize>)> {
-        if self.work.is_empty() {
+        let n = self.work.len();
+        if n == 0 {
             return None;
         }
-        let (mut best, mut run) = (0, 0..0);
         // A leaf whose path starts with another byte than `p` is under none
-        // of its steps (each is a key or an index, so none is empty).
-        let first = p.as_bytes().first().copied();
+        // of its steps (each is a key or an index, so none is empty): such
+        // leaves are skipped in a loop of their own, most of an event's.
+        let first = p.as_bytes().first().copied().unwrap_or(0);
         let every = ends.first() == Some(&0);
-        for (k, w) in self.work.iter().enumerate() {
+        let skip = |mut k: usize| {
+            if !every {
+                while k < n && self.work[k].first != first {
+                    k += 1;
+                }
+            }
+            k
+        };
+        // While `best` is 0, no prefix has been found: the deepest is the
+        // event itself, every leaf.
+        let (mut best, mut run) = (0, 0..0);
+        let mut k = skip(0);
+        while k < n {
+            let path = self.path_of(old, &self.work[k]);
             let mut d = 0;
-            if every || Some(w.first) == first {
-                let path = self.path_of(old, w);
+            if every || self.work[k].first == first {
                 while d < ends.len() && at_or_under(path, &p[..ends[d]]) {
                     d += 1;
                 }
@@ -521,13 +534,20 @@ impl Rewriter {
             if d > best {
                 best = d;
                 run = k..k + 1;
-            } else if d == best && run.end == k {
+            } else if d > 0 && d == best && run.end == k {
                 run.end = k + 1;
             } else if d < best {
                 // The leaves under a prefix are one run: past the run of
                 // the deepest found, no leaf is under it or deeper.
                 break;
+            } else if best == 0 {
+                k = skip(k + 1);
+                continue;
             }
+            k += 1;
+        }
+        if best == 0 {
+            run = 0..n;
         }
         Some((best, run))
     }
