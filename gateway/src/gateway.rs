@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use wraith_event::flat::ValueRef;
+use wraith_event::flat::{LineWriter, ValueRef};
 
 /// Counts of what became of a submitted batch.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -312,6 +312,7 @@ pub fn to_records(
         .unwrap_or_default();
     let dlq: Arc<str> = Arc::from(DLQ);
     let mut last_destination: Option<Arc<str>> = None;
+    let mut writer = LineWriter::default();
     for d in dispositions {
         let d = match d {
             Disposition::Keep { event, destination }
@@ -338,7 +339,7 @@ pub fn to_records(
                         a
                     }
                 };
-                let event_id = event_line(event, client, &mut lines);
+                let event_id = event_line(event, client, &mut lines, &mut writer);
                 ends.push(lines.len());
                 records.push(Record {
                     kind: RecordKind::Event,
@@ -394,7 +395,12 @@ fn undeclared(destination: &str, known: Option<&HashSet<String>>) -> Option<Stri
 
 /// A kept event's JSON line, with the client field set, appended to
 /// `line`; returns its `event_id`.
-fn event_line(event: Kept, client: Option<&str>, line: &mut Vec<u8>) -> Option<Arc<str>> {
+fn event_line(
+    event: Kept,
+    client: Option<&str>,
+    line: &mut Vec<u8>,
+    writer: &mut LineWriter,
+) -> Option<Arc<str>> {
     let (batch, index) = match event {
         Kept::Value(mut v) => {
             set_client(&mut v, client);
@@ -412,7 +418,7 @@ fn event_line(event: Kept, client: Option<&str>, line: &mut Vec<u8>) -> Option<A
         None => !view.has(CLIENT_FIELD),
     };
     if right {
-        wraith_event::flat::write_event(&view, line);
+        writer.write(&view, line);
     } else {
         let mut v = wraith_event::flat::to_value(&view);
         set_client(&mut v, client);
@@ -450,6 +456,8 @@ mod tests {
             json!({"_client": "admin", "event_id": "e", "x": 5, "y": 6}),
         ];
         let batch = Arc::new(FlatBatch::encode(&events));
+        // One writer for every line, as a batch's lines share one.
+        let mut writer = LineWriter::default();
         for client in [Some("suite"), None] {
             for (i, event) in events.iter().enumerate() {
                 // Appended after what the buffer holds already.
@@ -461,8 +469,10 @@ mod tests {
                     },
                     client,
                     &mut flat,
+                    &mut writer,
                 );
-                let value_id = event_line(Kept::Value(event.clone()), client, &mut value);
+                let value_id =
+                    event_line(Kept::Value(event.clone()), client, &mut value, &mut writer);
                 assert_eq!(
                     String::from_utf8(flat).unwrap(),
                     String::from_utf8(value).unwrap(),

@@ -19,7 +19,7 @@ use common::events;
 
 use std::hint::black_box;
 use std::time::Instant;
-use wraith_event::flat::{FlatBatch, write_event};
+use wraith_event::flat::{FlatBatch, LineWriter, write_event};
 
 const EVENTS: usize = 1024;
 const BATCH: usize = 128;
@@ -33,13 +33,15 @@ fn main() {
     let events = events::events(0, EVENTS);
     let batches: Vec<FlatBatch> = events.chunks(BATCH).map(FlatBatch::encode).collect();
     let mut out = Vec::with_capacity(4096);
+    // One writer for all the lines, as the gateway keeps one per batch.
+    let mut writer = LineWriter::default();
     let mut from_leaves = |out: &mut Vec<u8>| {
         let mut bytes = 0;
         for b in &batches {
             let view = b.view();
             for i in 0..view.len() {
                 out.clear();
-                write_event(&view.event(i), out);
+                writer.write(&view.event(i), out);
                 bytes += black_box(&*out).len();
             }
         }

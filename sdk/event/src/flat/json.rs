@@ -103,6 +103,44 @@ fn next_special(path: &[u8], from: usize) -> usize {
 /// writes for the value the leaves encode (keys in order, numbers as the
 /// layout holds them, strings escaped as `serde_json` escapes them).
 pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
+    LineWriter::default().write(event, out);
+}
+
+/// Writes events as [`write_event`] does, keeping its working lists from
+/// one event to the next: a batch's lines are written without an
+/// allocation per event.
+#[derive(Debug, Default)]
+pub struct LineWriter {
+    /// Closing bytes of the containers open, and whether each has a member yet.
+    open: Vec<(u8, bool)>,
+    prev: Vec<Step>,
+    cur: Vec<Step>,
+    key: String,
+}
+
+impl LineWriter {
+    /// Append `event` to `out` as one line of JSON (no newline).
+    pub fn write(&mut self, event: &EventView<'_>, out: &mut Vec<u8>) {
+        let LineWriter {
+            open,
+            prev,
+            cur,
+            key,
+        } = self;
+        open.clear();
+        prev.clear();
+        write_event_with(event, out, open, prev, cur, key);
+    }
+}
+
+fn write_event_with(
+    event: &EventView<'_>,
+    out: &mut Vec<u8>,
+    open: &mut Vec<(u8, bool)>,
+    prev: &mut Vec<Step>,
+    cur: &mut Vec<Step>,
+    key: &mut String,
+) {
     let event = event.checked();
     let data = event.data;
     let text = |off: u32, len: u32| {
@@ -116,15 +154,10 @@ pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
         Some(text) => write_str_in(out, data, off as usize, text),
         None => write_str(out, ""),
     };
-    // Closing bytes of the containers open, and whether each has a member yet.
-    let mut open: Vec<(u8, bool)> = Vec::with_capacity(8);
-    let mut prev: Vec<Step> = Vec::with_capacity(8);
-    let mut cur: Vec<Step> = Vec::with_capacity(8);
     let mut prev_path: &[u8] = &[];
-    let mut key = String::new();
     for w in event.leaves.chunks_exact(LEAF_WORDS) {
         let path = text(w[0], w[1]);
-        steps(path, &mut cur);
+        steps(path, cur);
         if cur.is_empty() {
             // The event itself is the leaf: `{}`.
             write_value(out, w[2], text(w[3], w[4]));
@@ -166,7 +199,7 @@ pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
                             c
                         });
                     }
-                    write_str(out, &key);
+                    write_str(out, key);
                 } else {
                     string_at(out, off, len);
                 }
@@ -181,7 +214,7 @@ pub fn write_event(event: &EventView<'_>, out: &mut Vec<u8>) {
                 None => write_value(out, w[2], text(w[3], w[4])),
             }
         }
-        std::mem::swap(&mut prev, &mut cur);
+        std::mem::swap(prev, cur);
         prev_path = path;
     }
     while let Some((close, _)) = open.pop() {

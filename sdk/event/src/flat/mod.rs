@@ -11,7 +11,7 @@ mod edit;
 mod json;
 
 pub use edit::{Edits, Rewriter, Unsupported, at_or_under, lossless};
-pub use json::{to_value, write_event};
+pub use json::{LineWriter, to_value, write_event};
 
 /// `u32` words per leaf in `leaves`.
 pub const LEAF_WORDS: usize = 5;
