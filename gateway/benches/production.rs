@@ -26,6 +26,10 @@
 //! `WRAITH_BENCH_ONLY` (`http` or `loader`: run one of the two parts, e.g.
 //! to profile it), `WRAITH_BENCH_LOADER_LOG` (the loader's `RUST_LOG`;
 //! `wraith_gateway::loader=debug` prints where each batch's time goes).
+//! `WRAITH_BENCH_PROFILE=<n>` (or `<n>:scan`) starts no server: it turns
+//! 1,024 of the lines into rows `n` times (or only parses them, keeping
+//! nothing), for `valgrind --tool=callgrind`: the difference of two counts
+//! (say 2 and 12 passes) over 10 × 1,024 is the cost per row.
 
 #[path = "../tests/it/servers.rs"]
 #[allow(dead_code)]
@@ -236,6 +240,10 @@ async fn raw_publish(nats: &str, subject: &str, secs: u64, window: usize) -> f64
 }
 
 fn main() {
+    if let Ok(p) = std::env::var("WRAITH_BENCH_PROFILE") {
+        profile_rows(&p);
+        return;
+    }
     let secs = env_or("WRAITH_BENCH_SECS", 5);
     let clients = env_or("WRAITH_BENCH_CLIENTS", 8);
     let rows = env_or("WRAITH_BENCH_ROWS", 100_000);
@@ -293,6 +301,32 @@ fn main() {
                 ratios[ratios.len() - 1]
             );
         }
+    }
+}
+
+/// The loader's row step alone, `n` passes over 1,024 lines, the rows in a
+/// list used again as the loader's batches use theirs (`<n>:scan`: the
+/// parse that keeps nothing instead).
+fn profile_rows(spec: &str) {
+    let (n, scan) = match spec.strip_suffix(":scan") {
+        Some(n) => (n, true),
+        None => (spec, false),
+    };
+    let passes: usize = n.parse().expect("WRAITH_BENCH_PROFILE is <passes>[:scan]");
+    let lines: Vec<Vec<u8>> = (0..1024)
+        .map(|n| serde_json::to_vec(&event(n)).unwrap())
+        .collect();
+    let mut list = Vec::with_capacity(lines.len());
+    for _ in 0..passes {
+        list.clear();
+        for l in &lines {
+            if scan {
+                std::hint::black_box(serde_json::from_slice::<serde::de::IgnoredAny>(l).unwrap());
+            } else {
+                list.push(wraith_gateway::loader::row::event_row(l, "events", None).unwrap());
+            }
+        }
+        std::hint::black_box(&list);
     }
 }
 
