@@ -336,14 +336,21 @@ impl<'a> ValueRef<'a> {
 
     /// Decode a kind code and value text already known to be UTF-8.
     pub fn decode_text(kind: u32, text: &'a str) -> Result<Self, FlatError> {
-        Ok(match kind {
+        Self::of_kind(kind, text).ok_or(FlatError::BadKind(kind))
+    }
+
+    /// [`ValueRef::decode_text`] without the error: `None` for an unknown
+    /// kind.
+    #[inline(always)]
+    fn of_kind(kind: u32, text: &'a str) -> Option<Self> {
+        Some(match kind {
             kind::NULL => ValueRef::Null,
             kind::FALSE => ValueRef::Bool(false),
             kind::TRUE => ValueRef::Bool(true),
             kind::NUMBER => ValueRef::Number(text),
             kind::STRING => ValueRef::String(text),
             kind::JSON => ValueRef::Json(text),
-            other => return Err(FlatError::BadKind(other)),
+            _ => return None,
         })
     }
 
@@ -525,22 +532,11 @@ impl<'a> EventView<'a> {
             ),
             None => (self.text(w[0], w[1]), self.text(w[3], w[4])),
         };
-        let value = match value {
-            Some(t) => match w[2] {
-                kind::NULL => ValueRef::Null,
-                kind::FALSE => ValueRef::Bool(false),
-                kind::TRUE => ValueRef::Bool(true),
-                kind::NUMBER => ValueRef::Number(t),
-                kind::STRING => ValueRef::String(t),
-                kind::JSON => ValueRef::Json(t),
-                // An unknown kind, as `ValueRef::decode_text` refuses it.
-                _ => ValueRef::String(""),
-            },
-            None => ValueRef::String(""),
-        };
         Leaf {
             path: path.unwrap_or(""),
-            value,
+            value: value
+                .and_then(|t| ValueRef::of_kind(w[2], t))
+                .unwrap_or(ValueRef::String("")),
         }
     }
 
