@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use wraith_event::flat::{
-    EditBuffer, Edits, FlatBatch, Rewriter, ValueRef, lossless, to_value, write_event,
+    EditBuffer, Edits, FlatBatch, LineWriter, Rewriter, ValueRef, lossless, to_value, write_event,
 };
 use wraith_event::path::{self, Segment};
 
@@ -110,6 +110,22 @@ proptest! {
             serde_json::to_string(&event).unwrap()
         );
         prop_assert_eq!(to_value(&batch.view().event(0)), event);
+    }
+
+    #[test]
+    fn one_writer_serves_a_batch_of_lines(events in prop::collection::vec(event(), 1..6)) {
+        // What one line leaves in the writer's lists must not reach the next.
+        let batch = FlatBatch::encode(&events);
+        let view = batch.view();
+        let mut writer = LineWriter::default();
+        for (i, event) in events.iter().enumerate() {
+            let mut out = b"before".to_vec();
+            writer.write(&view.event(i), &mut out);
+            prop_assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("before{}", serde_json::to_string(event).unwrap())
+            );
+        }
     }
 
     #[test]
