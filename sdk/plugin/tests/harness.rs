@@ -49,6 +49,9 @@ impl Plugin for Scripted {
             }
             "typed" => {
                 event.set_i64("n.int", -42);
+                event.set_i64("n.zero", 0);
+                event.set_i64("n.min", i64::MIN);
+                event.set_i64("n.max", i64::MAX);
                 event.set_f64("n.float", 2.5);
                 event.set_f64("n.nan", f64::NAN);
                 event.set_bool("n.flag", true);
@@ -99,7 +102,7 @@ fn typed_setters_write_json_types() {
     let out = run("typed", json!({}));
     assert_eq!(
         out.event["n"],
-        json!({"int": -42, "float": 2.5, "nan": null, "flag": true, "obj": {"a": [1, {"b": null}]}, "null": null})
+        json!({"int": -42, "zero": 0, "min": i64::MIN, "max": i64::MAX, "float": 2.5, "nan": null, "flag": true, "obj": {"a": [1, {"b": null}]}, "null": null})
     );
 }
 
