@@ -141,14 +141,32 @@ impl<'l, 'a> Node<'l, 'a> {
 /// telemetry mostly holds, are read directly; the rest (and `-0`, which
 /// serde_json reads as a float) go through serde_json's parser.
 pub(crate) fn number(text: &str) -> Option<Number> {
-    let digits = text.strip_prefix('-').unwrap_or(text).as_bytes();
-    let plain = (1..=18).contains(&digits.len())
-        && digits.iter().all(u8::is_ascii_digit)
-        && (digits[0] != b'0' || (digits.len() == 1 && digits.len() == text.len()));
-    if plain {
-        return text.parse::<i64>().ok().map(Number::from);
+    match plain_integer(text) {
+        Some(n) => Some(Number::from(n)),
+        None => text.parse::<Number>().ok(),
     }
-    text.parse::<Number>().ok()
+}
+
+/// The value of a number written as a plain integer (`-` and up to 18
+/// digits, no leading zero, not `-0`), read without serde_json; `None` for
+/// any other text.
+pub(crate) fn plain_integer(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(d) => (true, d.as_bytes()),
+        None => (false, text.as_bytes()),
+    };
+    if !(1..=18).contains(&digits.len()) || (digits[0] == b'0' && (digits.len() > 1 || negative)) {
+        return None;
+    }
+    // At most 18 digits: no overflow.
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(d - b'0');
+    }
+    Some(if negative { -n } else { n })
 }
 
 /// Where a key that starts at `start` ends; `None` for an escaped key.

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use wraith_plugin::{Leaf, ValueRef};
 
-use crate::flat::{Node, Shape};
+use crate::flat::{Node, Shape, plain_integer};
 use crate::schema::{JsonType, Schema};
 use crate::{UnknownEventTypes, Validator};
 
@@ -178,26 +178,6 @@ fn by_schema(schema: &Schema, leaf: &Leaf<'_>) -> bool {
         at: leaf.path.len(),
     };
     schema.accepts_shape(node, Shape::of_leaf(leaf.value), None, &|_| false)
-}
-
-/// A number written as a plain integer (`-` and up to 18 digits, no
-/// leading zero), as `flat::number` reads it without serde_json: its value.
-fn plain_integer(text: &str) -> Option<i64> {
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(d) => (true, d.as_bytes()),
-        None => (false, text.as_bytes()),
-    };
-    if !(1..=18).contains(&digits.len()) || (digits[0] == b'0' && (digits.len() > 1 || negative)) {
-        return None;
-    }
-    let mut n: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        n = n * 10 + (d - b'0') as i64;
-    }
-    Some(if negative { -n } else { n })
 }
 
 const STRING: u8 = 1;

@@ -519,13 +519,7 @@ mod tests {
         let pieces: [&str; 8] = ["a", "context", "é", ".", "[", "]", "\\", "installation_id"];
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..20_000 {
-            let mut key = String::new();
-            for _ in 0..seed % 6 {
-                key.push_str(
-                    pieces[(crate::words::xorshift(&mut seed) % pieces.len() as u64) as usize],
-                );
-            }
-            seed = seed.wrapping_add(1);
+            let key = crate::words::joined(&pieces, &mut seed);
             assert_eq!(
                 any_escape(key.as_bytes()),
                 key.bytes().any(needs_escape),

@@ -50,6 +50,18 @@ pub(crate) fn xorshift(seed: &mut u64) -> u64 {
     *seed
 }
 
+/// Up to five of `pieces`, drawn at random and joined, for tests that
+/// build random paths and keys.
+#[cfg(test)]
+pub(crate) fn joined(pieces: &[&str], seed: &mut u64) -> String {
+    let mut s = String::new();
+    for _ in 0..*seed % 6 {
+        s.push_str(pieces[(xorshift(seed) % pieces.len() as u64) as usize]);
+    }
+    *seed = seed.wrapping_add(1);
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::{bytes_equal, control_bytes, padded, word, zero_bytes};

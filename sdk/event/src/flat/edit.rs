@@ -778,13 +778,7 @@ mod tests {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut plain_seen = 0;
         for _ in 0..20_000 {
-            let mut p = String::new();
-            for _ in 0..seed % 6 {
-                p.push_str(
-                    pieces[(crate::words::xorshift(&mut seed) % pieces.len() as u64) as usize],
-                );
-            }
-            seed = seed.wrapping_add(1);
+            let p = crate::words::joined(&pieces, &mut seed);
             let mut buffer = EditBuffer::default();
             buffer.set(0, &p, ValueRef::String("x"));
             let checked = Edits::check(&buffer.edits, &buffer.data, 1);
